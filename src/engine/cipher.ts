@@ -1,0 +1,110 @@
+/**
+ * SQLCipher 4 settings and key handling. Keys are derived here with WebCrypto
+ * (native PBKDF2 in every runtime) and handed to sqlite3mc as raw key + salt,
+ * so the wasm never runs the slow KDF and the salt is always one we drew from
+ * crypto.getRandomValues — never whatever the cipher layer read from a VFS.
+ */
+import { InvalidArgumentError } from './errors.ts';
+
+export type HashAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
+
+/** The SQLCipher settings people change. Defaults are SQLCipher 4's. */
+export interface CipherSettings {
+  /** PBKDF2 iterations for passphrases. SQLCipher 4 default: 256000. */
+  kdfIterations?: number;
+  /** Cipher page size in bytes (SQLCipher `cipher_page_size`). Default 4096. */
+  pageSize?: number;
+  /** Page HMAC algorithm. Default SHA512. */
+  hmacAlgorithm?: HashAlgorithm;
+  /** PBKDF2 hash. Default SHA512. */
+  kdfAlgorithm?: HashAlgorithm;
+}
+
+export const SQLCIPHER4_DEFAULTS: Required<CipherSettings> = {
+  kdfIterations: 256_000,
+  pageSize: 4096,
+  hmacAlgorithm: 'SHA512',
+  kdfAlgorithm: 'SHA512',
+};
+
+/** Either a passphrase (run through PBKDF2 like SQLCipher does) or a raw 32-byte key. */
+export type KeyMaterial = { password: string; key?: never } | { key: Uint8Array; password?: never };
+
+export const SALT_BYTES = 16;
+export const KEY_BYTES = 32;
+
+const HASH_INDEX: Record<HashAlgorithm, number> = { SHA1: 0, SHA256: 1, SHA512: 2 };
+const WEBCRYPTO_HASH: Record<HashAlgorithm, string> = { SHA1: 'SHA-1', SHA256: 'SHA-256', SHA512: 'SHA-512' };
+
+export function resolveSettings(settings: CipherSettings = {}): Required<CipherSettings> {
+  const s = { ...SQLCIPHER4_DEFAULTS, ...settings };
+  if (!Number.isInteger(s.kdfIterations) || s.kdfIterations < 1) {
+    throw new InvalidArgumentError('kdfIterations must be a positive integer');
+  }
+  if (!Number.isInteger(s.pageSize) || s.pageSize < 512 || s.pageSize > 65536 || (s.pageSize & (s.pageSize - 1)) !== 0) {
+    throw new InvalidArgumentError('pageSize must be a power of two between 512 and 65536');
+  }
+  for (const alg of [s.hmacAlgorithm, s.kdfAlgorithm]) {
+    if (!(alg in HASH_INDEX)) throw new InvalidArgumentError(`unknown hash algorithm: ${String(alg)}`);
+  }
+  return s;
+}
+
+/** PRAGMAs that select SQLCipher 4 format with these settings; run before the key. */
+export function cipherPragmas(s: Required<CipherSettings>, schema = 'main'): string[] {
+  return [
+    `PRAGMA ${schema}.cipher = 'sqlcipher'`,
+    `PRAGMA ${schema}.legacy = 4`,
+    `PRAGMA ${schema}.legacy_page_size = ${s.pageSize}`,
+    `PRAGMA ${schema}.kdf_iter = ${s.kdfIterations}`,
+    `PRAGMA ${schema}.hmac_algorithm = ${HASH_INDEX[s.hmacAlgorithm]}`,
+    `PRAGMA ${schema}.kdf_algorithm = ${HASH_INDEX[s.kdfAlgorithm]}`,
+  ];
+}
+
+export function validateKeyMaterial(material: KeyMaterial): void {
+  if (material.key !== undefined) {
+    if (!(material.key instanceof Uint8Array) || material.key.length !== KEY_BYTES) {
+      throw new InvalidArgumentError(`a raw key must be a Uint8Array of ${KEY_BYTES} bytes`);
+    }
+  } else if (typeof material.password !== 'string' || material.password.length === 0) {
+    throw new InvalidArgumentError('a non-empty password or a raw key is required');
+  }
+}
+
+/** The key SQLCipher would derive for this passphrase and salt, or the raw key itself. */
+export async function deriveKey(
+  material: KeyMaterial,
+  salt: Uint8Array,
+  s: Required<CipherSettings>,
+): Promise<Uint8Array> {
+  validateKeyMaterial(material);
+  if (material.key !== undefined) return material.key.slice();
+  const base = await crypto.subtle.importKey(
+    'raw', new TextEncoder().encode(material.password), 'PBKDF2', false, ['deriveBits'],
+  );
+  const bits = await crypto.subtle.deriveBits(
+    { name: 'PBKDF2', hash: WEBCRYPTO_HASH[s.kdfAlgorithm], salt: salt.slice(), iterations: s.kdfIterations },
+    base, KEY_BYTES * 8,
+  );
+  return new Uint8Array(bits);
+}
+
+/** A fresh random KDF salt. */
+export function newSalt(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(SALT_BYTES));
+}
+
+export function toHex(bytes: Uint8Array): string {
+  let hex = '';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return hex;
+}
+
+/**
+ * The SQL literal for `PRAGMA key`/`rekey`: raw key, plus the salt when given
+ * (SQLCipher's `x'<64 hex key><32 hex salt>'` form). Only hex reaches SQL.
+ */
+export function rawKeyLiteral(key: Uint8Array, salt?: Uint8Array): string {
+  return `"x'${toHex(key)}${salt ? toHex(salt) : ''}'"`;
+}

@@ -1,0 +1,71 @@
+/**
+ * Typed errors. Messages name files and SQLite result codes but never a key,
+ * passphrase or derived secret: callers may log them freely.
+ */
+
+/** Base class: `code` is a stable string for programs, `message` is for people. */
+export class CipherkeepError extends Error {
+  readonly code: string = 'CIPHERKEEP';
+  /** SQLite primary or extended result code, when SQLite produced the error. */
+  readonly sqliteCode: number | undefined;
+  constructor(message: string, options?: { sqliteCode?: number; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.sqliteCode = options?.sqliteCode;
+  }
+}
+
+/** The key does not decrypt the file, or the file is not a cipherkeep/SQLCipher database. */
+export class WrongKeyError extends CipherkeepError {
+  override readonly code = 'WRONG_KEY';
+}
+
+/** The file is a plain, unencrypted SQLite database. cipherkeep never opens those. */
+export class NotEncryptedError extends CipherkeepError {
+  override readonly code = 'NOT_ENCRYPTED';
+}
+
+/** The file decrypts but its content is damaged, or it is truncated or empty. */
+export class CorruptDatabaseError extends CipherkeepError {
+  override readonly code = 'CORRUPT';
+}
+
+/** The database file does not exist and `create` was not requested. */
+export class DatabaseNotFoundError extends CipherkeepError {
+  override readonly code = 'NOT_FOUND';
+}
+
+/** The directory that should hold the database does not exist. Nothing was created. */
+export class MissingDirectoryError extends CipherkeepError {
+  override readonly code = 'MISSING_DIRECTORY';
+}
+
+/** Another connection held a lock for longer than the busy timeout. */
+export class BusyError extends CipherkeepError {
+  override readonly code = 'BUSY';
+}
+
+/** The disk or storage quota is full. */
+export class StorageFullError extends CipherkeepError {
+  override readonly code = 'STORAGE_FULL';
+}
+
+/** The database, statement or engine was used after `close()`. */
+export class ClosedError extends CipherkeepError {
+  override readonly code = 'CLOSED';
+}
+
+/** The options passed in are invalid (bad key length, conflicting settings...). */
+export class InvalidArgumentError extends CipherkeepError {
+  override readonly code = 'INVALID_ARGUMENT';
+}
+
+/** The wasm engine failed its checksum or could not be loaded. */
+export class EngineLoadError extends CipherkeepError {
+  override readonly code = 'ENGINE_LOAD';
+}
+
+/** Any other SQLite error (syntax, constraint, ...), with its result code. */
+export class SqliteError extends CipherkeepError {
+  override readonly code = 'SQLITE';
+}

@@ -1,0 +1,38 @@
+/**
+ * cipherkeep for Node and Deno: one engine per thread over the filesystem VFS.
+ */
+import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { ENGINE_PIN } from '../wasm/pin.ts';
+import { createEngine, type Engine } from './engine/engine.ts';
+import { openDatabase as openWith, type Database, type OpenOptions } from './engine/database.ts';
+import { NodeFsVFS } from './vfs/node-fs-vfs.ts';
+
+export * from './index.ts';
+
+let shared: Promise<{ engine: Engine; vfsName: string }> | undefined;
+
+/** Reads the pinned wasm from the installed package (Node and Deno alike). */
+export async function readEngineWasm(): Promise<Uint8Array> {
+  const require = createRequire(import.meta.url);
+  return new Uint8Array(await fs.readFile(require.resolve(`${ENGINE_PIN.package}/${ENGINE_PIN.wasm}`)));
+}
+
+/** The engine of this thread with the filesystem VFS registered, created on first use. */
+export function nodeEngine(): Promise<{ engine: Engine; vfsName: string }> {
+  shared ??= (async () => {
+    const engine = await createEngine(await readEngineWasm());
+    const vfsName = engine.registerVFS(new NodeFsVFS('cipherkeep-fs', engine.module));
+    return { engine, vfsName };
+  })().catch((e) => {
+    shared = undefined;
+    throw e;
+  });
+  return shared;
+}
+
+/** Opens (or with `create: true` creates) an encrypted database file. */
+export async function openDatabase(path: string, options: OpenOptions): Promise<Database> {
+  const { engine, vfsName } = await nodeEngine();
+  return openWith(engine, vfsName, path, options);
+}

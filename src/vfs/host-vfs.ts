@@ -1,0 +1,206 @@
+/**
+ * The part every cipherkeep VFS shares: bookkeeping of open files, SQLite lock
+ * levels and the in-memory WAL index. A host (Node/Deno filesystem, memory,
+ * OPFS) only supplies byte storage through the abstract methods below.
+ */
+import { FacadeVFS } from '@journeyapps/wa-sqlite/src/FacadeVFS.js';
+import * as VFS from '@journeyapps/wa-sqlite/src/VFS.js';
+import { LockTable } from './locks.ts';
+import { ShmTable, SQLITE_IOERR_SHMMAP } from './shm.ts';
+
+/** What a host needs to tell the engine about a path before SQLite opens it. */
+export interface PathInfo {
+  /** Size in bytes, or null when no file exists at the path. */
+  size: number | null;
+  /** Whether the directory that would hold the file exists. */
+  parentExists: boolean;
+}
+
+/** Storage errors a host maps to SQLite codes; anything else becomes SQLITE_IOERR_*. */
+export class HostIOError extends Error {
+  constructor(message: string, readonly sqliteCode: number) {
+    super(message);
+  }
+}
+
+interface OpenFile<H> {
+  path: string;
+  flags: number;
+  handle: H;
+}
+
+export abstract class HostVFS<H> extends FacadeVFS {
+  override mxPathname = 1024;
+  protected readonly open = new Map<number, OpenFile<H>>();
+  readonly #locks = new LockTable();
+  readonly #shm: ShmTable;
+  #lastError = '';
+
+  constructor(name: string, module: any) {
+    super(name, module);
+    this.#shm = new ShmTable(module);
+  }
+
+  // ---- storage each host implements ----
+  /** Opens (creating when `create`) the file; returns null when absent and not created. */
+  protected abstract openHandle(path: string | null, create: boolean, readonly: boolean): H | null;
+  protected abstract closeHandle(handle: H, deleteOnClose: boolean, path: string): void;
+  /** Reads into `into` at `offset`; returns the number of bytes read (short at end of file). */
+  protected abstract readAt(handle: H, into: Uint8Array, offset: number): number;
+  protected abstract writeAt(handle: H, data: Uint8Array, offset: number): void;
+  protected abstract truncateTo(handle: H, size: number): void;
+  protected abstract syncHandle(handle: H, dataOnly: boolean): void;
+  protected abstract sizeOf(handle: H): number;
+  /** Deletes the file; returns false when it did not exist. */
+  abstract deleteFile(path: string, syncDir?: boolean): boolean;
+  abstract info(path: string): PathInfo;
+  /** Resolves a name as SQLite will see it (absolute on filesystems). */
+  abstract resolve(path: string): string;
+  /** The first `length` bytes of a file, without going through SQLite (for the KDF salt). */
+  abstract readHeader(path: string, length: number): Uint8Array | null;
+
+  // ---- FacadeVFS methods ----
+  jOpen(filename: string | null, fileId: number, flags: number, pOutFlags: DataView): number {
+    return this.#guard(VFS.SQLITE_CANTOPEN, () => {
+      const path = filename === null ? null : this.resolve(filename);
+      const handle = this.openHandle(path, !!(flags & VFS.SQLITE_OPEN_CREATE), !!(flags & VFS.SQLITE_OPEN_READONLY));
+      if (handle === null) return VFS.SQLITE_CANTOPEN;
+      const name = path ?? `temp:${fileId}`;
+      this.open.set(fileId, { path: name, flags, handle });
+      this.#locks.attach(fileId, name);
+      pOutFlags.setInt32(0, flags, true);
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jClose(fileId: number): number {
+    const file = this.open.get(fileId);
+    if (!file) return VFS.SQLITE_OK;
+    this.open.delete(fileId);
+    this.#locks.detach(fileId);
+    this.#shm.unmap(fileId);
+    return this.#guard(VFS.SQLITE_IOERR_CLOSE, () => {
+      this.closeHandle(file.handle, !!(file.flags & VFS.SQLITE_OPEN_DELETEONCLOSE), file.path);
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jRead(fileId: number, pData: Uint8Array, offset: number): number {
+    return this.#withFile(fileId, VFS.SQLITE_IOERR_READ, (file) => {
+      const into = pData.subarray();
+      const n = this.readAt(file.handle, into, offset);
+      if (n < into.length) {
+        into.fill(0, n);
+        return VFS.SQLITE_IOERR_SHORT_READ;
+      }
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jWrite(fileId: number, pData: Uint8Array, offset: number): number {
+    return this.#withFile(fileId, VFS.SQLITE_IOERR_WRITE, (file) => {
+      this.writeAt(file.handle, pData.subarray(), offset);
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jTruncate(fileId: number, size: number): number {
+    return this.#withFile(fileId, VFS.SQLITE_IOERR_TRUNCATE, (file) => {
+      this.truncateTo(file.handle, size);
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jSync(fileId: number, flags: number): number {
+    return this.#withFile(fileId, VFS.SQLITE_IOERR_FSYNC, (file) => {
+      this.syncHandle(file.handle, (flags & 0x0f) === VFS.SQLITE_SYNC_DATAONLY);
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jFileSize(fileId: number, pSize64: DataView): number {
+    return this.#withFile(fileId, VFS.SQLITE_IOERR_FSTAT, (file) => {
+      pSize64.setBigInt64(0, BigInt(this.sizeOf(file.handle)), true);
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jDelete(filename: string, syncDir: number): number {
+    return this.#guard(VFS.SQLITE_IOERR_DELETE, () =>
+      this.deleteFile(this.resolve(filename), !!syncDir) ? VFS.SQLITE_OK : VFS.SQLITE_IOERR_DELETE_NOENT,
+    );
+  }
+
+  jAccess(filename: string, flags: number, pResOut: DataView): number {
+    return this.#guard(VFS.SQLITE_IOERR_ACCESS, () => {
+      pResOut.setInt32(0, this.info(this.resolve(filename)).size === null ? 0 : 1, true);
+      return VFS.SQLITE_OK;
+    });
+  }
+
+  jFullPathname(filename: string, zOut: Uint8Array): number {
+    const { read, written } = new TextEncoder().encodeInto(this.resolve(filename), zOut);
+    if (read < filename.length || written >= zOut.length) return VFS.SQLITE_CANTOPEN;
+    zOut[written] = 0;
+    return VFS.SQLITE_OK;
+  }
+
+  jGetLastError(zBuf: Uint8Array): number {
+    const { written } = new TextEncoder().encodeInto(this.#lastError, zBuf.subarray(0, zBuf.length - 1));
+    zBuf[written] = 0;
+    return VFS.SQLITE_OK;
+  }
+
+  jLock(fileId: number, level: number): number {
+    return this.#locks.lock(fileId, level);
+  }
+
+  jUnlock(fileId: number, level: number): number {
+    return this.#locks.unlock(fileId, level);
+  }
+
+  jCheckReservedLock(fileId: number, pResOut: DataView): number {
+    pResOut.setInt32(0, this.#locks.isReserved(fileId) ? 1 : 0, true);
+    return VFS.SQLITE_OK;
+  }
+
+  // ---- WAL index: raw pointers, FacadeVFS has no j* form for these ----
+  xShmMap(fileId: number, region: number, size: number, extend: number, pp: number): number {
+    const file = this.open.get(fileId);
+    if (!file) return SQLITE_IOERR_SHMMAP;
+    return this.#shm.map(fileId, file.path, region, size, !!extend, pp);
+  }
+
+  xShmLock(fileId: number, offset: number, n: number, flags: number): number {
+    return this.#shm.lock(fileId, offset, n, flags);
+  }
+
+  xShmBarrier(_fileId: number): number {
+    return VFS.SQLITE_OK;
+  }
+
+  xShmUnmap(fileId: number, _deleteFlag: number): number {
+    return this.#shm.unmap(fileId);
+  }
+
+  /** The last storage error's text, for diagnostics (never contains file data). */
+  get lastError(): string {
+    return this.#lastError;
+  }
+
+  #withFile(fileId: number, ioerr: number, fn: (file: OpenFile<H>) => number): number {
+    const file = this.open.get(fileId);
+    if (!file) return ioerr;
+    return this.#guard(ioerr, () => fn(file));
+  }
+
+  // A throw must never cross into wasm: record it and return a SQLite code.
+  #guard(fallback: number, fn: () => number): number {
+    try {
+      return fn();
+    } catch (e) {
+      this.#lastError = e instanceof Error ? e.message : String(e);
+      return e instanceof HostIOError ? e.sqliteCode : fallback;
+    }
+  }
+}
