@@ -133,7 +133,7 @@ export class Database {
       try {
         await this.#run('SELECT count(*) FROM sqlite_schema');
       } catch (e) {
-        if (codeOf(e) === SQLite.SQLITE_NOTADB) {
+        if (((codeOf(e) ?? 0) & 0xff) === SQLite.SQLITE_NOTADB) {
           throw new WrongKeyError('wrong key or not a cipherkeep/SQLCipher database', { sqliteCode: SQLite.SQLITE_NOTADB });
         }
         throw toCipherkeepError(e, 'cannot read the database');
@@ -192,19 +192,23 @@ export class Database {
   }
 
   /**
-   * Changes the key. The salt stays (sqlite3mc keeps it), so native SQLCipher
-   * opens the file with the new password. WAL databases are switched to
-   * DELETE for the rekey (sqlite3mc 2.3.3 cannot rekey in WAL) and back.
+   * Changes the key, re-encrypting every page. The file also gets a fresh
+   * random salt, given explicitly: sqlite3mc would otherwise draw its own and
+   * our derived key would no longer match what SQLCipher derives from the
+   * password. WAL databases are switched to DELETE for the rekey (sqlite3mc
+   * 2.3.3 cannot rekey in WAL) and back.
    */
   rekey(material: KeyMaterial): Promise<void> {
     return this.#serial(async () => {
-      const key = await deriveKey(material, this.#salt, this.#settings);
+      const salt = newSalt();
+      const key = await deriveKey(material, salt, this.#settings);
       try {
         const [{ journal_mode: mode } = { journal_mode: 'delete' }] = await this.#query<{ journal_mode: string }>('PRAGMA journal_mode');
         const wal = String(mode).toLowerCase() === 'wal';
         if (wal) await this.#run('PRAGMA journal_mode = DELETE');
         try {
-          await this.#run(`PRAGMA rekey = ${rawKeyLiteral(key)}`);
+          await this.#run(`PRAGMA rekey = ${rawKeyLiteral(key, salt)}`);
+          this.#salt = salt;
         } catch (e) {
           throw new CipherkeepError('rekey failed', { sqliteCode: codeOf(e) });
         } finally {
@@ -337,6 +341,7 @@ function bindAll(sqlite3: SQLiteAPI, stmt: number, params: Params): void {
 }
 
 function codeOf(e: unknown): number | undefined {
+  if (e instanceof CipherkeepError) return e.sqliteCode;
   const code = (e as { code?: unknown })?.code;
   return typeof code === 'number' ? code : undefined;
 }

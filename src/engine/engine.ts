@@ -48,7 +48,9 @@ export async function createEngine(wasmBinary: Uint8Array, options: EngineOption
     module,
     registerVFS(vfs) {
       const wrapped = `multipleciphers-${vfs.name}`;
-      if (hosts.has(wrapped)) return wrapped;
+      const existing = hosts.get(wrapped);
+      if (existing === vfs) return wrapped;
+      if (existing) throw new EngineLoadError(`another VFS is already registered as ${vfs.name}`);
       sqlite3.vfs_register(vfs as unknown as SQLiteVFS, false);
       // Without this wrapper `PRAGMA key` fails: the cipher layer lives in a VFS shim.
       const rc = module.ccall('sqlite3mc_vfs_create', 'number', ['string', 'number'], [vfs.name, 0]);
