@@ -2,7 +2,7 @@
  * Runtime-agnostic exports. Hosts add their entry point: `cipherkeep/node`
  * (Node and Deno over the filesystem).
  */
-export { createEngine, type Engine, type EngineOptions } from './engine/engine.ts';
+export { createEngine, fetchEngine, type Engine, type EngineOptions } from './engine/engine.ts';
 export {
   Database, openDatabase as openDatabaseWith,
   type OpenOptions, type Params, type Row, type RunResult, type SqlValue, type Transaction, type JournalMode,

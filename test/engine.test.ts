@@ -2,7 +2,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createEngine, ENGINE_PIN, EngineLoadError } from '../src/index.ts';
+import http from 'node:http';
+import { createEngine, ENGINE_PIN, EngineLoadError, fetchEngine, MemoryVFS, openDatabaseWith } from '../src/index.ts';
 import { nodeEngine, openDatabase, readEngineWasm } from '../src/node.ts';
 import { tempDir } from './helpers.ts';
 import path from 'node:path';
@@ -25,6 +26,26 @@ describe('engine', () => {
     await db.close();
     assert.equal(row!.sqlite, ENGINE_PIN.sqlite);
     assert.match(String(row!.mc), new RegExp(`SQLite3 Multiple Ciphers ${ENGINE_PIN.sqlite3mc.replace(/\./g, '\\.')}`));
+  });
+
+  it('loads from a URL the way browsers do, and reports a failed fetch clearly', async () => {
+    const bytes = await readEngineWasm();
+    const server = http.createServer((req, res) => {
+      if (req.url !== '/engine.wasm') return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/wasm' }).end(bytes);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      const engine = await fetchEngine(`${base}/engine.wasm`);
+      const name = engine.registerVFS(new MemoryVFS('url-loaded', engine.module));
+      const db = await openDatabaseWith(engine, name, 'x.db', { password: 'pw', create: true, cipher: { kdfIterations: 1000 } });
+      assert.deepEqual(await db.query('SELECT 1 + 1 AS two'), [{ two: 2 }]);
+      await db.close();
+      await assert.rejects(fetchEngine(`${base}/missing.wasm`), (e: unknown) => e instanceof EngineLoadError && /HTTP 404/.test(e.message));
+    } finally {
+      server.close();
+    }
   });
 
   it('one engine per thread, created once', async () => {

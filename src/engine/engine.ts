@@ -25,6 +25,23 @@ export interface EngineOptions {
   sha256?: string;
 }
 
+/**
+ * Browser-style loader: fetches the wasm from a URL (with a bundler,
+ * `new URL('@journeyapps/wa-sqlite/dist/mc-wa-sqlite.wasm', import.meta.url)`),
+ * then checks and instantiates it like every other host.
+ */
+export async function fetchEngine(url: string | URL, options: EngineOptions = {}): Promise<Engine> {
+  let bytes: Uint8Array;
+  try {
+    const response = await fetch(url, { credentials: 'same-origin' });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (e) {
+    throw new EngineLoadError(`cannot fetch the wasm engine from ${String(url)}: ${(e as Error).message}`, { cause: e });
+  }
+  return createEngine(bytes, options);
+}
+
 export async function createEngine(wasmBinary: Uint8Array, options: EngineOptions = {}): Promise<Engine> {
   const expected = options.sha256 ?? ENGINE_PIN.sha256;
   const actual = toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', wasmBinary.slice())));
