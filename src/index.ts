@@ -5,10 +5,18 @@
 export { createEngine, fetchEngine, type Engine, type EngineOptions } from './engine/engine.ts';
 export {
   Database, openDatabase as openDatabaseWith,
-  type OpenOptions, type Params, type Row, type RunResult, type SqlValue, type Transaction, type JournalMode,
+  type OpenOptions, type Params, type Row, type RunResult, type SqlValue, type Transaction, type JournalMode, type SnapshotInfo,
 } from './engine/database.ts';
 export { SQLCIPHER4_DEFAULTS, type CipherSettings, type HashAlgorithm, type KeyMaterial } from './engine/cipher.ts';
 export * from './engine/errors.ts';
 export { MemoryVFS } from './vfs/memory-vfs.ts';
+export { MemoryFileStore } from './files/memory-file-store.ts';
+export { copyFile, type FileInfo, type FileStore, type FileWriter, type Release } from './files/file-store.ts';
+export { KeyedMutex } from './files/keyed-mutex.ts';
+export {
+  BackupService, type BackupHost, type BackupInfo, type BackupResult, type BackupServiceOptions, type Logger,
+  type OnProgress, type Progress, type RestoreResult, type VerifyFailure, type VerifyResult,
+} from './backup/backup-service.ts';
+export { KEY_PROFILES, referenceApp, sqlcipher4, type KeyProfile } from './backup/key-profiles.ts';
 export { HostVFS, type PathInfo } from './vfs/host-vfs.ts';
 export { ENGINE_PIN } from '../wasm/pin.ts';

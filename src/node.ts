@@ -7,6 +7,8 @@ import { ENGINE_PIN } from '../wasm/pin.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { openDatabase as openWith, type Database, type OpenOptions } from './engine/database.ts';
 import { NodeFsVFS } from './vfs/node-fs-vfs.ts';
+import { NodeFileStore } from './files/node-file-store.ts';
+import { BackupService as CoreBackupService, type BackupHost, type BackupServiceOptions } from './backup/backup-service.ts';
 
 export * from './index.ts';
 
@@ -36,3 +38,17 @@ export async function openDatabase(path: string, options: OpenOptions): Promise<
   const { engine, vfsName } = await nodeEngine();
   return openWith(engine, vfsName, path, options);
 }
+
+/** Files and databases on the local filesystem, for the backup service. */
+export function nodeBackupHost(): BackupHost {
+  return { files: new NodeFileStore(), open: openDatabase };
+}
+
+/** The backup service over the local filesystem, with a cross-process lock file. */
+export class BackupService extends CoreBackupService {
+  constructor(options: Omit<BackupServiceOptions, 'host'> & { host?: BackupHost }) {
+    super({ ...options, host: options.host ?? nodeBackupHost() } as BackupServiceOptions);
+  }
+}
+
+export { NodeFileStore };

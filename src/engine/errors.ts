@@ -69,3 +69,8 @@ export class EngineLoadError extends CipherkeepError {
 export class SqliteError extends CipherkeepError {
   override readonly code = 'SQLITE';
 }
+
+/** A lock (in this process or another) was not released within the timeout. */
+export class LockTimeoutError extends CipherkeepError {
+  override readonly code = 'LOCK_TIMEOUT';
+}

@@ -56,8 +56,20 @@ export abstract class HostVFS<H> extends FacadeVFS {
   abstract info(path: string): PathInfo;
   /** Resolves a name as SQLite will see it (absolute on filesystems). */
   abstract resolve(path: string): string;
-  /** The first `length` bytes of a file, without going through SQLite (for the KDF salt). */
-  abstract readHeader(path: string, length: number): Uint8Array | null;
+  /**
+   * Up to `length` bytes at `offset`, read beside SQLite rather than through
+   * it (the KDF salt; encrypted pages for snapshots). null when the file is absent.
+   */
+  abstract readRange(path: string, offset: number, length: number): Uint8Array | null;
+
+  readonly #readWatchers = new Map<string, (bytes: number) => void>();
+
+  /** Calls `onRead` with the size of every SQLite read of `path` until the returned function is called. */
+  watchReads(path: string, onRead: (bytes: number) => void): () => void {
+    const full = this.resolve(path);
+    this.#readWatchers.set(full, onRead);
+    return () => this.#readWatchers.delete(full);
+  }
 
   // ---- FacadeVFS methods ----
   jOpen(filename: string | null, fileId: number, flags: number, pOutFlags: DataView): number {
@@ -89,6 +101,7 @@ export abstract class HostVFS<H> extends FacadeVFS {
     return this.#withFile(fileId, VFS.SQLITE_IOERR_READ, (file) => {
       const into = pData.subarray();
       const n = this.readAt(file.handle, into, offset);
+      this.#readWatchers.get(file.path)?.(n);
       if (n < into.length) {
         into.fill(0, n);
         return VFS.SQLITE_IOERR_SHORT_READ;

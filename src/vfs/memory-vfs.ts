@@ -67,8 +67,8 @@ export class MemoryVFS extends HostVFS<MemoryFile> {
     return '/' + path.replace(/^\/+/, '');
   }
 
-  readHeader(path: string, length: number): Uint8Array | null {
+  readRange(path: string, offset: number, length: number): Uint8Array | null {
     const file = this.files.get(path);
-    return file ? file.data.slice(0, Math.min(length, file.size)) : null;
+    return file ? file.data.slice(offset, Math.max(offset, Math.min(offset + length, file.size))) : null;
   }
 }

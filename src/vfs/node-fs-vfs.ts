@@ -118,7 +118,7 @@ export class NodeFsVFS extends HostVFS<FdHandle> {
     return nodePath.resolve(path);
   }
 
-  readHeader(path: string, length: number): Uint8Array | null {
+  readRange(path: string, offset: number, length: number): Uint8Array | null {
     let fd: number;
     try {
       fd = fs.openSync(path, 'r');
@@ -128,7 +128,7 @@ export class NodeFsVFS extends HostVFS<FdHandle> {
     }
     try {
       const buf = new Uint8Array(length);
-      return buf.subarray(0, this.readAt({ fd, dirToSync: null }, buf, 0));
+      return buf.subarray(0, this.readAt({ fd, dirToSync: null }, buf, offset));
     } finally {
       fs.closeSync(fd);
     }

@@ -1,0 +1,80 @@
+/**
+ * The virtual-file adapter: the only way the backup service touches storage.
+ * Small on purpose — a new host (OPFS, a cloud bucket, ...) implements these
+ * methods and gets the whole backup service. Paths are host strings joined
+ * with `join`; the service never parses them beyond that.
+ */
+
+export interface FileInfo {
+  /** Last path segment. */
+  name: string;
+  size: number;
+  /** Last modification, ms since the epoch. */
+  mtimeMs: number;
+}
+
+/** Sequential writer for one new file. `close()` makes the bytes durable (fsync where the host has it). */
+export interface FileWriter {
+  write(chunk: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+  /** Gives up: closes and deletes the partial file. Safe after a failed write. */
+  abort(): Promise<void>;
+}
+
+/** Releases a lock taken with `FileStore.lock`. */
+export type Release = () => Promise<void>;
+
+export interface FileStore {
+  join(dir: string, name: string): string;
+  dirname(path: string): string;
+  basename(path: string): string;
+  /** Files directly in `dir` whose names start with `prefix` (empty when `dir` is missing). */
+  list(dir: string, prefix: string): Promise<FileInfo[]>;
+  /** null when nothing exists at `path`. */
+  stat(path: string): Promise<FileInfo | null>;
+  /** Reads up to `length` bytes at `offset` (fewer at end of file). */
+  read(path: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Creates a new file for writing; fails if it exists. New files are owner-only. */
+  create(path: string): Promise<FileWriter>;
+  /** Replaces `to` with `from` in one step where the host allows (POSIX rename). */
+  rename(from: string, to: string): Promise<void>;
+  /** Deletes a file; false when it was already gone. */
+  remove(path: string): Promise<boolean>;
+  /** Creates the directory (and parents) if needed, owner-only. */
+  ensureDir(path: string): Promise<void>;
+  /** Bytes available to us in the volume holding `dir`. Throws when it cannot be known. */
+  freeSpace(dir: string): Promise<number>;
+  /** Owner-only permissions (0600 files, 0700 directories) where the host has permissions. */
+  restrictToOwner(path: string, kind: 'file' | 'dir'): Promise<void>;
+  /**
+   * An exclusive lock named by `path`, held across every process or tab that
+   * shares this storage. Waits up to `timeoutMs`; rejects with LockTimeoutError.
+   */
+  lock(path: string, timeoutMs: number): Promise<Release>;
+}
+
+/** Copies a whole file through a FileStore in bounded memory. */
+export async function copyFile(
+  store: FileStore,
+  from: string,
+  to: string,
+  onChunk?: (done: number) => void,
+  chunkBytes = 4 << 20,
+): Promise<number> {
+  const writer = await store.create(to);
+  let offset = 0;
+  try {
+    for (;;) {
+      const chunk = await store.read(from, offset, chunkBytes);
+      if (chunk.length === 0) break;
+      await writer.write(chunk);
+      offset += chunk.length;
+      onChunk?.(offset);
+    }
+    await writer.close();
+    return offset;
+  } catch (e) {
+    await writer.abort().catch(() => {});
+    throw e;
+  }
+}
