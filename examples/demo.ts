@@ -1,13 +1,14 @@
 /**
  * The main job, end to end on the local filesystem: create an encrypted
  * database, write and read it, show that the file is ciphertext, refuse a
- * wrong password, change the password, and check native-format details.
+ * wrong password, back it up, verify the backup, rotate, change the password
+ * (which replaces every backup), and restore.
  *
  * The password comes from CIPHERKEEP_PASSWORD or is generated; it is never printed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { openDatabase, WrongKeyError, ENGINE_PIN } from '../src/node.ts';
+import { BackupService, openDatabase, WrongKeyError, ENGINE_PIN } from '../src/node.ts';
 
 const dir = path.resolve(process.argv[2] ?? 'demo-data');
 const file = path.join(dir, 'notes.db');
@@ -43,15 +44,41 @@ try {
   say(`wrong password refused: ${e instanceof WrongKeyError ? 'WrongKeyError' : String(e)}`);
 }
 
+// Backups: export, verify, rotate.
+const backupDir = path.join(dir, 'backups');
+const service = (secret: string) => new BackupService({ databasePath: file, password: secret, backupDir, maxBackups: 2, logger: { debug() {}, info: (m) => say(`  log: ${m}`), warn: (m) => say(`  warn: ${m}`) } });
+let backups = service(password);
+const first = await backups.createBackup();
+say(`backup: ${first.success ? `${path.basename(first.backupPath!)} (${first.sizeBytes} bytes)` : `FAILED: ${first.error}`}`);
+const again = await backups.createBackup();
+say(`second backup today: ${again.existing ? 'skipped, one per day (returned the existing one)' : 'created'}`);
+const verified = await backups.verifyBackup(first.backupPath!);
+say(`verify: ${verified.ok ? `ok (${verified.pages} pages, ${verified.tables} tables, quick_check passed)` : `FAILED: ${verified.reason}`}`);
+for (let i = 0; i < 2; i++) await backups.createBackup({ force: true });
+const kept = await backups.listBackups();
+say(`rotate: forced 2 more, kept the newest ${kept.length} (maxBackups 2): ${kept.map((b) => b.filename).join(', ')}`);
+
+// Change the password: rekey the database, replace every backup.
 const newPassword = crypto.randomUUID();
-const again = await openDatabase(file, { password });
-await again.rekey({ password: newPassword });
-await again.close();
+const changed = await backups.changePassword({ password: newPassword });
+backups = service(newPassword);
+const afterChange = await backups.listBackups();
+const oldCanRead = (await service(password).verifyBackup(afterChange[0]!.path)).ok;
+say(`password changed: ${changed.success ? 'ok' : `FAILED: ${changed.error}`}; backups now ${afterChange.map((b) => b.filename).join(', ')}; old password opens one: ${oldCanRead ? 'YES' : 'no'}`);
+
 const rekeyed = await openDatabase(file, { password: newPassword });
-const [{ n } = { n: 0 }] = await rekeyed.query<{ n: number }>('SELECT count(*) AS n FROM notes');
-const [{ quick_check } = { quick_check: '?' }] = await rekeyed.query<{ quick_check: string }>('PRAGMA quick_check');
+await rekeyed.run("INSERT INTO notes (body) VALUES ('written after the last backup')");
 await rekeyed.close();
+const restored = await backups.restoreBackup(afterChange[0]!.path);
+const check = await openDatabase(file, { password: newPassword });
+const [{ n } = { n: 0 }] = await check.query<{ n: number }>('SELECT count(*) AS n FROM notes');
+const [{ quick_check } = { quick_check: '?' }] = await check.query<{ quick_check: string }>('PRAGMA quick_check');
+await check.close();
+say(`restore: ${restored.success ? `ok, ${n} notes, quick_check ${quick_check}; replaced database kept as ${path.basename(restored.preRestorePath!)}` : `FAILED: ${restored.error}`}`);
 const oldRefused = await openDatabase(file, { password }).then((d) => (d.close(), false), () => true);
-say(`password changed: ${n} notes readable with the new one, quick_check ${quick_check}, old password refused: ${oldRefused ? 'yes' : 'NO'}`);
-if (!oldRefused || plainHeader || leaks || quick_check !== 'ok') process.exitCode = 1;
-say(process.exitCode ? 'FAILED' : 'done');
+say(`old password refused by the database: ${oldRefused ? 'yes' : 'NO'}`);
+
+const failed = !first.success || !again.existing || !verified.ok || kept.length !== 2 || !changed.success || oldCanRead
+  || !restored.success || n !== 3 || quick_check !== 'ok' || !oldRefused || plainHeader || leaks;
+if (failed) process.exitCode = 1;
+say(failed ? 'FAILED' : 'done');

@@ -6,7 +6,7 @@
  * `open` function of the host. Nothing here imports `node:*` or touches
  * `navigator`.
  */
-import type { KeyMaterial } from '../engine/cipher.ts';
+import { deriveKey, resolveSettings, SALT_BYTES, type KeyMaterial } from '../engine/cipher.ts';
 import type { Database, OpenOptions } from '../engine/database.ts';
 import {
   CipherkeepError, CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, NotEncryptedError, StorageFullError, WrongKeyError,
@@ -281,7 +281,8 @@ export class BackupService {
     const finalPath = await this.#freshName();
     const tmpPath = `${finalPath}${TMP_SUFFIX}`;
     const sidecars = this.keyProfile.sidecars.map((s) => [`${this.databasePath}${s}`, `${finalPath}${s}`] as const);
-    const material = await this.keyProfile.keyFor(this.#secret, this.#files, this.databasePath);
+    // The copy has the source's salt, so one key derivation serves both opens.
+    const material = await this.#rawKey(await this.keyProfile.keyFor(this.#secret, this.#files, this.databasePath), this.databasePath);
     const started = Date.now();
     try {
       const writer = await this.#files.create(tmpPath);
@@ -424,6 +425,14 @@ export class BackupService {
     for (const s of this.keyProfile.sidecars) {
       if (await this.#files.stat(`${this.databasePath}${s}`)) await copyFile(this.#files, `${this.databasePath}${s}`, `${target}${s}`);
     }
+  }
+
+  /** The raw key SQLCipher derives for the file at `path` (its salt is its first 16 bytes). */
+  async #rawKey(material: KeyMaterial, path: string): Promise<KeyMaterial> {
+    if (material.key !== undefined) return material;
+    const salt = await this.#files.read(path, 0, SALT_BYTES);
+    if (salt.length < SALT_BYTES) return material; // let open() name the problem
+    return { key: await deriveKey(material, salt, resolveSettings(this.keyProfile.cipher)) };
   }
 
   async #openSource(secret: KeyMaterial): Promise<Database> {

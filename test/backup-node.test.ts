@@ -1,0 +1,167 @@
+/** Backup behaviour that needs a real filesystem and real processes: permissions, cross-process locks, odd paths, the reference app's key profile. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { pbkdf2Sync } from 'node:crypto';
+import { BackupService, openDatabase, referenceApp } from '../src/node.ts';
+import { nativeQuery, tempDir, withNative } from './helpers.ts';
+
+const FAST_PROFILE = { name: 'fast', cipher: { kdfIterations: 1000 }, journalMode: 'delete' as const, sidecars: [], keyFor: async (s: any) => s };
+const mode = (p: string) => fs.statSync(p).mode & 0o777;
+
+async function makeDb(file: string, password = 'pw') {
+  const db = await openDatabase(file, { password, create: true, cipher: { kdfIterations: 1000 } });
+  await db.exec("CREATE TABLE t (v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 20000) INSERT INTO t SELECT 'row ' || i FROM c");
+  await db.close();
+}
+
+/** Runs the child script under the same runtime as this test (Node with tsx, or Deno). */
+function child(args: string[], env: Record<string, string> = {}): { done: Promise<string>; firstLine: Promise<string> } {
+  const script = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'backup-child.ts');
+  const isDeno = 'Deno' in globalThis;
+  const argv = isDeno ? ['run', '-A', script, ...args] : ['--import', 'tsx', script, ...args];
+  const proc = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let resolveFirst: (s: string) => void;
+  const firstLine = new Promise<string>((r) => (resolveFirst = r));
+  proc.stdout.on('data', (d) => {
+    out += d;
+    if (out.includes('\n')) resolveFirst(out.split('\n')[0]!);
+  });
+  const done = new Promise<string>((resolve, reject) => proc.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`child exited ${code}`)))));
+  return { done, firstLine };
+}
+
+describe('backups on the filesystem', () => {
+  it('backup files are 0600 and the backup directory 0700', async () => {
+    const dir = tempDir('perm');
+    await makeDb(path.join(dir, 'app.db'));
+    fs.mkdirSync(path.join(dir, 'backups'), { mode: 0o755 });
+    const svc = new BackupService({ databasePath: path.join(dir, 'app.db'), password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: FAST_PROFILE });
+    const r = await svc.createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.equal(mode(r.backupPath!), 0o600);
+    assert.equal(mode(path.join(dir, 'backups')), 0o700);
+  });
+
+  it('an app and a script in two processes at once make exactly one daily backup', async () => {
+    const dir = tempDir('xproc');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db);
+    const backups = path.join(dir, 'backups');
+    const env = { CK_PASSWORD: 'pw' };
+    const runs = [child([db, backups, 'create', '30000'], env), child([db, backups, 'create', '30000'], env)];
+    const here = new BackupService({ databasePath: db, password: 'pw', backupDir: backups, keyProfile: FAST_PROFILE });
+    const mine = await here.createBackup();
+    const theirs = (await Promise.all(runs.map((r) => r.done))).map((s) => JSON.parse(s));
+    for (const r of [mine, ...theirs]) assert.equal(r.success, true, r.error);
+    assert.equal(new Set([mine, ...theirs].map((r) => r.backupPath)).size, 1);
+    assert.deepEqual(fs.readdirSync(backups).filter((n) => n.endsWith('.db')).length, 1);
+    assert.equal(fs.existsSync(`${db}.backup-lock`), false, 'lock file removed');
+  });
+
+  it('a lock held by another process past the timeout is a LOCK_TIMEOUT failure, and nothing is written', async () => {
+    const dir = tempDir('xlock');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db);
+    const holder = child([db, path.join(dir, 'backups'), 'hold-lock', '1500']);
+    assert.equal(JSON.parse(await holder.firstLine).locked, true);
+    const svc = new BackupService({ databasePath: db, password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: FAST_PROFILE, lockTimeoutMs: 200 });
+    const r = await svc.createBackup();
+    assert.equal(r.success, false);
+    assert.equal(r.errorCode, 'LOCK_TIMEOUT');
+    assert.equal(fs.existsSync(path.join(dir, 'backups')), false);
+    await holder.done;
+    assert.equal((await svc.createBackup()).success, true, 'works once the other process lets go');
+  });
+
+  it('a lock file left by a dead process is taken over', async () => {
+    const dir = tempDir('stale');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db);
+    const os = await import('node:os');
+    fs.writeFileSync(`${db}.backup-lock`, JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), at: 'then' }));
+    const svc = new BackupService({ databasePath: db, password: 'pw', backupDir: path.join(dir, 'b'), keyProfile: FAST_PROFILE, lockTimeoutMs: 1000 });
+    assert.equal((await svc.createBackup()).success, true);
+  });
+
+  it('unicode, spaces, quotes and long names in the database and backup paths', async () => {
+    const dir = tempDir('names');
+    const sub = path.join(dir, `dossier "d'été" ${'ü'.repeat(40)}`);
+    fs.mkdirSync(sub);
+    const db = path.join(sub, `données ; DROP TABLE t; -- '.db`);
+    await makeDb(db);
+    const backups = path.join(sub, `backups ${'名'.repeat(30)}`);
+    const svc = new BackupService({ databasePath: db, password: 'pw', backupDir: backups, keyProfile: FAST_PROFILE, prefix: 'Sauvegarde-2026.v1' });
+    const r = await svc.createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.match(path.basename(r.backupPath!), /^Sauvegarde-2026\.v1_\d{8}_\d{6}\.db$/);
+    assert.equal((await svc.verifyBackup(r.backupPath!)).ok, true);
+    assert.equal((await svc.restoreBackup(r.backupPath!)).success, true);
+  });
+
+  it('a missing database and an unwritable backup location fail cleanly', async () => {
+    const dir = tempDir('missing');
+    const gone = new BackupService({ databasePath: path.join(dir, 'nope.db'), password: 'pw', backupDir: path.join(dir, 'b'), keyProfile: FAST_PROFILE });
+    const r = await gone.createBackup();
+    assert.equal(r.success, false);
+    assert.equal(r.errorCode, 'NOT_FOUND');
+    await makeDb(path.join(dir, 'app.db'));
+    fs.writeFileSync(path.join(dir, 'a-file'), 'not a directory');
+    const blocked = new BackupService({ databasePath: path.join(dir, 'app.db'), password: 'pw', backupDir: path.join(dir, 'a-file'), keyProfile: FAST_PROFILE });
+    const b = await blocked.createBackup();
+    assert.equal(b.success, false);
+    assert.match(b.error!, /EEXIST|ENOTDIR|not a directory/i);
+    assert.equal(fs.readFileSync(path.join(dir, 'a-file'), 'utf8'), 'not a directory');
+  });
+
+  it('the reference application profile: salt file, 16 KiB pages, WAL; backups carry the salt and open natively', async () => {
+    const dir = tempDir('refapp');
+    const db = path.join(dir, 'ldr_user.db');
+    const salt = crypto.getRandomValues(new Uint8Array(32));
+    fs.writeFileSync(`${db}.salt`, salt);
+    const hex = pbkdf2Sync('user password', salt, 256_000, 64, 'sha512').toString('hex');
+    const pragmas = [`key = "x'${hex}'"`, 'cipher_page_size = 16384'];
+    withNative(db, pragmas, (n) => {
+      n.pragma('journal_mode = WAL');
+      n.exec("CREATE TABLE research (id INTEGER PRIMARY KEY, q TEXT); INSERT INTO research (q) VALUES ('why'), ('how')");
+    });
+    const svc = new BackupService({ databasePath: db, password: 'user password', backupDir: path.join(dir, 'backups'), keyProfile: referenceApp, prefix: 'ldr_backup' });
+    const r = await svc.createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.equal(mode(`${r.backupPath}.salt`), 0o600);
+    assert.deepEqual(fs.readFileSync(`${r.backupPath}.salt`), Buffer.from(salt));
+    assert.deepEqual(nativeQuery(r.backupPath!, pragmas, 'SELECT q FROM research ORDER BY id'), [{ q: 'why' }, { q: 'how' }]);
+    // Restore brings the salt back even if the live one is lost.
+    fs.rmSync(`${db}.salt`);
+    const restored = await svc.restoreBackup(r.backupPath!);
+    assert.equal(restored.success, true, restored.error);
+    assert.deepEqual(fs.readFileSync(`${db}.salt`), Buffer.from(salt));
+    assert.deepEqual(nativeQuery(db, pragmas, 'SELECT count(*) AS n FROM research'), [{ n: 2 }]);
+    // Changing the password keeps the salt file and re-derives the key from it.
+    const changed = await svc.changePassword({ password: 'new password' });
+    assert.equal(changed.success, true, changed.error);
+    const newHex = pbkdf2Sync('new password', salt, 256_000, 64, 'sha512').toString('hex');
+    assert.deepEqual(nativeQuery(db, [`key = "x'${newHex}'"`, 'cipher_page_size = 16384'], 'SELECT count(*) AS n FROM research'), [{ n: 2 }]);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'backups')).sort(), [path.basename(changed.backupPath!), `${path.basename(changed.backupPath!)}.salt`]);
+  });
+
+  it('no log line or error message carries the password or a key', async () => {
+    const dir = tempDir('secrets');
+    const password = 'Tr0ub4dor&3-very-secret';
+    const db = path.join(dir, 'app.db');
+    await makeDb(db, password);
+    const lines: string[] = [];
+    const logger = { debug: (m: string) => void lines.push(m), info: (m: string) => void lines.push(m), warn: (m: string) => void lines.push(m) };
+    const svc = new BackupService({ databasePath: db, password, backupDir: path.join(dir, 'b'), keyProfile: FAST_PROFILE, logger, maxBackups: 2 });
+    const results: unknown[] = [await svc.createBackup(), await svc.createBackup({ force: true }), await svc.changePassword({ password: `${password}-2` })];
+    results.push(await new BackupService({ databasePath: db, password: 'wrong', backupDir: path.join(dir, 'b'), keyProfile: FAST_PROFILE, logger }).createBackup());
+    results.push(await svc.restoreBackup(path.join(dir, 'nope.db')));
+    const text = JSON.stringify(results) + lines.join('\n') + fs.readdirSync(path.join(dir, 'b')).join(' ');
+    assert.ok(lines.length > 3);
+    assert.equal(text.includes('Tr0ub4dor'), false);
+    assert.doesNotMatch(text, /x'[0-9a-f]{16,}/i);
+  });
+});
