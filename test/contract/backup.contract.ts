@@ -474,6 +474,14 @@ export function backupContract(label: string, t: BackupTestHost): void {
       }
     });
 
+    it('a wrong password fails with WRONG_KEY and writes nothing', async () => {
+      const { options } = await setup();
+      const r = await new BackupService({ ...options, password: 'not it' } as BackupServiceOptions).createBackup();
+      assert.equal(r.success, false);
+      assert.equal(r.errorCode, 'WRONG_KEY');
+      assert.deepEqual(await names(options.backupDir), []);
+    });
+
     it('rejects prefixes that are not plain names', async () => {
       const { options } = await setup();
       for (const prefix of ['', '../x', 'a/b', "it's", 'a"b', 'nul\0', '.hidden', 'x'.repeat(65), 'a..b']) {
