@@ -3,6 +3,10 @@
  */
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { wrapKeep, type KeepClient } from './worker/client.ts';
+import type { KeepOptions } from './worker/api.ts';
 import { ENGINE_PIN } from '../wasm/pin.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { openDatabase as openWith, type Database, type OpenOptions } from './engine/database.ts';
@@ -52,3 +56,26 @@ export class BackupService extends CoreBackupService {
 }
 
 export { NodeFileStore };
+
+/**
+ * Runs cipherkeep in a worker thread and opens the database there: the same
+ * typed, non-blocking API browsers get. Crypto and I/O never block this thread.
+ */
+export async function openKeepWorker(options: KeepOptions): Promise<KeepClient> {
+  const worker = new Worker(new URL('./node-worker-bootstrap.mjs', import.meta.url));
+  const client = wrapKeep({
+    endpoint: nodeEndpoint(worker),
+    onFailure(fail) {
+      worker.once('error', fail);
+      worker.once('exit', (code) => fail(new Error(`worker exited with code ${code}`)));
+    },
+    terminate: async () => void (await worker.terminate()),
+  });
+  try {
+    await client.open(options);
+  } catch (e) {
+    await client.terminate();
+    throw e;
+  }
+  return client;
+}

@@ -231,6 +231,62 @@ export class BackupService {
   }
 
   /**
+   * Accepts a backup made elsewhere (a download, another device): its bytes
+   * are written as a `.tmp`, verified with this service's key, and only then
+   * renamed into the backup directory under a fresh name. Profiles whose key
+   * needs sidecar files cannot import a bare file.
+   */
+  importBackup(source: AsyncIterable<Uint8Array>, options: { onProgress?: OnProgress; sizeHint?: number } = {}): Promise<BackupResult> {
+    return this.#asResult(() =>
+      this.#locked(async () => {
+        if (this.keyProfile.sidecars.length) throw new InvalidArgumentError(`the ${this.keyProfile.name} key profile cannot import a file without its ${this.keyProfile.sidecars.join(', ')}`);
+        await this.#files.ensureDir(this.backupDir);
+        await this.#files.restrictToOwner(this.backupDir, 'dir');
+        if (options.sizeHint !== undefined) await this.#checkFreeSpace(options.sizeHint);
+        const finalPath = await this.#freshName();
+        const tmpPath = `${finalPath}${TMP_SUFFIX}`;
+        try {
+          const writer = await this.#files.create(tmpPath);
+          let done = 0;
+          try {
+            for await (const chunk of source) {
+              await writer.write(chunk);
+              done += chunk.length;
+              options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: options.sizeHint ?? done });
+            }
+            await writer.close();
+          } catch (e) {
+            await writer.abort();
+            throw e;
+          }
+          const check = await this.verifyBackup(tmpPath, options);
+          if (!check.ok) throw new CorruptDatabaseError(`imported file failed verification (${check.reason}): ${check.detail}`);
+          await this.#files.restrictToOwner(tmpPath, 'file');
+          await this.#files.rename(tmpPath, finalPath);
+          this.#log.info(`imported backup ${this.#files.basename(finalPath)} (${done} bytes)`);
+          return { success: true, backupPath: finalPath, sizeBytes: done };
+        } catch (e) {
+          await this.#removeAll([tmpPath, finalPath]);
+          throw e;
+        }
+      }),
+    );
+  }
+
+  /** The bytes of a backup, in chunks of bounded size (for downloads). */
+  async *readBackup(path: string, chunkBytes = 1 << 20): AsyncGenerator<Uint8Array> {
+    if (!parseBackupName(this.prefix, this.#files.basename(path)) || this.#files.dirname(path) !== this.#files.dirname(this.#files.join(this.backupDir, 'x'))) {
+      throw new InvalidArgumentError(`not a backup of this service: ${path}`);
+    }
+    for (let offset = 0; ; ) {
+      const chunk = await this.#files.read(path, offset, chunkBytes);
+      if (chunk.length === 0) return;
+      offset += chunk.length;
+      yield chunk;
+    }
+  }
+
+  /**
    * Replaces the database with a backup: the backup is verified, the current
    * database is kept as `<database>.pre-restore-<time>`, the backup is copied
    * beside the database, verified again, and renamed over it in one step.

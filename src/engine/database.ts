@@ -54,10 +54,23 @@ const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
 
 export async function openDatabase(engine: Engine, vfsName: string, path: string, options: OpenOptions): Promise<Database> {
   validateKeyMaterial(options);
-  const settings = resolveSettings(options.cipher);
+  resolveSettings(options.cipher);
   if (options.create && options.readonly) throw new InvalidArgumentError('create and readonly exclude each other');
   const host = engine.hostFor(vfsName);
   const fullPath = host.resolve(path);
+  const { created } = await host.prepare(fullPath, !!options.create);
+  try {
+    return await openPrepared(engine, host, vfsName, fullPath, created, options);
+  } catch (e) {
+    await host.release(fullPath);
+    throw e;
+  }
+}
+
+async function openPrepared(
+  engine: Engine, host: HostVFS<unknown>, vfsName: string, fullPath: string, created: boolean, options: OpenOptions,
+): Promise<Database> {
+  const settings = resolveSettings(options.cipher);
   const info = host.info(fullPath);
 
   // Decide everything we can before SQLite touches the file, so a bad open
@@ -97,9 +110,9 @@ export async function openDatabase(engine: Engine, vfsName: string, path: string
   try {
     await db._applyKey(key, isNew, options.journalMode ?? 'delete');
   } catch (e) {
-    await db.close().catch(() => {});
+    await db._abandon();
     // A file this call created holds nothing yet: take it away again.
-    if (info.size === null && host.info(fullPath).size === 0) host.deleteFile(fullPath);
+    if ((info.size === null || created) && host.info(fullPath).size === 0) host.deleteFile(fullPath);
     throw e;
   } finally {
     key.fill(0);
@@ -287,6 +300,13 @@ export class Database {
     }
   }
 
+  /** @internal Closes the SQLite handle of a failed open; the caller releases the host. */
+  async _abandon(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = null;
+    if (handle !== null) await this.engine.sqlite3.close(handle).catch(() => {});
+  }
+
   /** Closes the connection. Safe to call more than once. */
   async close(): Promise<void> {
     await this.#queue.catch(() => {});
@@ -297,6 +317,8 @@ export class Database {
       await this.engine.sqlite3.close(handle);
     } catch (e) {
       throw toCipherkeepError(e, 'close failed');
+    } finally {
+      await this.host.release(this.path);
     }
   }
 

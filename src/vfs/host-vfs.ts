@@ -32,7 +32,7 @@ interface OpenFile<H> {
 export abstract class HostVFS<H> extends FacadeVFS {
   override mxPathname = 1024;
   protected readonly open = new Map<number, OpenFile<H>>();
-  readonly #locks = new LockTable();
+  protected readonly locks = new LockTable();
   readonly #shm: ShmTable;
   #lastError = '';
 
@@ -54,6 +54,18 @@ export abstract class HostVFS<H> extends FacadeVFS {
   /** Deletes the file; returns false when it did not exist. */
   abstract deleteFile(path: string, syncDir?: boolean): boolean;
   abstract info(path: string): PathInfo;
+  /**
+   * Called (and awaited) before SQLite opens `path`: hosts whose storage can
+   * only be opened asynchronously (OPFS) get their handles ready here.
+   * Returns whether the main file was created by this call.
+   */
+  async prepare(_path: string, _create: boolean): Promise<{ created: boolean }> {
+    return { created: false };
+  }
+
+  /** Called when a connection opened after `prepare` is closed. */
+  async release(_path: string): Promise<void> {}
+
   /** Resolves a name as SQLite will see it (absolute on filesystems). */
   abstract resolve(path: string): string;
   /**
@@ -79,7 +91,7 @@ export abstract class HostVFS<H> extends FacadeVFS {
       if (handle === null) return VFS.SQLITE_CANTOPEN;
       const name = path ?? `temp:${fileId}`;
       this.open.set(fileId, { path: name, flags, handle });
-      this.#locks.attach(fileId, name);
+      this.locks.attach(fileId, name);
       pOutFlags.setInt32(0, flags, true);
       return VFS.SQLITE_OK;
     });
@@ -89,7 +101,7 @@ export abstract class HostVFS<H> extends FacadeVFS {
     const file = this.open.get(fileId);
     if (!file) return VFS.SQLITE_OK;
     this.open.delete(fileId);
-    this.#locks.detach(fileId);
+    this.locks.detach(fileId);
     this.#shm.unmap(fileId);
     return this.#guard(VFS.SQLITE_IOERR_CLOSE, () => {
       this.closeHandle(file.handle, !!(file.flags & VFS.SQLITE_OPEN_DELETEONCLOSE), file.path);
@@ -165,15 +177,15 @@ export abstract class HostVFS<H> extends FacadeVFS {
   }
 
   jLock(fileId: number, level: number): number {
-    return this.#locks.lock(fileId, level);
+    return this.locks.lock(fileId, level);
   }
 
   jUnlock(fileId: number, level: number): number {
-    return this.#locks.unlock(fileId, level);
+    return this.locks.unlock(fileId, level);
   }
 
   jCheckReservedLock(fileId: number, pResOut: DataView): number {
-    pResOut.setInt32(0, this.#locks.isReserved(fileId) ? 1 : 0, true);
+    pResOut.setInt32(0, this.locks.isReserved(fileId) ? 1 : 0, true);
     return VFS.SQLITE_OK;
   }
 

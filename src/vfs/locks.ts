@@ -70,6 +70,11 @@ export class LockTable {
     return VFS.SQLITE_OK;
   }
 
+  /** No connection of this engine holds any lock on `path`. */
+  isIdle(path: string): boolean {
+    return !this.#paths.has(path);
+  }
+
   isReserved(fileId: number): boolean {
     const file = this.#levels.get(fileId);
     const locks = file && this.#paths.get(file.path);

@@ -1,0 +1,156 @@
+/**
+ * FileStore over the Origin Private File System (pages and workers). Writes
+ * go through createWritable(), which swaps the file in whole on close; quota
+ * errors become StorageFullError; free space is the origin's quota minus its
+ * usage; the lock is a Web Lock, shared by every tab and worker of the origin.
+ */
+import { LockTimeoutError, StorageFullError } from '../engine/errors.ts';
+import type { FileInfo, FileStore, FileWriter, Release } from './file-store.ts';
+
+const isNotFound = (e: unknown) => ['NotFoundError', 'TypeMismatchError'].includes((e as DOMException)?.name);
+const isQuota = (e: unknown) => (e as DOMException)?.name === 'QuotaExceededError';
+
+function split(path: string): { dirs: string[]; name: string } {
+  const parts = path.split('/').filter((p) => p && p !== '.');
+  return { dirs: parts.slice(0, -1), name: parts.at(-1) ?? '' };
+}
+
+async function dirHandle(parts: string[], create = false): Promise<FileSystemDirectoryHandle> {
+  let dir = await navigator.storage.getDirectory();
+  for (const part of parts) dir = await dir.getDirectoryHandle(part, { create });
+  return dir;
+}
+
+async function fileHandle(path: string): Promise<FileSystemFileHandle | null> {
+  const { dirs, name } = split(path);
+  try {
+    return await (await dirHandle(dirs)).getFileHandle(name);
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
+  }
+}
+
+export class OpfsFileStore implements FileStore {
+  join = (dir: string, name: string) => `/${[...split(dir).dirs, split(dir).name, name].filter(Boolean).join('/')}`;
+  dirname = (path: string) => `/${split(path).dirs.join('/')}`;
+  basename = (path: string) => split(path).name;
+
+  async list(dir: string, prefix: string): Promise<FileInfo[]> {
+    let handle: FileSystemDirectoryHandle;
+    try {
+      handle = await dirHandle(dir.split('/').filter(Boolean));
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw e;
+    }
+    const out: FileInfo[] = [];
+    for await (const [name, entry] of (handle as unknown as AsyncIterable<[string, FileSystemHandle]>)) {
+      if (entry.kind !== 'file' || !name.startsWith(prefix)) continue;
+      try {
+        const file = await (entry as FileSystemFileHandle).getFile();
+        out.push({ name, size: file.size, mtimeMs: file.lastModified });
+      } catch (e) {
+        if (!isNotFound(e)) throw e; // removed while we listed
+      }
+    }
+    return out;
+  }
+
+  async stat(path: string): Promise<FileInfo | null> {
+    const handle = await fileHandle(path);
+    if (!handle) return null;
+    try {
+      const file = await handle.getFile();
+      return { name: split(path).name, size: file.size, mtimeMs: file.lastModified };
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw e;
+    }
+  }
+
+  async read(path: string, offset: number, length: number): Promise<Uint8Array> {
+    const handle = await fileHandle(path);
+    if (!handle) throw new DOMException(`no such file: ${path}`, 'NotFoundError');
+    const file = await handle.getFile();
+    return new Uint8Array(await file.slice(offset, offset + length).arrayBuffer());
+  }
+
+  async create(path: string): Promise<FileWriter> {
+    const { dirs, name } = split(path);
+    const dir = await dirHandle(dirs);
+    if (await fileHandle(path)) throw new DOMException(`file exists: ${path}`, 'InvalidModificationError');
+    const handle = await dir.getFileHandle(name, { create: true });
+    const writable = await handle.createWritable({ keepExistingData: false });
+    const remove = () => dir.removeEntry(name).catch(() => {});
+    return {
+      async write(chunk) {
+        try {
+          await writable.write(chunk as Uint8Array<ArrayBuffer>);
+        } catch (e) {
+          throw isQuota(e) ? new StorageFullError(`storage quota exceeded while writing ${path}`, { cause: e }) : e;
+        }
+      },
+      async close() {
+        try {
+          await writable.close();
+        } catch (e) {
+          await remove();
+          throw isQuota(e) ? new StorageFullError(`storage quota exceeded while writing ${path}`, { cause: e }) : e;
+        }
+      },
+      async abort() {
+        await writable.abort().catch(() => {});
+        await remove();
+      },
+    };
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const handle = await fileHandle(from);
+    if (!handle) throw new DOMException(`no such file: ${from}`, 'NotFoundError');
+    const target = split(to);
+    const dir = await dirHandle(target.dirs);
+    // move() does not replace an existing file everywhere: clear the target first.
+    await dir.removeEntry(target.name).catch((e) => {
+      if (!isNotFound(e)) throw e;
+    });
+    await (handle as unknown as { move(d: FileSystemDirectoryHandle, n: string): Promise<void> }).move(dir, target.name);
+  }
+
+  async remove(path: string): Promise<boolean> {
+    const { dirs, name } = split(path);
+    try {
+      await (await dirHandle(dirs)).removeEntry(name);
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
+  }
+
+  async ensureDir(path: string): Promise<void> {
+    await dirHandle(path.split('/').filter(Boolean), true);
+  }
+
+  async freeSpace(): Promise<number> {
+    const { quota, usage } = await navigator.storage.estimate();
+    if (quota === undefined || usage === undefined) throw new Error('navigator.storage.estimate() gave no quota');
+    return quota - usage;
+  }
+
+  async restrictToOwner(): Promise<void> {
+    // OPFS is private to the origin already; there are no permission bits.
+  }
+
+  lock(path: string, timeoutMs: number): Promise<Release> {
+    return new Promise<Release>((resolve, reject) => {
+      const signal = Number.isFinite(timeoutMs) ? AbortSignal.timeout(timeoutMs) : undefined;
+      navigator.locks
+        .request(`cipherkeep-backup:${path}`, { signal }, () => new Promise<void>((release) => resolve(async () => release())))
+        .catch((e: unknown) => reject((e as DOMException)?.name === 'TimeoutError' || (e as DOMException)?.name === 'AbortError'
+          ? new LockTimeoutError(`lock busy for ${timeoutMs} ms: ${path}`)
+          : e));
+    });
+  }
+}

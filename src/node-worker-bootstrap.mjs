@@ -1,0 +1,8 @@
+// The worker thread's first module. cipherkeep runs from its TypeScript
+// sources; Node 20 does not pass `--import tsx` on to worker threads, so the
+// thread registers tsx itself before loading the real entry.
+if (!('Deno' in globalThis)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+}
+await import('./node-worker.ts');

@@ -1,0 +1,187 @@
+/**
+ * The API a worker exposes: one encrypted database and its backups. Runs in
+ * the worker; the page (or Node main thread) calls it through Comlink and
+ * never blocks on crypto or I/O. Runtime-agnostic: the host (OPFS in
+ * browsers, the filesystem under Node) is supplied when the worker starts,
+ * and created lazily on the first call so the worker can expose at once.
+ */
+import * as Comlink from 'comlink';
+import type { CipherSettings } from '../engine/cipher.ts';
+import type { Database, JournalMode, Params, Row, RunResult } from '../engine/database.ts';
+import { ClosedError, InvalidArgumentError } from '../engine/errors.ts';
+import {
+  BackupService, type BackupHost, type BackupInfo, type BackupResult, type OnProgress, type RestoreResult, type VerifyResult,
+} from '../backup/backup-service.ts';
+
+/** A small per-origin key-value store that survives reloads (idb-keyval in browsers). */
+export interface Catalog {
+  get<T>(key: string): Promise<T | undefined>;
+  set(key: string, value: unknown): Promise<void>;
+}
+
+export interface KeepHost extends BackupHost {
+  catalog?: Catalog;
+}
+
+export interface KeepOptions {
+  databasePath: string;
+  password?: string;
+  /** Raw 32-byte key instead of a password. */
+  key?: Uint8Array;
+  backupDir: string;
+  create?: boolean;
+  journalMode?: JournalMode;
+  cipher?: CipherSettings;
+  maxBackups?: number;
+  maxAgeDays?: number;
+  prefix?: string;
+  /** Where the worker fetches the engine from (browsers). */
+  wasmUrl?: string;
+}
+
+export interface CatalogEntry extends BackupInfo {
+  /** When this backup last passed verifyBackup or was created (ISO), from the catalog. */
+  verifiedAt?: string;
+}
+
+type Secret = { password: string } | { key: Uint8Array };
+
+export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHost>) {
+  let state: { db: Database; backups: BackupService; host: KeepHost; options: KeepOptions; secret: Secret } | null = null;
+
+  const live = () => {
+    if (!state) throw new ClosedError('no database is open: call open() first');
+    return state;
+  };
+  const secretOf = (o: { password?: string; key?: Uint8Array }): Secret => {
+    if (o.key !== undefined) return { key: o.key };
+    if (typeof o.password === 'string') return { password: o.password };
+    throw new InvalidArgumentError('a password or a raw key is required');
+  };
+  const catalogKey = (path: string) => `cipherkeep:verified:${path}`;
+  const remember = async (path: string | undefined) => {
+    if (path) await state?.host.catalog?.set(catalogKey(path), new Date().toISOString());
+  };
+  const reopen = async () => {
+    const s = live();
+    s.db = await s.host.open(s.options.databasePath, { ...s.secret, cipher: s.options.cipher });
+  };
+  // Runs `fn` with the app's connection closed (rekey and restore replace what it reads).
+  const withDatabaseClosed = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const s = live();
+    await s.db.close();
+    try {
+      return await fn();
+    } finally {
+      await reopen();
+    }
+  };
+
+  return {
+    /** Opens (or creates) the database and sets up its backups. */
+    async open(options: KeepOptions): Promise<{ databasePath: string }> {
+      if (state) await state.db.close();
+      state = null;
+      const host = await hostFor(options);
+      const secret = secretOf(options);
+      const db = await host.open(options.databasePath, { ...secret, create: options.create, journalMode: options.journalMode, cipher: options.cipher });
+      const backups = new BackupService({
+        ...secret, host, databasePath: options.databasePath, backupDir: options.backupDir,
+        maxBackups: options.maxBackups, maxAgeDays: options.maxAgeDays, prefix: options.prefix,
+        keyProfile: options.cipher ? { name: 'custom', cipher: options.cipher, journalMode: options.journalMode ?? 'delete', sidecars: [], keyFor: async (s) => s } : undefined,
+      });
+      state = { db, backups, host, options: { ...options, password: undefined, key: undefined }, secret };
+      return { databasePath: db.path };
+    },
+    exec: (sql: string): Promise<void> => live().db.exec(sql),
+    query: <T extends Row = Row>(sql: string, params?: Params): Promise<T[]> => live().db.query<T>(sql, params),
+    run: (sql: string, params?: Params): Promise<RunResult> => live().db.run(sql, params),
+    /** Runs the statements in one transaction (functions cannot cross the worker boundary). */
+    batch: (statements: Array<{ sql: string; params?: Params }>): Promise<RunResult[]> =>
+      live().db.transaction(async (tx) => {
+        const results: RunResult[] = [];
+        for (const s of statements) results.push(await tx.run(s.sql, s.params));
+        return results;
+      }),
+
+    async createBackup(options: { force?: boolean } = {}, onProgress?: OnProgress): Promise<BackupResult> {
+      const r = await live().backups.createBackup({ ...options, onProgress });
+      if (r.success && !r.existing) await remember(r.backupPath);
+      return r;
+    },
+    async verifyBackup(path: string, onProgress?: OnProgress): Promise<VerifyResult> {
+      const r = await live().backups.verifyBackup(path, { onProgress });
+      if (r.ok) await remember(path);
+      return r;
+    },
+    async listBackups(): Promise<CatalogEntry[]> {
+      const s = live();
+      return Promise.all(
+        (await s.backups.listBackups()).map(async (b) => ({ ...b, verifiedAt: await s.host.catalog?.get<string>(catalogKey(b.path)) })),
+      );
+    },
+    getLatestBackup: (): Promise<BackupInfo | null> => live().backups.getLatestBackup(),
+    cleanupOldBackups: (): Promise<number> => live().backups.cleanupOldBackups(),
+    purgeAndRefresh: (onProgress?: OnProgress): Promise<BackupResult> => live().backups.purgeAndRefresh({ onProgress }),
+
+    /** Rekeys the database and replaces every backup; the connection is reopened under the new password. */
+    async changePassword(next: { password?: string; key?: Uint8Array }, onProgress?: OnProgress): Promise<BackupResult> {
+      const s = live();
+      const secret = secretOf(next);
+      return withDatabaseClosed(async () => {
+        const r = await s.backups.changePassword(secret, { onProgress });
+        // Whatever became of the backups, the database now opens with exactly one of the two.
+        const rekeyed = await s.host.open(s.options.databasePath, { ...secret, cipher: s.options.cipher }).then((d) => d.close().then(() => true), () => false);
+        if (rekeyed) s.secret = secret;
+        return r;
+      });
+    },
+    restoreBackup: (path: string, onProgress?: OnProgress): Promise<RestoreResult> =>
+      withDatabaseClosed(() => live().backups.restoreBackup(path, { onProgress })),
+
+    /** A backup's bytes as a stream, for downloads. Transfer it; never clone it whole. */
+    exportBackup(path: string): ReadableStream<Uint8Array> {
+      const chunks = live().backups.readBackup(path);
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const next = await chunks.next();
+          if (next.done) controller.close();
+          else controller.enqueue(next.value);
+        },
+        async cancel() {
+          await chunks.return(undefined);
+        },
+      });
+      return Comlink.transfer(stream, [stream as unknown as Transferable]);
+    },
+    /** Accepts a backup file (a Blob or a stream of bytes); it is verified before it is listed. */
+    async importBackup(source: Blob | ReadableStream<Uint8Array>, onProgress?: OnProgress): Promise<BackupResult> {
+      const stream = source instanceof Blob ? source.stream() : source;
+      const sizeHint = source instanceof Blob ? source.size : undefined;
+      const r = await live().backups.importBackup(iterate(stream), { onProgress, sizeHint });
+      if (r.success) await remember(r.backupPath);
+      return r;
+    },
+
+    async close(): Promise<void> {
+      const s = state;
+      state = null;
+      await s?.db.close();
+    },
+  };
+}
+
+export type KeepApi = ReturnType<typeof createKeepApi>;
+
+async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * What crosses the worker boundary besides Comlink's own messages: errors
+ * keep their class, code and SQLite code (Comlink alone turns them into plain
+ * Errors), and nothing else is added to the wire.
+ */
+import * as Comlink from 'comlink';
+import * as errors from '../engine/errors.ts';
+
+interface WireError {
+  name: string;
+  message: string;
+  code?: string;
+  sqliteCode?: number;
+}
+
+const classes = Object.fromEntries(
+  Object.values(errors)
+    .filter((v): v is typeof errors.CipherkeepError => typeof v === 'function' && (v === errors.CipherkeepError || v.prototype instanceof errors.CipherkeepError))
+    .map((c) => [c.name, c]),
+);
+
+function toWire(e: unknown): WireError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return { name: err.name, message: err.message, code: (err as { code?: string }).code, sqliteCode: (err as errors.CipherkeepError).sqliteCode };
+}
+
+export function fromWire(w: WireError): Error {
+  const Class = classes[w.name];
+  if (Class) return new Class(w.message, w.sqliteCode === undefined ? undefined : { sqliteCode: w.sqliteCode });
+  return Object.assign(new Error(w.message), { name: w.name, code: w.code });
+}
+
+let installed = false;
+
+/** Installs the error transfer handler; both sides call it before talking. */
+export function installTransferHandlers(): void {
+  if (installed) return;
+  installed = true;
+  const original = Comlink.transferHandlers.get('throw')!;
+  Comlink.transferHandlers.set('throw', {
+    canHandle: original.canHandle,
+    serialize: ({ value }: { value: unknown }) => [{ wire: toWire(value) }, []],
+    deserialize: (serialized: { wire: WireError }) => {
+      throw fromWire(serialized.wire);
+    },
+  } as Comlink.TransferHandler<unknown, unknown>);
+}
