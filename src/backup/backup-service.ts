@@ -25,7 +25,12 @@ export interface Progress {
   bytesDone: number;
   bytesTotal: number;
 }
-export type OnProgress = (progress: Progress) => void;
+/**
+ * Progress callback. During export and copy a returned promise is awaited
+ * before the next chunk (back-pressure: a UI, or a test, can act between
+ * chunks); during verify SQLite is mid-read, so it is called without waiting.
+ */
+export type OnProgress = (progress: Progress) => void | Promise<void>;
 
 export interface Logger {
   debug(message: string): void;
@@ -252,7 +257,7 @@ export class BackupService {
             for await (const chunk of source) {
               await writer.write(chunk);
               done += chunk.length;
-              options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: options.sizeHint ?? done });
+              await options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: options.sizeHint ?? done });
             }
             await writer.close();
           } catch (e) {
@@ -347,7 +352,7 @@ export class BackupService {
         try {
           await db.snapshot(async (chunk, done, total) => {
             await writer.write(chunk);
-            onProgress?.({ phase: 'export', bytesDone: done, bytesTotal: total });
+            await onProgress?.({ phase: 'export', bytesDone: done, bytesTotal: total });
           });
         } finally {
           await db.close();
@@ -389,7 +394,7 @@ export class BackupService {
       let done = 0;
       const unwatch = db.watchReads((n) => {
         done += n;
-        onProgress?.({ phase: 'verify', bytesDone: Math.min(done, info.size), bytesTotal: info.size });
+        Promise.resolve(onProgress?.({ phase: 'verify', bytesDone: Math.min(done, info.size), bytesTotal: info.size })).catch(() => {});
       });
       try {
         const check = await db.query<{ quick_check: string }>('PRAGMA quick_check');

@@ -341,9 +341,14 @@ export class Database {
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(() => {
+    const next = this.#queue.then(async () => {
       this.#live();
-      return fn();
+      await this.host.enter(this.path);
+      try {
+        return await fn();
+      } finally {
+        this.host.exit(this.path);
+      }
     });
     this.#queue = next.catch(() => {});
     return next;

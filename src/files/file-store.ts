@@ -58,7 +58,7 @@ export async function copyFile(
   store: FileStore,
   from: string,
   to: string,
-  onChunk?: (done: number) => void,
+  onChunk?: (done: number) => void | Promise<void>,
   chunkBytes = 4 << 20,
 ): Promise<number> {
   const writer = await store.create(to);
@@ -69,7 +69,7 @@ export async function copyFile(
       if (chunk.length === 0) break;
       await writer.write(chunk);
       offset += chunk.length;
-      onChunk?.(offset);
+      await onChunk?.(offset);
     }
     await writer.close();
     return offset;

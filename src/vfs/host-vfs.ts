@@ -66,6 +66,14 @@ export abstract class HostVFS<H> extends FacadeVFS {
   /** Called when a connection opened after `prepare` is closed. */
   async release(_path: string): Promise<void> {}
 
+  /**
+   * Brackets each operation of a connection. Hosts whose cross-context locks
+   * are asynchronous (OPFS: Web Locks) take them in `enter`, so SQLite's
+   * synchronous lock calls find them already held.
+   */
+  async enter(_path: string): Promise<void> {}
+  exit(_path: string): void {}
+
   /** Resolves a name as SQLite will see it (absolute on filesystems). */
   abstract resolve(path: string): string;
   /**

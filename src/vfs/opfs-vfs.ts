@@ -74,6 +74,14 @@ export class OpfsVFS extends HostVFS<SyncHandle> {
   readonly #missingParents = new Set<string>();
   readonly #webLocks = new WebLockRelay((path) => this.locks.isIdle(path));
 
+  override async enter(path: string): Promise<void> {
+    await this.#webLocks.pin(path);
+  }
+
+  override exit(path: string): void {
+    this.#webLocks.unpin(path);
+  }
+
   /** Opens handles for `path` and its journals. Creates the database file only when `create`. */
   override async prepare(path: string, create: boolean): Promise<{ created: boolean }> {
     const existing = this.#prepared.get(path);
@@ -173,8 +181,8 @@ export class OpfsVFS extends HostVFS<SyncHandle> {
   override jLock(fileId: number, level: number): number {
     const file = this.open.get(fileId);
     if (file && file.flags & VFS.SQLITE_OPEN_MAIN_DB && !this.#webLocks.held(file.path)) {
-      // Ask for the cross-tab lock and let SQLite's caller retry once it is ours.
-      this.#webLocks.request(file.path);
+      // Outside an operation (enter() takes it first): ask, and let the caller retry.
+      void this.#webLocks.request(file.path);
       return VFS.SQLITE_BUSY;
     }
     return super.jLock(fileId, level);
@@ -195,32 +203,56 @@ export class OpfsVFS extends HostVFS<SyncHandle> {
   }
 }
 
-/** One exclusive Web Lock per database path, held while any connection of this engine holds a SQLite lock. */
+/**
+ * One exclusive Web Lock per database path, held while a connection of this
+ * engine is inside an operation (pinned) or holds a SQLite lock on the file.
+ */
 class WebLockRelay {
   readonly #held = new Map<string, () => void>();
-  readonly #pending = new Set<string>();
+  readonly #pending = new Map<string, Promise<void>>();
+  readonly #pins = new Map<string, number>();
   constructor(private readonly idle: (path: string) => boolean) {}
 
   held(path: string): boolean {
     return this.#held.has(path);
   }
 
-  request(path: string): void {
-    if (this.#held.has(path) || this.#pending.has(path)) return;
-    this.#pending.add(path);
-    void navigator.locks.request(`cipherkeep-db:${path}`, () =>
-      new Promise<void>((release) => {
-        this.#pending.delete(path);
-        this.#held.set(path, release);
-      }),
-    );
+  /** Resolves once the lock is ours. */
+  request(path: string): Promise<void> {
+    if (this.#held.has(path)) return Promise.resolve();
+    let pending = this.#pending.get(path);
+    if (!pending) {
+      pending = new Promise<void>((granted) => {
+        void navigator.locks.request(`cipherkeep-db:${path}`, () =>
+          new Promise<void>((release) => {
+            this.#pending.delete(path);
+            this.#held.set(path, release);
+            granted();
+          }),
+        );
+      });
+      this.#pending.set(path, pending);
+    }
+    return pending;
   }
 
-  // Let go after the current task: a statement that locks again at once keeps it.
+  async pin(path: string): Promise<void> {
+    this.#pins.set(path, (this.#pins.get(path) ?? 0) + 1);
+    await this.request(path);
+  }
+
+  unpin(path: string): void {
+    const n = (this.#pins.get(path) ?? 1) - 1;
+    if (n > 0) this.#pins.set(path, n);
+    else this.#pins.delete(path);
+    this.releaseSoon(path);
+  }
+
+  // Let go after the current task, unless an operation or a SQLite lock still needs it.
   releaseSoon(path: string): void {
     setTimeout(() => {
       const release = this.#held.get(path);
-      if (release && this.idle(path)) {
+      if (release && !this.#pins.has(path) && this.idle(path)) {
         this.#held.delete(path);
         release();
       }

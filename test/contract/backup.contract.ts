@@ -426,7 +426,7 @@ export function backupContract(label: string, t: BackupTestHost): void {
     it('reports progress for export and verify, ending at the total', async () => {
       const { svc } = await setup({}, 5000);
       const seen: Progress[] = [];
-      const r = await svc.createBackup({ onProgress: (p) => seen.push(p) });
+      const r = await svc.createBackup({ onProgress: (p) => void seen.push(p) });
       for (const phase of ['export', 'verify'] as const) {
         const events = seen.filter((p) => p.phase === phase);
         assert.ok(events.length > 0, `${phase} reported`);

@@ -1,0 +1,62 @@
+/**
+ * cipherkeep for pages: the database and its backups live in a Web Worker over
+ * OPFS; this module gives the page a typed, non-blocking client.
+ */
+import { wrapKeep, type KeepClient } from './worker/client.ts';
+import type { KeepOptions } from './worker/api.ts';
+
+export type { KeepClient, KeepOptions };
+export { WorkerFailedError } from './worker/client.ts';
+export * from './engine/errors.ts';
+
+export interface OpenCipherkeepOptions extends KeepOptions {
+  /** A worker running cipherkeep's worker entry, or its URL (default: ./worker.js beside this module). */
+  worker?: Worker | URL | string;
+}
+
+/** Starts (or adopts) the worker, opens the database in it, and returns the client. */
+export async function openCipherkeep(options: OpenCipherkeepOptions): Promise<KeepClient> {
+  const { worker: given, ...keepOptions } = options;
+  const worker = given instanceof Worker ? given : new Worker(given ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+  const client = wrapKeep({
+    endpoint: worker,
+    onFailure(fail) {
+      // A load or syntax error in the worker would otherwise leave every call hanging.
+      worker.addEventListener('error', (e) => fail(new Error(e.message || 'worker failed to load')), { once: true });
+      worker.addEventListener('messageerror', () => fail(new Error('a message from the worker could not be read')), { once: true });
+    },
+    terminate: async () => worker.terminate(),
+  });
+  // Persistence can only be requested from the page, not from the worker.
+  await navigator.storage.persist?.().catch(() => false);
+  try {
+    await client.open(keepOptions);
+  } catch (e) {
+    await client.terminate();
+    throw e;
+  }
+  return client;
+}
+
+/**
+ * Saves a backup as a file: streamed to a file the user picks where the File
+ * System Access API exists, otherwise through a Blob and a download link.
+ */
+export async function downloadBackup(client: KeepClient, path: string, filename = path.slice(path.lastIndexOf('/') + 1)): Promise<void> {
+  const picker = (globalThis as { showSaveFilePicker?: (o: object) => Promise<FileSystemFileHandle> }).showSaveFilePicker;
+  if (picker) {
+    const handle = await picker({ suggestedName: filename });
+    await (await client.exportBackup(path)).pipeTo(await handle.createWritable());
+    return;
+  }
+  const blob = await new Response(await client.exportBackup(path)).blob();
+  const url = URL.createObjectURL(blob);
+  try {
+    const a = Object.assign(document.createElement('a'), { href: url, download: filename });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  } finally {
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+}
