@@ -39,13 +39,19 @@ export async function openCipherkeep(options: OpenCipherkeepOptions): Promise<Ke
 }
 
 /**
- * Saves a backup as a file: streamed to a file the user picks where the File
- * System Access API exists, otherwise through a Blob and a download link.
+ * Saves a backup as a file: streamed into a file the user picks where the
+ * File System Access API exists (`picker`, default true), otherwise through a
+ * Blob and a download link (Chromium keeps large Blobs on disk).
  */
-export async function downloadBackup(client: KeepClient, path: string, filename = path.slice(path.lastIndexOf('/') + 1)): Promise<void> {
-  const picker = (globalThis as { showSaveFilePicker?: (o: object) => Promise<FileSystemFileHandle> }).showSaveFilePicker;
-  if (picker) {
-    const handle = await picker({ suggestedName: filename });
+export async function downloadBackup(
+  client: KeepClient,
+  path: string,
+  options: { filename?: string; picker?: boolean } = {},
+): Promise<void> {
+  const filename = options.filename ?? path.slice(path.lastIndexOf('/') + 1);
+  const showSaveFilePicker = (globalThis as { showSaveFilePicker?: (o: object) => Promise<FileSystemFileHandle> }).showSaveFilePicker;
+  if (showSaveFilePicker && options.picker !== false) {
+    const handle = await showSaveFilePicker({ suggestedName: filename });
     await (await client.exportBackup(path)).pipeTo(await handle.createWritable());
     return;
   }

@@ -95,7 +95,8 @@ on('change-password', async () => {
 on('download', async () => {
   const path = await latest();
   if (path) {
-    await downloadBackup(keep, path);
+    // A plain download link; pass picker: true to let the user choose where (File System Access API).
+    await downloadBackup(keep, path, { picker: false });
     log(`downloaded ${path}`);
   }
 });

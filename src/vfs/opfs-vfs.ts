@@ -31,13 +31,101 @@ interface SyncHandle {
 }
 
 interface Prepared {
-  handle: SyncHandle;
+  handle: CachedHandle;
   refs: number;
   /** Removed on release when still empty: journals we made, or a database whose creation failed. */
   removeIfEmpty: boolean;
 }
 
 const SIDE_SUFFIXES = ['-journal', '-wal'];
+
+/**
+ * Each call on a sync access handle costs a few hundred microseconds in
+ * Chromium (measured here: 6000 reads of 4 KiB took 1.85 s), so page-sized
+ * reads are served from blocks read ahead in one call. Writes go straight to
+ * the file and patch any cached block, so the file is always current; the
+ * cache is dropped whenever another tab could have written (each time this
+ * worker takes the database's Web Lock anew).
+ */
+class CachedHandle implements SyncHandle {
+  static readonly BLOCK = 256 * 1024;
+  static readonly BLOCKS = 64; // 16 MiB per file at most
+  readonly #blocks = new Map<number, Uint8Array>();
+  #size: number;
+
+  constructor(private readonly raw: SyncHandle) {
+    this.#size = raw.getSize();
+  }
+
+  invalidate(): void {
+    this.#blocks.clear();
+    this.#size = this.raw.getSize();
+  }
+
+  read(buffer: Uint8Array, options = { at: 0 }): number {
+    if (buffer.length > CachedHandle.BLOCK) return this.raw.read(buffer, options);
+    let done = 0;
+    while (done < buffer.length) {
+      const at = options.at + done;
+      if (at >= this.#size) break;
+      const index = Math.floor(at / CachedHandle.BLOCK);
+      const block = this.#block(index);
+      const from = at - index * CachedHandle.BLOCK;
+      const n = Math.min(buffer.length - done, block.length - from);
+      if (n <= 0) break;
+      buffer.set(block.subarray(from, from + n), done);
+      done += n;
+    }
+    return done;
+  }
+
+  write(buffer: Uint8Array, options = { at: 0 }): number {
+    const n = this.raw.write(buffer, options);
+    this.#size = Math.max(this.#size, options.at + n);
+    for (const [index, block] of this.#blocks) {
+      const start = index * CachedHandle.BLOCK;
+      const lo = Math.max(start, options.at);
+      const hi = Math.min(start + CachedHandle.BLOCK, options.at + n);
+      if (lo >= hi) continue;
+      if (hi - start > block.length) this.#blocks.delete(index); // block grows: read it again
+      else block.set(buffer.subarray(lo - options.at, hi - options.at), lo - start);
+    }
+    return n;
+  }
+
+  truncate(size: number): void {
+    this.raw.truncate(size);
+    this.#blocks.clear();
+    this.#size = size;
+  }
+
+  flush(): void {
+    this.raw.flush();
+  }
+
+  getSize(): number {
+    return this.#size;
+  }
+
+  close(): void {
+    this.#blocks.clear();
+    this.raw.close();
+  }
+
+  #block(index: number): Uint8Array {
+    let block = this.#blocks.get(index);
+    if (block) {
+      this.#blocks.delete(index); // most recently used goes last
+    } else {
+      const start = index * CachedHandle.BLOCK;
+      block = new Uint8Array(Math.min(CachedHandle.BLOCK, this.#size - start));
+      block = block.subarray(0, this.raw.read(block, { at: start }));
+      if (this.#blocks.size >= CachedHandle.BLOCKS) this.#blocks.delete(this.#blocks.keys().next().value!);
+    }
+    this.#blocks.set(index, block);
+    return block;
+  }
+}
 
 /** A temp file (SQLite's statement journals, sorts) kept in memory. */
 class MemoryHandle implements SyncHandle {
@@ -72,7 +160,11 @@ class MemoryHandle implements SyncHandle {
 export class OpfsVFS extends HostVFS<SyncHandle> {
   readonly #prepared = new Map<string, Prepared>();
   readonly #missingParents = new Set<string>();
-  readonly #webLocks = new WebLockRelay((path) => this.locks.isIdle(path));
+  readonly #webLocks = new WebLockRelay(
+    (path) => this.locks.isIdle(path),
+    // Another tab may have written while we did not hold the lock.
+    (path) => [path, ...SIDE_SUFFIXES.map((s) => path + s)].forEach((p) => this.#prepared.get(p)?.handle.invalidate()),
+  );
 
   override async enter(path: string): Promise<void> {
     await this.#webLocks.pin(path);
@@ -97,10 +189,10 @@ export class OpfsVFS extends HostVFS<SyncHandle> {
     this.#missingParents.delete(path);
     const main = await openFile(dir, basename(path), create);
     if (!main) return { created: false };
-    this.#prepared.set(path, { handle: main.handle, refs: 1, removeIfEmpty: main.created });
+    this.#prepared.set(path, { handle: new CachedHandle(main.handle), refs: 1, removeIfEmpty: main.created });
     for (const suffix of SIDE_SUFFIXES) {
       const side = (await openFile(dir, basename(path) + suffix, true))!;
-      this.#prepared.set(path + suffix, { handle: side.handle, refs: 1, removeIfEmpty: true });
+      this.#prepared.set(path + suffix, { handle: new CachedHandle(side.handle), refs: 1, removeIfEmpty: true });
     }
     return { created: main.created };
   }
@@ -211,7 +303,10 @@ class WebLockRelay {
   readonly #held = new Map<string, () => void>();
   readonly #pending = new Map<string, Promise<void>>();
   readonly #pins = new Map<string, number>();
-  constructor(private readonly idle: (path: string) => boolean) {}
+  constructor(
+    private readonly idle: (path: string) => boolean,
+    private readonly acquired: (path: string) => void,
+  ) {}
 
   held(path: string): boolean {
     return this.#held.has(path);
@@ -227,6 +322,7 @@ class WebLockRelay {
           new Promise<void>((release) => {
             this.#pending.delete(path);
             this.#held.set(path, release);
+            this.acquired(path);
             granted();
           }),
         );

@@ -122,7 +122,11 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
     },
     getLatestBackup: (): Promise<BackupInfo | null> => live().backups.getLatestBackup(),
     cleanupOldBackups: (): Promise<number> => live().backups.cleanupOldBackups(),
-    purgeAndRefresh: (onProgress?: OnProgress): Promise<BackupResult> => live().backups.purgeAndRefresh({ onProgress }),
+    async purgeAndRefresh(onProgress?: OnProgress): Promise<BackupResult> {
+      const r = await live().backups.purgeAndRefresh({ onProgress });
+      if (r.success) await remember(r.backupPath);
+      return r;
+    },
 
     /** Rekeys the database and replaces every backup; the connection is reopened under the new password. */
     async changePassword(next: { password?: string; key?: Uint8Array }, onProgress?: OnProgress): Promise<BackupResult> {
@@ -133,6 +137,7 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
         // Whatever became of the backups, the database now opens with exactly one of the two.
         const rekeyed = await s.host.open(s.options.databasePath, { ...secret, cipher: s.options.cipher }).then((d) => d.close().then(() => true), () => false);
         if (rekeyed) s.secret = secret;
+        if (r.success) await remember(r.backupPath);
         return r;
       });
     },

@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { buildBrowser } from '../../examples/browser/build.ts';
 
-const dir = await buildBrowser();
+const dir = process.env.NO_BUILD ? (await import("../../examples/browser/build.ts")).outDir : await buildBrowser();
 const port = Number(process.env.PORT ?? 4173);
 const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.map': 'application/json', '.css': 'text/css' };
 
