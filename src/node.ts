@@ -62,7 +62,10 @@ export { NodeFileStore };
  * typed, non-blocking API browsers get. Crypto and I/O never block this thread.
  */
 export async function openKeepWorker(options: KeepOptions): Promise<KeepClient> {
-  const worker = new Worker(new URL('./node-worker-bootstrap.mjs', import.meta.url));
+  // Deno runs the TypeScript entry itself. It must not start with an await:
+  // a Deno worker that awaits before Comlink.expose loses its first message.
+  const entry = 'Deno' in globalThis ? './node-worker.ts' : './node-worker-bootstrap.mjs';
+  const worker = new Worker(new URL(entry, import.meta.url));
   const client = wrapKeep({
     endpoint: nodeEndpoint(worker),
     onFailure(fail) {
