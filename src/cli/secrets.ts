@@ -1,0 +1,67 @@
+/**
+ * Where the CLI gets passwords: an environment variable, a file descriptor
+ * (0 = stdin), or an interactive prompt with echo off. Never argv: anything
+ * on the command line shows in `ps`.
+ */
+import fs from 'node:fs';
+import { InvalidArgumentError } from '../engine/errors.ts';
+
+export interface SecretSource {
+  env?: string;
+  fd?: string;
+  /** What to ask on the terminal. */
+  prompt: string;
+  /** Ask twice on the terminal and require both to match (new passwords). */
+  confirm?: boolean;
+}
+
+export async function readSecret(source: SecretSource): Promise<string> {
+  if (source.env !== undefined) {
+    const value = process.env[source.env];
+    if (!value) throw new InvalidArgumentError(`environment variable ${source.env} is empty or not set`);
+    return value;
+  }
+  if (source.fd !== undefined) {
+    const fd = Number(source.fd);
+    if (!Number.isInteger(fd) || fd < 0) throw new InvalidArgumentError(`not a file descriptor: ${source.fd}`);
+    const value = fs.readFileSync(fd, 'utf8').split(/\r?\n/)[0] ?? '';
+    if (!value) throw new InvalidArgumentError(`nothing to read as a password on file descriptor ${fd}`);
+    return value;
+  }
+  if (!process.stdin.isTTY) {
+    throw new InvalidArgumentError('no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N (stdin is not a terminal to prompt on)');
+  }
+  const first = await prompt(source.prompt);
+  if (source.confirm && (await prompt('again: ')) !== first) throw new InvalidArgumentError('the two passwords differ');
+  if (!first) throw new InvalidArgumentError('empty password');
+  return first;
+}
+
+/** Reads one line from the terminal without echoing it. */
+function prompt(question: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    // Echo goes off before the question appears, so nothing typed at it is shown.
+    stdin.setRawMode(true);
+    process.stderr.write(question);
+    stdin.resume();
+    let value = '';
+    const done = (result: string | Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done(value);
+        if (ch === '\u0003') return done(new InvalidArgumentError('cancelled'));
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
