@@ -350,21 +350,12 @@ export class BackupService {
     const material = await this.#rawKey(await this.keyProfile.keyFor(this.#secret, this.#files, this.databasePath), this.databasePath);
     const started = Date.now();
     try {
-      const writer = await this.#files.create(tmpPath);
+      const db = await this.#host.open(this.databasePath, { ...material, cipher: this.keyProfile.cipher });
       try {
-        const db = await this.#host.open(this.databasePath, { ...material, cipher: this.keyProfile.cipher });
-        try {
-          await db.snapshot(async (chunk, done, total) => {
-            await writer.write(chunk);
-            await onProgress?.({ phase: 'export', bytesDone: done, bytesTotal: total });
-          });
-        } finally {
-          await db.close();
-        }
-        await writer.close();
-      } catch (e) {
-        await writer.abort();
-        throw e;
+        await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
+        await this.#export(db, tmpPath, onProgress);
+      } finally {
+        await db.close();
       }
       for (const [from, to] of sidecars) {
         await copyFile(this.#files, from, to);
@@ -392,6 +383,29 @@ export class BackupService {
    * were sound. Both open the file with the key, match its page count to its
    * size and read the first row of every table.
    */
+  /** Copies a consistent snapshot of the database's encrypted pages to `target`. */
+  async #export(db: Database, target: string, onProgress?: OnProgress): Promise<void> {
+    const files = this.#files;
+    if (files.copyPrefix) {
+      await db.holdSnapshot(async ({ bytes }) => {
+        await files.copyPrefix!(this.databasePath, target, bytes);
+        await onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes });
+      });
+      return;
+    }
+    const writer = await files.create(target);
+    try {
+      await db.snapshot(async (chunk, done, total) => {
+        await writer.write(chunk);
+        await onProgress?.({ phase: 'export', bytesDone: done, bytesTotal: total });
+      });
+      await writer.close();
+    } catch (e) {
+      await writer.abort();
+      throw e;
+    }
+  }
+
   async #verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {
     const info = await this.#files.stat(path);
     if (!info) return { ok: false, reason: 'missing', detail: `no such file: ${path}` };
@@ -407,7 +421,8 @@ export class BackupService {
     try {
       db = await this.#host.open(path, { ...material, cipher: this.keyProfile.cipher, busyTimeoutMs: 0 });
       if (depth === 'pages' && material.key !== undefined) {
-        const pages = await checkPageHmacs((o, n) => this.#files.read(path, o, n), info.size, material.key, settings, report);
+        const opened = db;
+        const pages = await checkPageHmacs(async (o, n) => opened.readRaw(o, n), info.size, material.key, settings, report);
         if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
       } else {
         let done = 0;
@@ -483,13 +498,8 @@ export class BackupService {
   async #keepCurrent(target: string): Promise<void> {
     try {
       const db = await this.#openSource(this.#secret);
-      const writer = await this.#files.create(target);
       try {
-        await db.snapshot((chunk) => writer.write(chunk));
-        await writer.close();
-      } catch (e) {
-        await writer.abort();
-        throw e;
+        await this.#export(db, target);
       } finally {
         await db.close();
       }

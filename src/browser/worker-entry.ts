@@ -23,6 +23,7 @@ exposeKeep(self as unknown as Endpoint, (options) => {
       files: new OpfsFileStore(),
       open: (path: string, o: OpenOptions) => openDatabase(engine, vfsName, path, o),
       catalog: { get, set },
+      engineMemoryBytes: () => engine.module.HEAPU8.byteLength,
     };
     return keepHost;
   })().catch((e) => {

@@ -253,25 +253,40 @@ export class Database {
    * Writers of this engine wait (their busy timeout) for the copy to finish.
    */
   snapshot(sink: (chunk: Uint8Array, done: number, total: number) => Promise<void>, chunkBytes = 4 << 20): Promise<SnapshotInfo> {
+    return this.holdSnapshot(async (info) => {
+      for (let done = 0; done < info.bytes; ) {
+        const chunk = this.readRaw(done, Math.min(chunkBytes, info.bytes - done));
+        if (chunk.length === 0) throw new CorruptDatabaseError(`database file is shorter than its ${info.pageCount} pages: ${this.path}`);
+        done += chunk.length;
+        await sink(chunk, done, info.bytes);
+      }
+      return info;
+    });
+  }
+
+  /**
+   * Runs `fn` while the file's first `info.bytes` bytes are a consistent
+   * snapshot (the same locking as snapshot()), so a host can copy them by
+   * its own means — a kernel file copy on Node.
+   */
+  holdSnapshot<T>(fn: (info: SnapshotInfo) => Promise<T>): Promise<T> {
     return this.#serial(async () => {
-      const wal = await this.#journalMode() === 'wal';
+      const wal = (await this.#journalMode()) === 'wal';
       if (wal) await this.#lockEmptyWal();
       else await this.#run('BEGIN; SELECT count(*) FROM sqlite_schema');
       try {
         const pageSize = Number((await this.#query('PRAGMA page_size'))[0]!.page_size);
         const pageCount = Number((await this.#query('PRAGMA page_count'))[0]!.page_count);
-        const total = pageSize * pageCount;
-        for (let done = 0; done < total; ) {
-          const chunk = this.host.readRange(this.path, done, Math.min(chunkBytes, total - done));
-          if (!chunk || chunk.length === 0) throw new CorruptDatabaseError(`database file is shorter than its ${pageCount} pages: ${this.path}`);
-          done += chunk.length;
-          await sink(chunk, done, total);
-        }
-        return { bytes: total, pageSize, pageCount, journalMode: wal ? 'wal' : 'delete' };
+        return await fn({ bytes: pageSize * pageCount, pageSize, pageCount, journalMode: wal ? 'wal' : 'delete' });
       } finally {
         await this.#run('ROLLBACK').catch(() => {});
       }
     });
+  }
+
+  /** Raw (still encrypted) bytes of the file, read beside SQLite. */
+  readRaw(offset: number, length: number): Uint8Array {
+    return this.host.readRange(this.path, offset, length) ?? new Uint8Array(0);
   }
 
   /** Reports the size of every page read SQLite makes on this file (progress of long reads). */

@@ -51,6 +51,11 @@ export interface FileStore {
    * shares this storage. Waits up to `timeoutMs`; rejects with LockTimeoutError.
    */
   lock(path: string, timeoutMs: number): Promise<Release>;
+  /**
+   * Optional fast path: a new file `to` holding the first `length` bytes of
+   * `from`, made durable, by the host's own means (a kernel copy).
+   */
+  copyPrefix?(from: string, to: string, length: number): Promise<void>;
 }
 
 /** Copies a whole file through a FileStore in bounded memory. */

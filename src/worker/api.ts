@@ -21,6 +21,8 @@ export interface Catalog {
 
 export interface KeepHost extends BackupHost {
   catalog?: Catalog;
+  /** Memory the engine holds (the wasm heap), for diagnostics and benchmarks. */
+  engineMemoryBytes?(): number;
 }
 
 export interface KeepOptions {
@@ -166,6 +168,12 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
       const r = await live().backups.importBackup(iterate(stream), { onProgress, sizeHint });
       if (r.success) await remember(r.backupPath);
       return r;
+    },
+
+    /** The worker's memory: the wasm heap, and the JS heap where the runtime reports it. */
+    memoryUsage(): { wasmBytes: number | null; jsHeapBytes: number | null } {
+      const heap = (globalThis.performance as { memory?: { usedJSHeapSize: number } } | undefined)?.memory?.usedJSHeapSize;
+      return { wasmBytes: state?.host.engineMemoryBytes?.() ?? null, jsHeapBytes: heap ?? null };
     },
 
     async close(): Promise<void> {

@@ -11,9 +11,13 @@ const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javas
 http
   .createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    let file = path.join(dir, path.normalize(decodeURIComponent(url.pathname)).replace(/^(\.\.[/\\])+/, ''));
+    // The benchmark serves its databases from /bench-data/ to load them into OPFS.
+    const extra = process.env.BENCH_DATA_DIR && url.pathname.startsWith('/bench-data/') ? process.env.BENCH_DATA_DIR : null;
+    const root = extra ?? dir;
+    const rel = extra ? url.pathname.slice('/bench-data'.length) : url.pathname;
+    let file = path.join(root, path.normalize(decodeURIComponent(rel)).replace(/^(\.\.[/\\])+/, ''));
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    if (!file.startsWith(dir) || !fs.existsSync(file)) return void res.writeHead(404).end('not found');
+    if (!file.startsWith(root) || !fs.existsSync(file)) return void res.writeHead(404).end('not found');
     res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
     fs.createReadStream(file).pipe(res);
   })

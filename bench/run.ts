@@ -1,0 +1,181 @@
+/**
+ * npm run bench [-- --sizes 30,100,500 --reps 3 --modes delete,wal --no-browser]
+ *
+ * For each database (size × journal mode), in the same run and on the same
+ * files: a plain file copy (the physical floor), the reference method on
+ * native SQLCipher (ATTACH … KEY + sqlcipher_export + quick_check), and
+ * cipherkeep's createBackup (export + verify) on Node and in Chromium over
+ * OPFS. Every Node measurement runs in a fresh process so its peak RSS is its
+ * own. Reports medians and spread, ratios against native measured here, as
+ * text, JSON and an SVG chart under bench/results/.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { chromium } from '@playwright/test';
+import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
+
+const { values } = parseArgs({
+  options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' } },
+});
+const sizes = values.sizes!.split(',').map(Number);
+const reps = Number(values.reps);
+const modes = values.modes!.split(',') as Array<'delete' | 'wal'>;
+const MB = 1024 * 1024;
+const here = import.meta.dirname;
+const results = path.join(here, 'results');
+const work = path.join(DATA_DIR, 'work');
+
+interface Run { openMs: number; exportMs: number; verifyMs: number; totalMs: number; bytes: number; rssBeforeMB?: number; peakRssMB?: number; wasmMB?: number; jsHeapMB?: number }
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
+
+function nodeRun(method: 'native' | 'cipherkeep', file: string): Run {
+  return JSON.parse(execFileSync('node', ['--import', 'tsx', path.join(here, 'node-backup.ts'), method, file, work], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
+}
+
+function copyRun(file: string): Run {
+  const target = path.join(DATA_DIR, 'copy.tmp');
+  const t0 = performance.now();
+  fs.copyFileSync(file, target);
+  const fd = fs.openSync(target, 'r+');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  const ms = performance.now() - t0;
+  fs.rmSync(target);
+  return { openMs: 0, exportMs: ms, verifyMs: 0, totalMs: ms, bytes: fs.statSync(file).size };
+}
+
+async function browserRuns(files: string[]): Promise<Map<string, Run[]>> {
+  const port = 4199;
+  const server = spawn('node', ['--import', 'tsx', path.join(here, '../test/browser/serve.ts')], {
+    env: { ...process.env, PORT: String(port), BENCH_DATA_DIR: DATA_DIR }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve) => server.stdout.on('data', (d) => String(d).includes('serving') && resolve()));
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const out = new Map<string, Run[]>();
+  try {
+    for (const file of files) {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`http://127.0.0.1:${port}/harness/`);
+      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+      const runs = await page.evaluate(async ({ name, reps, password }) => {
+        // Load the database into OPFS, streamed.
+        const root = await navigator.storage.getDirectory();
+        const writable = await (await root.getFileHandle('bench.db', { create: true })).createWritable();
+        await (await fetch(`/bench-data/${name}`)).body!.pipeTo(writable);
+        const t0 = performance.now();
+        const keep = await window.harness.open({ databasePath: '/bench.db', password, create: false });
+        const openMs = performance.now() - t0;
+        const list: unknown[] = [];
+        for (let i = 0; i < reps; i++) {
+          let verifyAt = 0;
+          let exportAt = 0;
+          const start = performance.now();
+          const r = await keep.createBackup({ force: true }, (p) => {
+            if (p.phase === 'export' && !exportAt) exportAt = performance.now();
+            if (p.phase === 'verify' && !verifyAt) verifyAt = performance.now();
+          });
+          const end = performance.now();
+          if (!r.success) throw new Error(r.error);
+          const mem = await keep.memoryUsage();
+          const pageHeap = (performance as unknown as { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? 0;
+          list.push({ openMs, exportMs: verifyAt - exportAt, verifyMs: end - verifyAt, totalMs: end - start, bytes: r.sizeBytes, wasmMB: (mem.wasmBytes ?? 0) / 2 ** 20, jsHeapMB: ((mem.jsHeapBytes ?? 0) + pageHeap) / 2 ** 20 });
+          await keep.cleanupOldBackups();
+        }
+        await keep.close();
+        return list;
+      }, { name: path.basename(file), reps, password: PASSWORD });
+      out.set(file, runs as Run[]);
+      await page.context().close();
+    }
+  } finally {
+    await browser.close();
+    server.kill();
+  }
+  return out;
+}
+
+fs.mkdirSync(results, { recursive: true });
+const rows: Array<Record<string, unknown>> = [];
+const files: string[] = [];
+for (const size of sizes) for (const mode of modes) files.push(workload(size, mode));
+const browser = values['no-browser'] ? new Map<string, Run[]>() : await browserRuns(files);
+
+for (const file of files) {
+  const runs = { copy: [] as Run[], native: [] as Run[], cipherkeep: [] as Run[] };
+  for (let i = 0; i < reps; i++) {
+    runs.copy.push(copyRun(file));
+    runs.native.push(nodeRun('native', file));
+    runs.cipherkeep.push(nodeRun('cipherkeep', file));
+  }
+  const mb = fs.statSync(file).size / MB;
+  const stat = (xs: Run[], k: keyof Run) => ({ median: +median(xs.map((r) => r[k] ?? 0)).toFixed(1), spread: +spread(xs.map((r) => r[k] ?? 0)).toFixed(1) });
+  const rate = (ms: number) => +(mb / (ms / 1000)).toFixed(1);
+  const b = browser.get(file) ?? [];
+  const row = {
+    workload: path.basename(file, '.db'), sizeMB: +mb.toFixed(1),
+    copy: { ms: stat(runs.copy, 'totalMs'), mbps: rate(median(runs.copy.map((r) => r.totalMs))) },
+    native: { open: stat(runs.native, 'openMs'), export: stat(runs.native, 'exportMs'), verify: stat(runs.native, 'verifyMs'), total: stat(runs.native, 'totalMs'), mbps: rate(median(runs.native.map((r) => r.totalMs))), peakRssGrowthMB: +median(runs.native.map((r) => r.peakRssMB! - r.rssBeforeMB!)).toFixed(1) },
+    cipherkeep: { open: stat(runs.cipherkeep, 'openMs'), export: stat(runs.cipherkeep, 'exportMs'), verify: stat(runs.cipherkeep, 'verifyMs'), total: stat(runs.cipherkeep, 'totalMs'), mbps: rate(median(runs.cipherkeep.map((r) => r.totalMs))), peakRssGrowthMB: +median(runs.cipherkeep.map((r) => r.peakRssMB! - r.rssBeforeMB!)).toFixed(1) },
+    browser: b.length ? { open: stat(b, 'openMs'), export: stat(b, 'exportMs'), verify: stat(b, 'verifyMs'), total: stat(b, 'totalMs'), mbps: rate(median(b.map((r) => r.totalMs))), wasmMB: +Math.max(...b.map((r) => r.wasmMB!)).toFixed(1), jsHeapMB: +Math.max(...b.map((r) => r.jsHeapMB!)).toFixed(1) } : null,
+    ratios: {
+      backupTimeVsNative: +(median(runs.cipherkeep.map((r) => r.totalMs)) / median(runs.native.map((r) => r.totalMs))).toFixed(2),
+      exportSpeedVsCopy: +((mb / median(runs.cipherkeep.map((r) => r.exportMs))) / (mb / median(runs.copy.map((r) => r.totalMs)))).toFixed(2),
+      browserSpeedVsNode: b.length ? +(median(runs.cipherkeep.map((r) => r.totalMs)) / median(b.map((r) => r.totalMs))).toFixed(2) : null,
+    },
+  };
+  rows.push(row);
+  console.log(`measured ${row.workload}`);
+}
+
+const lines = [
+  `cipherkeep benchmark — ${new Date().toISOString()} — ${reps} repetitions, medians (spread = max - min), node ${process.version}, ${execFileSync('nproc').toString().trim()} cores`,
+  '',
+  'workload              MB   copy MB/s | native: open export verify total ms  MB/s | cipherkeep node: open export verify total ms  MB/s  RSS+MB | browser OPFS: total ms MB/s wasmMB | time vs native  export vs copy  browser vs node',
+];
+for (const r of rows as any[]) {
+  const t = (s: { median: number; spread: number }) => `${s.median.toFixed(0)}±${s.spread.toFixed(0)}`;
+  lines.push([
+    r.workload.padEnd(20), String(r.sizeMB).padStart(6), String(r.copy.mbps).padStart(9), '|',
+    t(r.native.open), t(r.native.export), t(r.native.verify), t(r.native.total), String(r.native.mbps).padStart(6), '|',
+    t(r.cipherkeep.open), t(r.cipherkeep.export), t(r.cipherkeep.verify), t(r.cipherkeep.total), String(r.cipherkeep.mbps).padStart(6), String(r.cipherkeep.peakRssGrowthMB).padStart(6), '|',
+    r.browser ? `${t(r.browser.total)} ${r.browser.mbps} ${r.browser.wasmMB}` : 'skipped', '|',
+    `${r.ratios.backupTimeVsNative}x`, `${r.ratios.exportSpeedVsCopy}x`, r.ratios.browserSpeedVsNode === null ? '-' : `${r.ratios.browserSpeedVsNode}x`,
+  ].join(' '));
+}
+lines.push('', 'targets: time vs native <= 1.0 (100 MB); export vs copy >= 0.5; RSS growth < 64 MB (500 MB); browser vs node >= 0.7');
+fs.writeFileSync(path.join(results, 'latest.txt'), `${lines.join('\n')}\n`);
+fs.writeFileSync(path.join(results, 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), reps, rows }, null, 2)}\n`);
+fs.writeFileSync(path.join(results, 'latest.svg'), chart(rows as any[]));
+console.log(lines.join('\n'));
+console.log(`\nwrote bench/results/latest.{txt,json,svg}`);
+
+/** Grouped horizontal bars of MB/s per workload. */
+function chart(data: any[]): string {
+  const series = [['copy', '#999'], ['native', '#d62728'], ['cipherkeep', '#1f77b4'], ['browser', '#2ca02c']] as const;
+  const max = Math.max(...data.flatMap((r) => series.map(([k]) => (k === 'copy' ? r.copy.mbps : r[k]?.mbps ?? 0))));
+  const barH = 14;
+  const groupH = series.length * barH + 18;
+  const width = 760;
+  const left = 170;
+  const scale = (v: number) => ((width - left - 80) * v) / max;
+  let y = 40;
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${data.length * groupH + 80}" font-family="sans-serif" font-size="12">`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">Backup throughput, MB/s (higher is better; export + verify, file copy alone)</text>`];
+  for (const r of data) {
+    parts.push(`<text x="10" y="${y + barH}">${r.workload}</text>`);
+    series.forEach(([k, color], i) => {
+      const v = k === 'copy' ? r.copy.mbps : r[k]?.mbps ?? 0;
+      parts.push(`<rect x="${left}" y="${y + i * barH}" width="${scale(v).toFixed(1)}" height="${barH - 2}" fill="${color}"/>`,
+        `<text x="${left + scale(v) + 4}" y="${y + i * barH + barH - 4}">${k} ${v}</text>`);
+    });
+    y += groupH;
+  }
+  parts.push('</svg>');
+  return parts.join('\n');
+}
