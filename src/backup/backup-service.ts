@@ -18,8 +18,7 @@ import { sqlcipher4, type KeyProfile } from './key-profiles.ts';
 import { backupName, parseBackupName, TMP_SUFFIX, utcDay, validatePrefix } from './names.ts';
 import { checkPageHmacs } from './page-check.ts';
 
-const HOUR_MS = 3_600_000;
-const DAY_MS = 24 * HOUR_MS;
+const DAY_MS = 86_400_000;
 
 export interface Progress {
   phase: 'export' | 'verify' | 'copy';
@@ -376,12 +375,12 @@ export class BackupService {
   }
 
   /**
-   * 'full': PRAGMA quick_check in the engine, which decrypts every page in use
-   * and checks the b-trees. 'pages': the HMAC of every page (in use or free)
-   * checked with WebCrypto instead — it proves each page is the one SQLite
-   * wrote under this key, ten times faster, but not that the source's b-trees
-   * were sound. Both open the file with the key, match its page count to its
-   * size and read the first row of every table.
+   * Both depths open the file with the key, check the HMAC of every page (in
+   * use or free) with WebCrypto — proof that each page is the one SQLite
+   * wrote under this key, at native speed — match the page count to the file
+   * size and read the first row of every table. 'full' adds PRAGMA
+   * quick_check in the engine (decrypts every page in use and checks the
+   * b-trees: catches a source that was already damaged); 'pages' skips it.
    */
   /** Copies a consistent snapshot of the database's encrypted pages to `target`. */
   async #export(db: Database, target: string, onProgress?: OnProgress): Promise<void> {
@@ -420,11 +419,13 @@ export class BackupService {
     let db: Database | undefined;
     try {
       db = await this.#host.open(path, { ...material, cipher: this.keyProfile.cipher, busyTimeoutMs: 0 });
-      if (depth === 'pages' && material.key !== undefined) {
+      const key = material.key ?? (await this.#rawKey(material, path)).key;
+      if (key !== undefined) {
         const opened = db;
-        const pages = await checkPageHmacs(async (o, n) => opened.readRaw(o, n), info.size, material.key, settings, report);
+        const pages = await checkPageHmacs(async (o, n) => opened.readRaw(o, n), info.size, key, settings, depth === 'pages' ? report : undefined);
         if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
-      } else {
+      }
+      if (depth === 'full') {
         let done = 0;
         const unwatch = db.watchReads((n) => void report((done += n)));
         try {
@@ -455,11 +456,11 @@ export class BackupService {
   async #cleanup(now = this.#clock()): Promise<number> {
     let deleted = 0;
     const all = await this.#list();
+    // Every writer of a .tmp holds this lock (in this process and across processes
+    // or tabs), and we hold it now: any .tmp here was left by a run that died.
+    // (The reference waited an hour because its lock did not reach other processes.)
     for (const tmp of all.filter((b) => b.tmp)) {
-      // Stale only when both its name and its last write are over an hour old.
-      if (now.getTime() - Math.max(tmp.createdAt.getTime(), tmp.mtimeMs) > HOUR_MS && (await this.#removeQuietly(tmp.path))) {
-        this.#log.info(`removed stale temp file ${tmp.name}`);
-      }
+      if (await this.#removeQuietly(tmp.path)) this.#log.info(`removed temp file left by an interrupted run: ${tmp.name}`);
     }
     const backups = all.filter((b) => !b.tmp);
     for (const [i, b] of backups.entries()) {
