@@ -217,25 +217,56 @@ export class BackupService {
     return this.#asResult(() =>
       this.#locked(async () => {
         const next = newSecret.key !== undefined ? { key: newSecret.key } : { password: newSecret.password! };
-        let db: Database;
-        let rekeyed = false;
+        let db: Database | null = null;
         try {
           db = await this.#openSource(this.#secret);
         } catch (e) {
           if (!(e instanceof WrongKeyError)) throw e;
-          db = await this.#openSource(next); // an earlier call was interrupted after the rekey
-          rekeyed = true;
+          // An earlier call was interrupted after the new file was in place.
+          await (await this.#openSource(next)).close();
         }
-        try {
-          if (!rekeyed) await db.rekey(await this.keyProfile.keyFor(next, this.#files, this.databasePath));
-        } finally {
-          await db.close();
-        }
+        if (db) await this.#rekeyByReplacement(db, next);
         this.#secret = next;
         this.#log.info(`password changed for ${this.#files.basename(this.databasePath)}; replacing backups`);
         return this.#purgeAndRefresh(true, options.onProgress);
       }),
     );
+  }
+
+  /**
+   * Rekeys a snapshot copy beside the database, verifies it under the new
+   * key, and renames it over the database: at every instant the file on disk
+   * is whole and under exactly one password. (An in-place rekey that is cut
+   * short leaves old- and new-key pages mixed.) Closes `db`.
+   */
+  async #rekeyByReplacement(db: Database, next: KeyMaterial): Promise<void> {
+    const staged = `${this.databasePath}.rekey${TMP_SUFFIX}`;
+    const side = (p: string) => [p, `${p}-journal`, `${p}-wal`];
+    await this.#removeAll(side(staged));
+    try {
+      try {
+        await this.#checkFreeSpaceIn(this.#files.dirname(this.databasePath), (await this.#files.stat(this.databasePath))?.size ?? 0);
+        await this.#export(db, staged);
+      } finally {
+        await db.close();
+      }
+      const oldKey = await this.#rawKey(await this.keyProfile.keyFor(this.#secret, this.#files, this.databasePath), this.databasePath);
+      const copy = await this.#host.open(staged, { ...oldKey, cipher: this.keyProfile.cipher });
+      try {
+        await copy.rekey(await this.keyProfile.keyFor(next, this.#files, this.databasePath));
+      } finally {
+        await copy.close();
+      }
+      const newKey = await this.#rawKey(await this.keyProfile.keyFor(next, this.#files, this.databasePath), staged);
+      const check = await this.#verify(staged, newKey, undefined, 'pages');
+      if (!check.ok) throw new CorruptDatabaseError(`the rekeyed copy failed verification (${check.reason}): ${check.detail}`);
+      await this.#files.restrictToOwner(staged, 'file');
+      // Journals of the old file must not be replayed into the new one.
+      await this.#removeAll([`${this.databasePath}-wal`, `${this.databasePath}-shm`, `${this.databasePath}-journal`]);
+      await this.#files.rename(staged, this.databasePath);
+    } finally {
+      await this.#removeAll(side(staged));
+    }
   }
 
   /**
@@ -530,15 +561,19 @@ export class BackupService {
   }
 
   async #checkFreeSpace(size: number): Promise<void> {
+    await this.#checkFreeSpaceIn(this.backupDir, size);
+  }
+
+  /** Fails closed: a copy we cannot be sure fits (twice its size) is not attempted. */
+  async #checkFreeSpaceIn(dir: string, size: number): Promise<void> {
     let free: number;
     try {
-      free = await this.#files.freeSpace(this.backupDir);
+      free = await this.#files.freeSpace(dir);
     } catch (e) {
-      // Fail closed: a backup we cannot be sure fits is not attempted.
-      throw new CipherkeepError(`could not verify free space in ${this.backupDir}: ${messageOf(e)}`);
+      throw new CipherkeepError(`could not verify free space in ${dir}: ${messageOf(e)}`);
     }
     if (free < size * 2) {
-      throw new StorageFullError(`insufficient space in ${this.backupDir}: need ${size * 2} bytes (twice the database), have ${free}`);
+      throw new StorageFullError(`insufficient space in ${dir}: need ${size * 2} bytes (twice the database), have ${free}`);
     }
   }
 

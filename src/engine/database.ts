@@ -214,22 +214,23 @@ export class Database {
   }
 
   /**
-   * Changes the key, re-encrypting every page. The file also gets a fresh
-   * random salt, given explicitly: sqlite3mc would otherwise draw its own and
-   * our derived key would no longer match what SQLCipher derives from the
+   * Changes the key, re-encrypting every page in one SQLite transaction. The
+   * salt stays, given explicitly (sqlite3mc would otherwise draw a new one
+   * and our derived key would no longer match what SQLCipher derives from the
+   * password); keeping it also lets a crash mid-rekey roll back under the old
    * password. WAL databases are switched to DELETE for the rekey (sqlite3mc
-   * 2.3.3 cannot rekey in WAL) and back.
+   * 2.3.3 cannot rekey in WAL) and back. For a password change that is
+   * atomic on disk, use BackupService.changePassword (rekeys a copy, then
+   * renames it into place).
    */
   rekey(material: KeyMaterial): Promise<void> {
     return this.#serial(async () => {
-      const salt = newSalt();
-      const key = await deriveKey(material, salt, this.#settings);
+      const key = await deriveKey(material, this.#salt, this.#settings);
       try {
         const wal = (await this.#journalMode()) === 'wal';
         if (wal) await this.#run('PRAGMA journal_mode = DELETE');
         try {
-          await this.#run(`PRAGMA rekey = ${rawKeyLiteral(key, salt)}`);
-          this.#salt = salt;
+          await this.#run(`PRAGMA rekey = ${rawKeyLiteral(key, this.#salt)}`);
         } catch (e) {
           throw new CipherkeepError('rekey failed', { sqliteCode: codeOf(e) });
         } finally {
@@ -403,7 +404,9 @@ export class Database {
         const deadline = Date.now() + this.busyTimeoutMs;
         let columns: string[] | undefined;
         let gotRow = false;
-        for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+        // Short, capped waits: a connection that polls slowly loses every race
+        // against busy writers of the same engine (measured: seconds per backup).
+        for (let delay = 1; ; delay = Math.min(delay * 2, 4)) {
           try {
             while ((await sqlite3.step(stmt)) === SQLite.SQLITE_ROW) {
               gotRow = true;
