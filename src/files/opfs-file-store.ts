@@ -86,27 +86,38 @@ export class OpfsFileStore implements FileStore {
     // In a worker, a sync access handle writes in place: far faster than a
     // writable stream, which goes through a swap file.
     const sync = 'createSyncAccessHandle' in handle
-      ? await (handle as unknown as { createSyncAccessHandle(): Promise<{ write(b: Uint8Array, o: { at: number }): number; flush(): void; close(): void }> }).createSyncAccessHandle()
+      ? await (handle as unknown as { createSyncAccessHandle(): Promise<{ write(b: Uint8Array, o: { at: number }): number; flush(): void; getSize(): number; close(): void }> }).createSyncAccessHandle()
       : null;
     if (sync) {
       let at = 0;
       return {
         async write(chunk) {
+          let n: number;
           try {
-            at += sync.write(chunk, { at });
+            n = sync.write(chunk, { at });
           } catch (e) {
             throw full(e);
           }
+          at += n;
+          // Over quota, a sync access handle writes what fits and says so.
+          if (n < chunk.length) throw new StorageFullError(`storage quota exceeded while writing ${path}`);
         },
         async close() {
+          let size = -1;
           try {
             sync.flush();
+            size = sync.getSize();
           } catch (e) {
             sync.close();
             await remove();
             throw full(e);
           }
           sync.close();
+          // Over quota, writes can come up short without a word: check what landed.
+          if (size !== at) {
+            await remove();
+            throw new StorageFullError(`storage quota exceeded while writing ${path}: ${size} of ${at} bytes landed`);
+          }
         },
         async abort() {
           try {
@@ -147,11 +158,16 @@ export class OpfsFileStore implements FileStore {
     if (!handle) throw new DOMException(`no such file: ${from}`, 'NotFoundError');
     const target = split(to);
     const dir = await dirHandle(target.dirs);
-    // move() does not replace an existing file everywhere: clear the target first.
-    await dir.removeEntry(target.name).catch((e) => {
-      if (!isNotFound(e)) throw e;
-    });
-    await (handle as unknown as { move(d: FileSystemDirectoryHandle, n: string): Promise<void> }).move(dir, target.name);
+    const move = () => (handle as unknown as { move(d: FileSystemDirectoryHandle, n: string): Promise<void> }).move(dir, target.name);
+    try {
+      // Chromium's move() replaces an existing target in one step (measured).
+      await move();
+    } catch (e) {
+      // Elsewhere it may refuse to: clear the target, then move (not atomic there).
+      if ((e as DOMException)?.name !== 'InvalidModificationError') throw e;
+      await dir.removeEntry(target.name);
+      await move();
+    }
   }
 
   async remove(path: string): Promise<boolean> {
