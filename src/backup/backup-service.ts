@@ -577,13 +577,19 @@ export class BackupService {
     }
   }
 
+  /**
+   * A name after every existing one of the same second: never a freed lower
+   * number, which would sort as the oldest and be rotated away at once.
+   */
   async #freshName(): Promise<string> {
     const now = this.#clock();
-    const taken = new Set((await this.#files.list(this.backupDir, `${this.prefix}_`)).map((f) => f.name));
-    for (let seq = 0; ; seq++) {
-      const name = backupName(this.prefix, now, seq);
-      if (!taken.has(name) && !taken.has(`${name}${TMP_SUFFIX}`)) return this.#files.join(this.backupDir, name);
+    const stamp = backupName(this.prefix, now);
+    let seq = 0;
+    for (const f of await this.#files.list(this.backupDir, `${this.prefix}_`)) {
+      const parsed = parseBackupName(this.prefix, f.name);
+      if (parsed && backupName(this.prefix, parsed.createdAt) === stamp) seq = Math.max(seq, parsed.seq + 1);
     }
+    return this.#files.join(this.backupDir, backupName(this.prefix, now, seq));
   }
 
   /** This service's backups and temp files, newest first. */

@@ -137,6 +137,16 @@ export function backupContract(label: string, t: BackupTestHost): void {
       assert.deepEqual((await svc.listBackups()).map((x) => x.path), [c.backupPath, b.backupPath, a.backupPath], 'newest first');
     });
 
+    it('many backups in one second keep their order through rotation (names are never reused)', async () => {
+      const { svc } = await setup({ maxBackups: 2 });
+      for (let i = 0; i < 6; i++) {
+        const r = await svc.createBackup({ force: true });
+        assert.equal(r.success, true, r.error);
+        assert.equal((await svc.getLatestBackup())?.path, r.backupPath, `backup ${i} is the newest and still exists`);
+      }
+      assert.deepEqual((await svc.listBackups()).map((b) => b.filename), ['backup_20260301_100000-5.db', 'backup_20260301_100000-4.db']);
+    });
+
     it('retention: five backups with maxBackups 3 leaves the newest 3', async () => {
       const { svc, time } = await setup({ maxBackups: 3 });
       const made: string[] = [];
