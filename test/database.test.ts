@@ -78,6 +78,14 @@ describe('Database', () => {
     await db.close();
   });
 
+  it('connections opened all at once each get their own handle', async () => {
+    const files = Array.from({ length: 20 }, () => fresh());
+    const dbs = await Promise.all(files.map((f) => openDatabase(f, { password: 'pw', create: true, cipher: FAST })));
+    await Promise.all(dbs.map((db, i) => db.exec(`CREATE TABLE t (v); INSERT INTO t VALUES (${i})`)));
+    assert.deepEqual(await Promise.all(dbs.map(async (db) => (await db.query<{ v: number }>('SELECT v FROM t'))[0]!.v)), files.map((_, i) => i));
+    await Promise.all(dbs.map((db) => db.close()));
+  });
+
   it('close() is idempotent and use after close is a ClosedError', async () => {
     const db = await openDatabase(fresh(), { password: 'pw', create: true, cipher: FAST });
     await db.close();

@@ -99,10 +99,9 @@ async function openPrepared(
   const flags = options.readonly
     ? SQLite.SQLITE_OPEN_READONLY
     : SQLite.SQLITE_OPEN_READWRITE | (isNew ? SQLite.SQLITE_OPEN_CREATE : 0);
-  const { sqlite3 } = engine;
   let handle: number;
   try {
-    handle = await sqlite3.open_v2(fullPath, flags, vfsName);
+    handle = await engine.open(fullPath, flags, vfsName);
   } catch (e) {
     throw toCipherkeepError(e, `cannot open ${fullPath}`);
   }

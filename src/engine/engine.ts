@@ -18,6 +18,8 @@ export interface Engine {
   registerVFS(vfs: HostVFS<unknown>): string;
   /** The host VFS behind a wrapped name. */
   hostFor(vfsName: string): HostVFS<unknown>;
+  /** sqlite3_open_v2, one at a time (see below). */
+  open(path: string, flags: number, vfsName: string): Promise<number>;
 }
 
 export interface EngineOptions {
@@ -59,6 +61,10 @@ export async function createEngine(wasmBinary: Uint8Array, options: EngineOption
   }
   const sqlite3 = SQLite.Factory(module);
   const hosts = new Map<string, HostVFS<unknown>>();
+  // wa-sqlite's open_v2 returns the handle through one shared out-pointer and
+  // awaits in between: two opens at once could both get the second handle
+  // (seen under Deno as "cannot start a transaction within a transaction").
+  let opening: Promise<unknown> = Promise.resolve();
 
   return {
     sqlite3,
@@ -74,6 +80,11 @@ export async function createEngine(wasmBinary: Uint8Array, options: EngineOption
       if (rc !== SQLite.SQLITE_OK) throw new EngineLoadError(`sqlite3mc_vfs_create failed (${rc})`);
       hosts.set(wrapped, vfs);
       return wrapped;
+    },
+    open(path, flags, vfsName) {
+      const next = opening.then(() => sqlite3.open_v2(path, flags, vfsName));
+      opening = next.catch(() => {});
+      return next;
     },
     hostFor(vfsName) {
       const host = hosts.get(vfsName);

@@ -421,8 +421,8 @@ export function backupContract(label: string, t: BackupTestHost): void {
       const results = await Promise.all([
         one.svc.createBackup(), one.svc.cleanupOldBackups(), two.svc.createBackup(), one.svc.cleanupOldBackups(),
       ]);
-      assert.equal((results[0] as { success: boolean }).success, true);
-      assert.equal((results[2] as { success: boolean }).success, true);
+      assert.equal((results[0] as { success: boolean }).success, true, (results[0] as { error?: string }).error);
+      assert.equal((results[2] as { success: boolean }).success, true, (results[2] as { error?: string }).error);
       assert.equal((await one.svc.listBackups()).length, 1);
       assert.equal((await two.svc.listBackups()).length, 1);
     });
