@@ -62,6 +62,21 @@ describe('backups on the filesystem', () => {
     assert.equal(fs.existsSync(`${db}.backup-lock`), false, 'lock file removed');
   });
 
+  it('50 concurrent createBackup calls from two processes make exactly one daily backup', async () => {
+    const dir = tempDir('xproc50');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db);
+    const backups = path.join(dir, 'backups');
+    const env = { CK_PASSWORD: 'pw', CK_CALLS: '25' };
+    const runs = [child([db, backups, 'create', '60000'], env), child([db, backups, 'create', '60000'], env)];
+    const results = (await Promise.all(runs.map((r) => r.done))).flatMap((s) => JSON.parse(s) as Array<{ success: boolean; backupPath: string; existing?: boolean; error?: string }>);
+    assert.equal(results.length, 50);
+    for (const r of results) assert.equal(r.success, true, r.error);
+    assert.equal(new Set(results.map((r) => r.backupPath)).size, 1);
+    assert.equal(results.filter((r) => !r.existing).length, 1, 'one call made it, 49 found it');
+    assert.equal(fs.readdirSync(backups).filter((n) => n.endsWith('.db')).length, 1);
+  });
+
   it('a lock held by another process past the timeout is a LOCK_TIMEOUT failure, and nothing is written', async () => {
     const dir = tempDir('xlock');
     const db = path.join(dir, 'app.db');
