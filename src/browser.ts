@@ -2,7 +2,7 @@
  * cipherkeep for pages: the database and its backups live in a Web Worker over
  * OPFS; this module gives the page a typed, non-blocking client.
  */
-import { wrapKeep, type KeepClient } from './worker/client.ts';
+import { startKeep, type KeepClient } from './worker/client.ts';
 import type { KeepOptions } from './worker/api.ts';
 
 export type { KeepClient, KeepOptions };
@@ -17,25 +17,22 @@ export interface OpenCipherkeepOptions extends KeepOptions {
 /** Starts (or adopts) the worker, opens the database in it, and returns the client. */
 export async function openCipherkeep(options: OpenCipherkeepOptions): Promise<KeepClient> {
   const { worker: given, ...keepOptions } = options;
-  const worker = given instanceof Worker ? given : new Worker(given ?? new URL('./worker.js', import.meta.url), { type: 'module' });
-  const client = wrapKeep({
-    endpoint: worker,
-    onFailure(fail) {
-      // A load or syntax error in the worker would otherwise leave every call hanging.
-      worker.addEventListener('error', (e) => fail(new Error(e.message || 'worker failed to load')), { once: true });
-      worker.addEventListener('messageerror', () => fail(new Error('a message from the worker could not be read')), { once: true });
-    },
-    terminate: async () => worker.terminate(),
-  });
   // Persistence can only be requested from the page, not from the worker.
   await navigator.storage.persist?.().catch(() => false);
-  try {
-    await client.open(keepOptions);
-  } catch (e) {
-    await client.terminate();
-    throw e;
-  }
-  return client;
+  // No await between creating the worker and listening for its errors.
+  const worker = given instanceof Worker ? given : new Worker(given ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+  return startKeep(
+    {
+      endpoint: worker,
+      onFailure(fail) {
+        // A load or syntax error in the worker would otherwise leave every call hanging.
+        worker.addEventListener('error', (e) => fail(new Error(e.message || 'worker failed to load')), { once: true });
+        worker.addEventListener('messageerror', () => fail(new Error('a message from the worker could not be read')), { once: true });
+      },
+      terminate: async () => worker.terminate(),
+    },
+    keepOptions,
+  );
 }
 
 /**

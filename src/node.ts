@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { wrapKeep, type KeepClient } from './worker/client.ts';
+import { startKeep, type KeepClient } from './worker/client.ts';
 import type { KeepOptions } from './worker/api.ts';
 import { ENGINE_PIN } from '../wasm/pin.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
@@ -66,19 +66,15 @@ export async function openKeepWorker(options: KeepOptions): Promise<KeepClient> 
   // a Deno worker that awaits before Comlink.expose loses its first message.
   const entry = 'Deno' in globalThis ? './node-worker.ts' : './node-worker-bootstrap.mjs';
   const worker = new Worker(new URL(entry, import.meta.url));
-  const client = wrapKeep({
-    endpoint: nodeEndpoint(worker),
-    onFailure(fail) {
-      worker.once('error', fail);
-      worker.once('exit', (code) => fail(new Error(`worker exited with code ${code}`)));
+  return startKeep(
+    {
+      endpoint: nodeEndpoint(worker),
+      onFailure(fail) {
+        worker.once('error', fail);
+        worker.once('exit', (code) => fail(new Error(`worker exited with code ${code}`)));
+      },
+      terminate: async () => void (await worker.terminate()),
     },
-    terminate: async () => void (await worker.terminate()),
-  });
-  try {
-    await client.open(options);
-  } catch (e) {
-    await client.terminate();
-    throw e;
-  }
-  return client;
+    options,
+  );
 }

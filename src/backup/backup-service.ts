@@ -245,7 +245,7 @@ export class BackupService {
     await this.#removeAll(side(staged));
     try {
       try {
-        await this.#checkFreeSpaceIn(this.#files.dirname(this.databasePath), (await this.#files.stat(this.databasePath))?.size ?? 0);
+        await this.#checkFreeSpace(this.#files.dirname(this.databasePath), (await this.#files.stat(this.databasePath))?.size ?? 0);
         await this.#export(db, staged);
       } finally {
         await db.close();
@@ -281,7 +281,7 @@ export class BackupService {
         if (this.keyProfile.sidecars.length) throw new InvalidArgumentError(`the ${this.keyProfile.name} key profile cannot import a file without its ${this.keyProfile.sidecars.join(', ')}`);
         await this.#files.ensureDir(this.backupDir);
         await this.#files.restrictToOwner(this.backupDir, 'dir');
-        if (options.sizeHint !== undefined) await this.#checkFreeSpace(options.sizeHint);
+        if (options.sizeHint !== undefined) await this.#checkFreeSpace(this.backupDir, options.sizeHint);
         const finalPath = await this.#freshName();
         const tmpPath = `${finalPath}${TMP_SUFFIX}`;
         try {
@@ -371,7 +371,7 @@ export class BackupService {
     if (!source) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
     await this.#files.ensureDir(this.backupDir);
     await this.#files.restrictToOwner(this.backupDir, 'dir');
-    await this.#checkFreeSpace(source.size);
+    await this.#checkFreeSpace(this.backupDir, source.size);
 
     const finalPath = await this.#freshName();
     const tmpPath = `${finalPath}${TMP_SUFFIX}`;
@@ -560,12 +560,8 @@ export class BackupService {
     return this.#host.open(this.databasePath, { ...material, cipher: this.keyProfile.cipher });
   }
 
-  async #checkFreeSpace(size: number): Promise<void> {
-    await this.#checkFreeSpaceIn(this.backupDir, size);
-  }
-
   /** Fails closed: a copy we cannot be sure fits (twice its size) is not attempted. */
-  async #checkFreeSpaceIn(dir: string, size: number): Promise<void> {
+  async #checkFreeSpace(dir: string, size: number): Promise<void> {
     let free: number;
     try {
       free = await this.#files.freeSpace(dir);

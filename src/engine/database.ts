@@ -346,10 +346,6 @@ export class Database {
     return this.#salt.slice();
   }
 
-  get cipherSettings(): Required<CipherSettings> {
-    return { ...this.#settings };
-  }
-
   #live(): number {
     if (this.#handle === null) throw new ClosedError(`database is closed: ${this.path}`);
     return this.#handle;

@@ -216,11 +216,6 @@ export abstract class HostVFS<H> extends FacadeVFS {
     return this.#shm.unmap(fileId);
   }
 
-  /** The last storage error's text, for diagnostics (never contains file data). */
-  get lastError(): string {
-    return this.#lastError;
-  }
-
   #withFile(fileId: number, ioerr: number, fn: (file: OpenFile<H>) => number): number {
     const file = this.open.get(fileId);
     if (!file) return ioerr;

@@ -5,7 +5,7 @@
  * rejects instead of hanging.
  */
 import * as Comlink from 'comlink';
-import type { KeepApi } from './api.ts';
+import type { KeepApi, KeepOptions } from './api.ts';
 import { installTransferHandlers } from './protocol.ts';
 import { CipherkeepError } from '../engine/errors.ts';
 
@@ -27,6 +27,18 @@ export interface WorkerLike {
   /** Calls `fail` once when the worker errors or exits. */
   onFailure(fail: (error: Error) => void): void;
   terminate(): Promise<void>;
+}
+
+/** Wraps the worker and opens the database in it; a failed open stops the worker. */
+export async function startKeep(worker: WorkerLike, options: KeepOptions): Promise<KeepClient> {
+  const client = wrapKeep(worker);
+  try {
+    await client.open(options);
+  } catch (e) {
+    await client.terminate();
+    throw e;
+  }
+  return client;
 }
 
 export function wrapKeep(worker: WorkerLike): KeepClient {

@@ -24,7 +24,7 @@ function toWire(e: unknown): WireError {
   return { name: err.name, message: err.message, code: (err as { code?: string }).code, sqliteCode: (err as errors.CipherkeepError).sqliteCode };
 }
 
-export function fromWire(w: WireError): Error {
+function fromWire(w: WireError): Error {
   const Class = classes[w.name];
   if (Class) return new Class(w.message, w.sqliteCode === undefined ? undefined : { sqliteCode: w.sqliteCode });
   return Object.assign(new Error(w.message), { name: w.name, code: w.code });
