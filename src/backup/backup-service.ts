@@ -449,8 +449,10 @@ export class BackupService {
       Promise.resolve(onProgress?.({ phase: 'verify', bytesDone: Math.min(done, info.size), bytesTotal: info.size })).catch(() => {});
     let db: Database | undefined;
     try {
-      db = await this.#host.open(path, { ...material, cipher: this.keyProfile.cipher, busyTimeoutMs: 0 });
-      const key = material.key ?? (await this.#rawKey(material, path)).key;
+      // Derive once: the same raw key opens the file and checks its pages.
+      const raw = await this.#rawKey(material, path);
+      db = await this.#host.open(path, { ...raw, cipher: this.keyProfile.cipher, busyTimeoutMs: 0 });
+      const key = raw.key;
       if (key !== undefined) {
         const opened = db;
         const pages = await checkPageHmacs(async (o, n) => opened.readRaw(o, n), info.size, key, settings, depth === 'pages' ? report : undefined);

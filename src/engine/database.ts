@@ -54,13 +54,13 @@ const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
 
 export async function openDatabase(engine: Engine, vfsName: string, path: string, options: OpenOptions): Promise<Database> {
   validateKeyMaterial(options);
-  resolveSettings(options.cipher);
+  const settings = resolveSettings(options.cipher);
   if (options.create && options.readonly) throw new InvalidArgumentError('create and readonly exclude each other');
   const host = engine.hostFor(vfsName);
   const fullPath = host.resolve(path);
   const { created } = await host.prepare(fullPath, !!options.create);
   try {
-    return await openPrepared(engine, host, vfsName, fullPath, created, options);
+    return await openPrepared(engine, host, vfsName, fullPath, created, settings, options);
   } catch (e) {
     await host.release(fullPath);
     throw e;
@@ -68,9 +68,9 @@ export async function openDatabase(engine: Engine, vfsName: string, path: string
 }
 
 async function openPrepared(
-  engine: Engine, host: HostVFS<unknown>, vfsName: string, fullPath: string, created: boolean, options: OpenOptions,
+  engine: Engine, host: HostVFS<unknown>, vfsName: string, fullPath: string, created: boolean,
+  settings: Required<CipherSettings>, options: OpenOptions,
 ): Promise<Database> {
-  const settings = resolveSettings(options.cipher);
   const info = host.info(fullPath);
 
   // Decide everything we can before SQLite touches the file, so a bad open
