@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { pbkdf2Sync } from 'node:crypto';
-import { BackupService, openDatabase, referenceApp } from '../src/node.ts';
+import { BackupService, openDatabase, referenceApp, sqlcipher4 } from '../src/node.ts';
 import { nativeQuery, tempDir, withNative } from './helpers.ts';
 
-const FAST_PROFILE = { name: 'fast', cipher: { kdfIterations: 1000 }, journalMode: 'delete' as const, sidecars: [], keyFor: async (s: any) => s };
+const FAST_PROFILE = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
 const mode = (p: string) => fs.statSync(p).mode & 0o777;
 
 async function makeDb(file: string, password = 'pw') {

@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { BackupService, openDatabase, type Database } from '../src/node.ts';
+import { BackupService, openDatabase, sqlcipher4, type Database } from '../src/node.ts';
 import { tempDir } from './helpers.ts';
 
 const TORTURE = !!process.env.TORTURE;
 const FAST = { kdfIterations: 1000 };
-const PROFILE = { name: 'fast', cipher: FAST, journalMode: 'delete' as const, sidecars: [], keyFor: async (s: any) => s };
+const PROFILE = { ...sqlcipher4, cipher: FAST };
 const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
 const RUNTIME = 'Deno' in globalThis ? [process.execPath, 'run', '-A'] : [process.execPath, '--import', 'tsx'];
 const figures = (line: string) => console.log(`figures: ${line}`);

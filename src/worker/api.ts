@@ -12,6 +12,7 @@ import { ClosedError, InvalidArgumentError } from '../engine/errors.ts';
 import {
   BackupService, type BackupHost, type BackupInfo, type BackupResult, type OnProgress, type RestoreResult, type VerifyResult,
 } from '../backup/backup-service.ts';
+import { sqlcipher4 } from '../backup/key-profiles.ts';
 
 /** A small per-origin key-value store that survives reloads (idb-keyval in browsers). */
 export interface Catalog {
@@ -90,7 +91,7 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
       const backups = new BackupService({
         ...secret, host, databasePath: options.databasePath, backupDir: options.backupDir,
         maxBackups: options.maxBackups, maxAgeDays: options.maxAgeDays, prefix: options.prefix,
-        keyProfile: options.cipher ? { name: 'custom', cipher: options.cipher, journalMode: options.journalMode ?? 'delete', sidecars: [], keyFor: async (s) => s } : undefined,
+        keyProfile: options.cipher ? { ...sqlcipher4, cipher: options.cipher } : undefined,
       });
       state = { db, backups, host, options: { ...options, password: undefined, key: undefined }, secret };
       return { databasePath: db.path };
