@@ -10,13 +10,17 @@ import { resolveSettings, type CipherSettings } from '../src/engine/cipher.ts';
 import { tempDir, withNative } from './helpers.ts';
 
 const dir = tempDir('pages');
-const reader = (bytes: Uint8Array) => async (offset: number, length: number) => bytes.slice(offset, offset + length);
+const reader = (bytes: Uint8Array) => async (offset: number, into: Uint8Array) => {
+  const part = bytes.subarray(offset, offset + into.length);
+  into.set(part);
+  return part.length;
+};
 
-async function made(cipher: CipherSettings) {
+async function made(cipher: CipherSettings, rows = 3000) {
   const key = crypto.getRandomValues(new Uint8Array(32));
   const file = path.join(dir, `p-${Math.random().toString(36).slice(2)}.db`);
   const db = await openDatabase(file, { key, create: true, cipher });
-  await db.exec("CREATE TABLE t (v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 3000) INSERT INTO t SELECT randomblob(50) FROM c; DELETE FROM t WHERE rowid % 3 = 0");
+  await db.exec(`CREATE TABLE t (v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${rows}) INSERT INTO t SELECT randomblob(50) FROM c; DELETE FROM t WHERE rowid % 3 = 0`);
   await db.close();
   return { key, bytes: new Uint8Array(fs.readFileSync(file)), settings: resolveSettings(cipher) };
 }
@@ -46,6 +50,20 @@ describe('page HMAC check', () => {
       assert.deepEqual(await checkPageHmacs(reader(bytes), bytes.length, otherKey, settings), { ok: false, page: 1 });
     });
   }
+
+  it('checks files of several 4 MiB chunks, and a file shorter than its size', async () => {
+    const { key, bytes, settings } = await made({ pageSize: 1024 }, 160_000);
+    const pages = bytes.length / settings.pageSize;
+    assert.ok(pages > 2 * 4096, `${pages} pages span three chunks`);
+    assert.deepEqual(await checkPageHmacs(reader(bytes), bytes.length, key, settings), { ok: true, pages });
+    for (const pgno of [4096, 4097, pages]) {
+      const bad = bytes.slice();
+      bad[(pgno - 1) * settings.pageSize + 100]! ^= 0x80;
+      assert.deepEqual(await checkPageHmacs(reader(bad), bad.length, key, settings), { ok: false, page: pgno });
+    }
+    const short = bytes.subarray(0, 4096 * settings.pageSize);
+    assert.deepEqual(await checkPageHmacs(reader(short), bytes.length, key, settings), { ok: false, page: 4097 });
+  });
 
   it('checks files written by native SQLCipher too', async () => {
     const file = path.join(dir, 'native.db');

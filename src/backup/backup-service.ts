@@ -448,6 +448,7 @@ export class BackupService {
     const report = (done: number) =>
       Promise.resolve(onProgress?.({ phase: 'verify', bytesDone: Math.min(done, info.size), bytesTotal: info.size })).catch(() => {});
     let db: Database | undefined;
+    await report(0);
     try {
       // Derive once: the same raw key opens the file and checks its pages.
       const raw = await this.#rawKey(material, path);
@@ -455,7 +456,7 @@ export class BackupService {
       const key = raw.key;
       if (key !== undefined) {
         const opened = db;
-        const pages = await checkPageHmacs(async (o, n) => opened.readRaw(o, n), info.size, key, settings, depth === 'pages' ? report : undefined);
+        const pages = await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, depth === 'pages' ? report : undefined);
         if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
       }
       if (depth === 'full') {

@@ -1,28 +1,37 @@
 /**
- * Checks the HMAC of every page of a SQLCipher 4 file with WebCrypto — native
- * code in every runtime, ten times the speed of decrypting the pages in wasm.
- * A page whose bytes changed in any way (a flipped bit, a zeroed page, a page
- * from another file or another position) fails; the HMAC covers the page's
- * ciphertext, its IV and its page number, under a key derived from ours.
+ * Checks the HMAC of every page of a SQLCipher 4 file — ten times the speed
+ * of decrypting the pages in the engine. A page whose bytes changed in any
+ * way (a flipped bit, a zeroed page, a page from another file or another
+ * position) fails; the HMAC covers the page's ciphertext, its IV and its
+ * page number, under a key derived from ours.
  *
  * Layout (SQLCipher 4 / sqlite3mc 'sqlcipher' legacy 4): each page ends with a
  * reserve of IV (16 bytes) + HMAC (64 for SHA512, 32 for SHA1/SHA256 — SHA1's
  * 20 are padded with 12 bytes nothing reads); page 1 starts with the 16-byte salt, which is not covered.
  * HMAC key = PBKDF2(key, salt XOR 0x3a, 2 iterations, 32 bytes) with the KDF's
  * hash (not the HMAC's: measured against sqlite3mc 2.3.3 for all three).
+ *
+ * The page HMACs are computed by hash-wasm, not WebCrypto: one WebCrypto
+ * call per page left Chromium's worker holding 120 MB of garbage after a
+ * 500 MB file and was slower there (1.59 s against 1.39 s); in Node the two
+ * are within a quarter of each other. Between chunks the check yields to
+ * the event loop, so a long check never blocks its thread for more than one chunk.
  */
+import { createHMAC, createSHA1, createSHA256, createSHA512 } from 'hash-wasm';
 import type { CipherSettings, HashAlgorithm } from '../engine/cipher.ts';
 
-const HASH: Record<HashAlgorithm, string> = { SHA1: 'SHA-1', SHA256: 'SHA-256', SHA512: 'SHA-512' };
+const KDF_HASH: Record<HashAlgorithm, string> = { SHA1: 'SHA-1', SHA256: 'SHA-256', SHA512: 'SHA-512' };
+const HASHER = { SHA1: createSHA1, SHA256: createSHA256, SHA512: createSHA512 };
 const HMAC_BYTES: Record<HashAlgorithm, number> = { SHA1: 20, SHA256: 32, SHA512: 64 };
 const IV_BYTES = 16;
 const SALT_BYTES = 16;
-const BATCH_PAGES = 256;
+const CHUNK_BYTES = 4 << 20;
 
 export type PageCheck = { ok: true; pages: number } | { ok: false; page: number };
 
+/** `read` fills `into` with the file's bytes at `offset` and returns the count. */
 export async function checkPageHmacs(
-  read: (offset: number, length: number) => Promise<Uint8Array>,
+  read: (offset: number, into: Uint8Array) => number | Promise<number>,
   size: number,
   key: Uint8Array,
   settings: Required<CipherSettings>,
@@ -31,33 +40,60 @@ export async function checkPageHmacs(
   const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
   const reserve = IV_BYTES + (hmacAlgorithm === 'SHA512' ? 64 : 32);
   const covered = pageSize - reserve + IV_BYTES; // ciphertext + IV
-  const salt = (await read(0, SALT_BYTES)).slice();
-  const hmacSalt = salt.map((b) => b ^ 0x3a);
+  const macBytes = HMAC_BYTES[hmacAlgorithm];
+  const salt = new Uint8Array(SALT_BYTES);
+  await read(0, salt);
   const base = await crypto.subtle.importKey('raw', key.slice(), 'PBKDF2', false, ['deriveBits']);
-  const hmacKeyBytes = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: HASH[kdfAlgorithm], salt: hmacSalt, iterations: 2 }, base, 256);
-  const hmacKey = await crypto.subtle.importKey('raw', hmacKeyBytes, { name: 'HMAC', hash: HASH[hmacAlgorithm] }, false, ['verify']);
+  const hmacSalt = salt.map((b) => b ^ 0x3a);
+  const hmacKey = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: KDF_HASH[kdfAlgorithm], salt: hmacSalt, iterations: 2 }, base, 256);
+  const hmac = await createHMAC(HASHER[hmacAlgorithm](), new Uint8Array(hmacKey));
 
   const pages = size / pageSize;
-  const chunkPages = Math.max(1, Math.floor((4 << 20) / pageSize));
-  for (let first = 0; first < pages; first += chunkPages) {
-    const chunk = await read(first * pageSize, Math.min(chunkPages, pages - first) * pageSize);
-    const count = chunk.length / pageSize;
-    for (let b = 0; b < count; b += BATCH_PAGES) {
-      const checks: Promise<boolean>[] = [];
-      for (let i = b; i < Math.min(count, b + BATCH_PAGES); i++) {
-        const pgno = first + i + 1;
+  const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / pageSize));
+  const buffer = new Uint8Array(Math.min(chunkPages, pages) * pageSize); // one buffer for every chunk
+  const pgno = new Uint8Array(4);
+  const pause = yielder();
+  try {
+    for (let first = 0; first < pages; first += chunkPages) {
+      const chunk = buffer.subarray(0, await read(first * pageSize, buffer.subarray(0, Math.min(chunkPages, pages - first) * pageSize)));
+      const count = Math.floor(chunk.length / pageSize);
+      if (count === 0) return { ok: false, page: first + 1 }; // the file ended early
+      for (let i = 0; i < count; i++) {
         const page = chunk.subarray(i * pageSize, (i + 1) * pageSize);
-        const start = pgno === 1 ? SALT_BYTES : 0;
-        const input = new Uint8Array(covered - start + 4);
-        input.set(page.subarray(start, covered));
-        new DataView(input.buffer).setUint32(covered - start, pgno, true);
-        checks.push(crypto.subtle.verify('HMAC', hmacKey, page.slice(covered, covered + HMAC_BYTES[hmacAlgorithm]), input));
+        new DataView(pgno.buffer).setUint32(0, first + i + 1, true);
+        hmac.init();
+        hmac.update(page.subarray(first + i === 0 ? SALT_BYTES : 0, covered));
+        hmac.update(pgno);
+        if (!equal(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes))) return { ok: false, page: first + i + 1 };
       }
-      const results = await Promise.all(checks);
-      const bad = results.indexOf(false);
-      if (bad >= 0) return { ok: false, page: first + b + bad + 1 };
+      onBytes?.((first + count) * pageSize);
+      await pause.next();
     }
-    onBytes?.((first + count) * pageSize);
+    return { ok: true, pages };
+  } finally {
+    pause.close();
   }
-  return { ok: true, pages };
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Yields to the event loop through a MessageChannel, which every runtime has:
+ * setTimeout(0) waits 4 ms once nested in browsers and Deno (0.5 s over a 500 MB check).
+ */
+function yielder(): { next(): Promise<void>; close(): void } {
+  const { port1, port2 } = new MessageChannel();
+  let wake = () => {};
+  port1.onmessage = () => wake();
+  return {
+    next: () => new Promise<void>((resolve) => {
+      wake = resolve;
+      port2.postMessage(null);
+    }),
+    close: () => port1.close(),
+  };
 }

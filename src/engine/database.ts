@@ -85,8 +85,9 @@ async function openPrepared(
     if (!options.create) throw new CorruptDatabaseError(`database file is empty: ${fullPath}`);
     salt = newSalt();
   } else {
-    const header = host.readRange(fullPath, 0, SALT_BYTES) ?? new Uint8Array(0);
-    if (header.length === SALT_BYTES && header.every((b, i) => b === PLAIN_SQLITE_HEADER[i])) {
+    const header = new Uint8Array(SALT_BYTES);
+    const read = host.readRange(fullPath, 0, header) ?? 0;
+    if (read === SALT_BYTES && header.every((b, i) => b === PLAIN_SQLITE_HEADER[i])) {
       throw new NotEncryptedError(`not an encrypted database (plain SQLite): ${fullPath}`);
     }
     if (info.size % 512 !== 0 || info.size < 512) {
@@ -251,14 +252,19 @@ export class Database {
    * WAL is first checkpointed into the file and emptied, then the write lock
    * is held so nothing new reaches the WAL; readers are never blocked.
    * Writers of this engine wait (their busy timeout) for the copy to finish.
+   *
+   * One buffer carries every chunk (garbage of the file's size made the
+   * browser's memory grow by tens of MB): `sink` must be done with a chunk
+   * when its promise resolves.
    */
   snapshot(sink: (chunk: Uint8Array, done: number, total: number) => Promise<void>, chunkBytes = 4 << 20): Promise<SnapshotInfo> {
     return this.holdSnapshot(async (info) => {
+      const buffer = new Uint8Array(Math.min(chunkBytes, info.bytes));
       for (let done = 0; done < info.bytes; ) {
-        const chunk = this.readRaw(done, Math.min(chunkBytes, info.bytes - done));
-        if (chunk.length === 0) throw new CorruptDatabaseError(`database file is shorter than its ${info.pageCount} pages: ${this.path}`);
-        done += chunk.length;
-        await sink(chunk, done, info.bytes);
+        const n = this.readRaw(done, buffer.subarray(0, Math.min(chunkBytes, info.bytes - done)));
+        if (n === 0) throw new CorruptDatabaseError(`database file is shorter than its ${info.pageCount} pages: ${this.path}`);
+        done += n;
+        await sink(buffer.subarray(0, n), done, info.bytes);
       }
       return info;
     });
@@ -284,9 +290,9 @@ export class Database {
     });
   }
 
-  /** Raw (still encrypted) bytes of the file, read beside SQLite. */
-  readRaw(offset: number, length: number): Uint8Array {
-    return this.host.readRange(this.path, offset, length) ?? new Uint8Array(0);
+  /** Reads raw (still encrypted) bytes of the file at `offset` into `into`, beside SQLite; returns the count. */
+  readRaw(offset: number, into: Uint8Array): number {
+    return this.host.readRange(this.path, offset, into) ?? 0;
   }
 
   /** Reports the size of every page read SQLite makes on this file (progress of long reads). */

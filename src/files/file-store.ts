@@ -15,6 +15,7 @@ export interface FileInfo {
 
 /** Sequential writer for one new file. `close()` makes the bytes durable (fsync where the host has it). */
 export interface FileWriter {
+  /** Appends `chunk`; the caller may reuse its buffer once the promise resolves. */
   write(chunk: Uint8Array): Promise<void>;
   close(): Promise<void>;
   /** Gives up: closes and deletes the partial file. Safe after a failed write. */

@@ -78,9 +78,10 @@ export abstract class HostVFS<H> extends FacadeVFS {
   abstract resolve(path: string): string;
   /**
    * Up to `length` bytes at `offset`, read beside SQLite rather than through
-   * it (the KDF salt; encrypted pages for snapshots). null when the file is absent.
+   * it (the KDF salt; encrypted pages for snapshots), into `into`; returns
+   * the count (fewer at end of file), or null when the file is absent.
    */
-  abstract readRange(path: string, offset: number, length: number): Uint8Array | null;
+  abstract readRange(path: string, offset: number, into: Uint8Array): number | null;
 
   readonly #readWatchers = new Map<string, (bytes: number) => void>();
 

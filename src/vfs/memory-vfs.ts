@@ -67,8 +67,11 @@ export class MemoryVFS extends HostVFS<MemoryFile> {
     return '/' + path.replace(/^\/+/, '');
   }
 
-  readRange(path: string, offset: number, length: number): Uint8Array | null {
+  readRange(path: string, offset: number, into: Uint8Array): number | null {
     const file = this.files.get(path);
-    return file ? file.data.slice(offset, Math.max(offset, Math.min(offset + length, file.size))) : null;
+    if (!file) return null;
+    const bytes = file.data.subarray(offset, Math.max(offset, Math.min(offset + into.length, file.size)));
+    into.set(bytes);
+    return bytes.length;
   }
 }

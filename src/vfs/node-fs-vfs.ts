@@ -118,7 +118,7 @@ export class NodeFsVFS extends HostVFS<FdHandle> {
     return nodePath.resolve(path);
   }
 
-  readRange(path: string, offset: number, length: number): Uint8Array | null {
+  readRange(path: string, offset: number, into: Uint8Array): number | null {
     let fd: number;
     try {
       fd = fs.openSync(path, 'r');
@@ -127,8 +127,7 @@ export class NodeFsVFS extends HostVFS<FdHandle> {
       throw e;
     }
     try {
-      const buf = new Uint8Array(length);
-      return buf.subarray(0, this.readAt({ fd, dirToSync: null }, buf, offset));
+      return this.readAt({ fd, dirToSync: null }, into, offset);
     } finally {
       fs.closeSync(fd);
     }

@@ -263,11 +263,10 @@ export class OpfsVFS extends HostVFS<SyncHandle> {
     return '/' + path.split('/').filter((p) => p && p !== '.').join('/');
   }
 
-  readRange(path: string, offset: number, length: number): Uint8Array | null {
+  readRange(path: string, offset: number, into: Uint8Array): number | null {
     const prepared = this.#prepared.get(path);
     if (!prepared) return null;
-    const buf = new Uint8Array(Math.max(0, Math.min(length, prepared.handle.getSize() - offset)));
-    return buf.subarray(0, prepared.handle.read(buf, { at: offset }));
+    return prepared.handle.read(into.subarray(0, Math.max(0, Math.min(into.length, prepared.handle.getSize() - offset))), { at: offset });
   }
 
   override jLock(fileId: number, level: number): number {

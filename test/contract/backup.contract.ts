@@ -243,6 +243,19 @@ export function backupContract(label: string, t: BackupTestHost): void {
       await restored.close();
     });
 
+    it('a database of several 4 MiB chunks is copied byte for byte', async () => {
+      const { svc, databasePath } = await setup();
+      const db = await host.open(databasePath, { password: 'pw', cipher: FAST });
+      await db.exec('WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 2500) INSERT INTO notes (body) SELECT hex(randomblob(1800)) FROM c');
+      await db.close();
+      const r = await svc.createBackup();
+      assert.equal(r.success, true, r.error);
+      const source = t.readBytes(databasePath);
+      assert.ok(source.length > 8 << 20, `${source.length} bytes span three chunks`);
+      assert.ok(Buffer.from(t.readBytes(r.backupPath!)).equals(source), 'backup bytes equal the database bytes');
+      assert.deepEqual(await svc.verifyBackup(r.backupPath!), { ok: true, pages: source.length / 4096, tables: 2 });
+    });
+
     it('the backup is really encrypted and opens in native SQLCipher with the password', async () => {
       const { svc } = await setup({}, 2000, {}); // SQLCipher 4 defaults, 256000 iterations
       const r = await svc.createBackup();
