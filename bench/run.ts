@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --sizes 30,100,500 --reps 3 --modes delete,wal --no-browser]
+ * npm run bench [-- --sizes 30,100,500 --reps 3 --modes delete,wal --no-browser --name 500mb]
  *
  * For each database (size × journal mode), in the same run and on the same
  * files: a plain file copy (the physical floor), the reference method on
@@ -13,11 +13,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { chromium } from '@playwright/test';
+import { chromium, type Browser, type BrowserContext } from '@playwright/test';
 import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' } },
+  options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' }, name: { type: 'string' } },
 });
 const sizes = values.sizes!.split(',').map(Number);
 const reps = Number(values.reps);
@@ -27,7 +27,7 @@ const here = import.meta.dirname;
 const results = path.join(here, 'results');
 const work = path.join(DATA_DIR, 'work');
 
-interface Run { openMs: number; exportMs: number; verifyMs: number; totalMs: number; bytes: number; rssBeforeMB?: number; peakRssMB?: number; wasmMB?: number; jsHeapMB?: number }
+interface Run { openMs: number; exportMs: number; verifyMs: number; totalMs: number; bytes: number; rssBeforeMB?: number; peakRssMB?: number; wasmMB?: number }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
 
@@ -47,32 +47,71 @@ function copyRun(file: string): Run {
   return { openMs: 0, exportMs: ms, verifyMs: 0, totalMs: ms, bytes: fs.statSync(file).size };
 }
 
-async function browserRuns(files: string[]): Promise<Map<string, Run[]>> {
+/** Resident memory, in MB, of every Chromium process this benchmark started (page, worker, storage and browser processes alike). */
+const RSS_LOG: string[] = [];
+function browserRssMB(): number {
+  const procs = new Map<number, { ppid: number; chromium: boolean; kb: number }>();
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+      procs.set(Number(pid), { ppid: field('PPid'), chromium: /Name:\s+chrom/.test(status), kb: field('VmRSS') });
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const ours = (pid: number): boolean => pid === process.pid || (procs.has(pid) && pid > 1 && ours(procs.get(pid)!.ppid));
+  let kb = 0;
+  for (const [pid, p] of procs) if (p.chromium && ours(pid)) kb += p.kb;
+  if (process.env.RSS_DEBUG) for (const [pid, p] of procs) if (p.chromium && ours(pid)) RSS_LOG.push(`${pid}:${(p.kb / 1024).toFixed(0)}:${fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').match(/--(type|utility-sub-type)=[^\0]*/g)?.join(',') ?? 'browser'}`);
+  return kb / 1024;
+}
+
+/**
+ * Chromium with a real (on-disk) profile, as users have. Also measured: a
+ * private window, the default of Playwright's contexts, whose OPFS lives in
+ * the browser process's memory and answers each call over IPC.
+ */
+async function browserRuns(files: string[], profile: 'persistent' | 'incognito'): Promise<Map<string, Run[]>> {
   const port = 4199;
   const server = spawn('node', ['--import', 'tsx', path.join(here, '../test/browser/serve.ts')], {
     env: { ...process.env, PORT: String(port), BENCH_DATA_DIR: DATA_DIR }, stdio: ['ignore', 'pipe', 'inherit'],
   });
-  await new Promise<void>((resolve) => server.stdout.on('data', (d) => String(d).includes('serving') && resolve()));
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const userDataDir = path.join(DATA_DIR, `chromium-profile-${process.pid}`);
+  const launch = {
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  };
+  let persistent: BrowserContext | null = null;
+  let incognito: Browser | null = null;
   const out = new Map<string, Run[]>();
   try {
+    await new Promise<void>((resolve) => server.stdout.on('data', (d) => String(d).includes('serving') && resolve()));
+    if (profile === 'persistent') persistent = await chromium.launchPersistentContext(userDataDir, launch);
+    else incognito = await chromium.launch(launch);
     for (const file of files) {
-      const page = await (await browser.newContext()).newPage();
+      const context = persistent ?? (await incognito!.newContext());
+      const page = await context.newPage();
       await page.goto(`http://127.0.0.1:${port}/harness/`);
       await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
-      const runs = await page.evaluate(async ({ name, reps, password }) => {
+      const openMs = await page.evaluate(async ({ name, password }) => {
         // Load the database into OPFS, streamed.
         const root = await navigator.storage.getDirectory();
         const writable = await (await root.getFileHandle('bench.db', { create: true })).createWritable();
         await (await fetch(`/bench-data/${name}`)).body!.pipeTo(writable);
         const t0 = performance.now();
-        const keep = await window.harness.open({ databasePath: '/bench.db', password, create: false });
-        const openMs = performance.now() - t0;
-        const list: unknown[] = [];
-        for (let i = 0; i < reps; i++) {
+        await window.harness.open({ databasePath: '/bench.db', password, create: false });
+        return performance.now() - t0;
+      }, { name: path.basename(file), password: PASSWORD });
+      const runs: Run[] = [];
+      for (let i = 0; i < reps; i++) {
+        await new Promise((r) => setTimeout(r, 200)); // let the last run's garbage go
+        const rssBeforeMB = browserRssMB();
+        let peakRssMB = rssBeforeMB;
+        const sampler = setInterval(() => (peakRssMB = Math.max(peakRssMB, browserRssMB())), 20);
+        const run = await page.evaluate(async () => {
+          const keep = window.harness.keep!;
           let verifyAt = 0;
           let exportAt = 0;
           const start = performance.now();
@@ -83,19 +122,25 @@ async function browserRuns(files: string[]): Promise<Map<string, Run[]>> {
           const end = performance.now();
           if (!r.success) throw new Error(r.error);
           const mem = await keep.memoryUsage();
-          const pageHeap = (performance as unknown as { memory?: { usedJSHeapSize: number } }).memory?.usedJSHeapSize ?? 0;
-          list.push({ openMs, exportMs: verifyAt - exportAt, verifyMs: end - verifyAt, totalMs: end - start, bytes: r.sizeBytes, wasmMB: (mem.wasmBytes ?? 0) / 2 ** 20, jsHeapMB: ((mem.jsHeapBytes ?? 0) + pageHeap) / 2 ** 20 });
           await keep.cleanupOldBackups();
-        }
-        await keep.close();
-        return list;
-      }, { name: path.basename(file), reps, password: PASSWORD });
-      out.set(file, runs as Run[]);
-      await page.context().close();
+          return { exportMs: verifyAt - exportAt, verifyMs: end - verifyAt, totalMs: end - start, bytes: r.sizeBytes, wasmMB: (mem.wasmBytes ?? 0) / 2 ** 20 };
+        });
+        clearInterval(sampler);
+        runs.push({ ...run, openMs, rssBeforeMB, peakRssMB: Math.max(peakRssMB, browserRssMB()) });
+        if (process.env.RSS_DEBUG) fs.writeFileSync(`/tmp/prof/rss-${profile}-${i}.log`, RSS_LOG.splice(0).join('\n'));
+      }
+      await page.evaluate(async () => {
+        await window.harness.keep!.close();
+        await (await navigator.storage.getDirectory()).removeEntry('bench.db');
+      });
+      out.set(file, runs);
+      await page.close();
+      if (incognito) await context.close();
     }
   } finally {
-    await browser.close();
+    await (persistent ?? incognito)?.close();
     server.kill();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
   }
   return out;
 }
@@ -104,7 +149,9 @@ fs.mkdirSync(results, { recursive: true });
 const rows: Array<Record<string, unknown>> = [];
 const files: string[] = [];
 for (const size of sizes) for (const mode of modes) files.push(workload(size, mode));
-const browser = values['no-browser'] ? new Map<string, Run[]>() : await browserRuns(files);
+const none = new Map<string, Run[]>();
+const browser = values['no-browser'] ? none : await browserRuns(files, 'persistent');
+const privateWindow = values['no-browser'] ? none : await browserRuns(files, 'incognito');
 
 for (const file of files) {
   const runs = { copy: [] as Run[], native: [] as Run[], cipherkeep: [] as Run[] };
@@ -116,17 +163,25 @@ for (const file of files) {
   const mb = fs.statSync(file).size / MB;
   const stat = (xs: Run[], k: keyof Run) => ({ median: +median(xs.map((r) => r[k] ?? 0)).toFixed(1), spread: +spread(xs.map((r) => r[k] ?? 0)).toFixed(1) });
   const rate = (ms: number) => +(mb / (ms / 1000)).toFixed(1);
+  const summary = (xs: Run[]) => ({
+    open: stat(xs, 'openMs'), export: stat(xs, 'exportMs'), verify: stat(xs, 'verifyMs'), total: stat(xs, 'totalMs'),
+    mbps: rate(median(xs.map((r) => r.totalMs))), peakRssGrowthMB: +median(xs.map((r) => r.peakRssMB! - r.rssBeforeMB!)).toFixed(1),
+  });
   const b = browser.get(file) ?? [];
+  const p = privateWindow.get(file) ?? [];
+  const nodeMs = median(runs.cipherkeep.map((r) => r.totalMs));
   const row = {
     workload: path.basename(file, '.db'), sizeMB: +mb.toFixed(1),
     copy: { ms: stat(runs.copy, 'totalMs'), mbps: rate(median(runs.copy.map((r) => r.totalMs))) },
-    native: { open: stat(runs.native, 'openMs'), export: stat(runs.native, 'exportMs'), verify: stat(runs.native, 'verifyMs'), total: stat(runs.native, 'totalMs'), mbps: rate(median(runs.native.map((r) => r.totalMs))), peakRssGrowthMB: +median(runs.native.map((r) => r.peakRssMB! - r.rssBeforeMB!)).toFixed(1) },
-    cipherkeep: { open: stat(runs.cipherkeep, 'openMs'), export: stat(runs.cipherkeep, 'exportMs'), verify: stat(runs.cipherkeep, 'verifyMs'), total: stat(runs.cipherkeep, 'totalMs'), mbps: rate(median(runs.cipherkeep.map((r) => r.totalMs))), peakRssGrowthMB: +median(runs.cipherkeep.map((r) => r.peakRssMB! - r.rssBeforeMB!)).toFixed(1) },
-    browser: b.length ? { open: stat(b, 'openMs'), export: stat(b, 'exportMs'), verify: stat(b, 'verifyMs'), total: stat(b, 'totalMs'), mbps: rate(median(b.map((r) => r.totalMs))), wasmMB: +Math.max(...b.map((r) => r.wasmMB!)).toFixed(1), jsHeapMB: +Math.max(...b.map((r) => r.jsHeapMB!)).toFixed(1) } : null,
+    native: summary(runs.native),
+    cipherkeep: summary(runs.cipherkeep),
+    browser: b.length ? { ...summary(b), wasmMB: +Math.max(...b.map((r) => r.wasmMB!)).toFixed(1) } : null,
+    privateWindow: p.length ? summary(p) : null,
     ratios: {
-      backupTimeVsNative: +(median(runs.cipherkeep.map((r) => r.totalMs)) / median(runs.native.map((r) => r.totalMs))).toFixed(2),
-      exportSpeedVsCopy: +((mb / median(runs.cipherkeep.map((r) => r.exportMs))) / (mb / median(runs.copy.map((r) => r.totalMs)))).toFixed(2),
-      browserSpeedVsNode: b.length ? +(median(runs.cipherkeep.map((r) => r.totalMs)) / median(b.map((r) => r.totalMs))).toFixed(2) : null,
+      backupTimeVsNative: +(nodeMs / median(runs.native.map((r) => r.totalMs))).toFixed(2),
+      exportSpeedVsCopy: +(median(runs.copy.map((r) => r.totalMs)) / median(runs.cipherkeep.map((r) => r.exportMs))).toFixed(2),
+      browserSpeedVsNode: b.length ? +(nodeMs / median(b.map((r) => r.totalMs))).toFixed(2) : null,
+      privateWindowSpeedVsNode: p.length ? +(nodeMs / median(p.map((r) => r.totalMs))).toFixed(2) : null,
     },
   };
   rows.push(row);
@@ -136,28 +191,32 @@ for (const file of files) {
 const lines = [
   `cipherkeep benchmark — ${new Date().toISOString()} — ${reps} repetitions, medians (spread = max - min), node ${process.version}, ${execFileSync('nproc').toString().trim()} cores`,
   '',
-  'workload              MB   copy MB/s | native: open export verify total ms  MB/s | cipherkeep node: open export verify total ms  MB/s  RSS+MB | browser OPFS: total ms MB/s wasmMB | time vs native  export vs copy  browser vs node',
+  'workload              MB   copy MB/s | native: open export verify total ms  MB/s | cipherkeep node: open export verify total ms  MB/s  RSS+MB | Chromium OPFS: export verify total ms  MB/s  RSS+MB | private window: total ms | time vs native  export vs copy  browser vs node  private vs node',
 ];
+const t = (s: { median: number; spread: number }) => `${s.median.toFixed(0)}±${s.spread.toFixed(0)}`;
 for (const r of rows as any[]) {
-  const t = (s: { median: number; spread: number }) => `${s.median.toFixed(0)}±${s.spread.toFixed(0)}`;
   lines.push([
     r.workload.padEnd(20), String(r.sizeMB).padStart(6), String(r.copy.mbps).padStart(9), '|',
     t(r.native.open), t(r.native.export), t(r.native.verify), t(r.native.total), String(r.native.mbps).padStart(6), '|',
     t(r.cipherkeep.open), t(r.cipherkeep.export), t(r.cipherkeep.verify), t(r.cipherkeep.total), String(r.cipherkeep.mbps).padStart(6), String(r.cipherkeep.peakRssGrowthMB).padStart(6), '|',
-    r.browser ? `${t(r.browser.total)} ${r.browser.mbps} ${r.browser.wasmMB}` : 'skipped', '|',
-    `${r.ratios.backupTimeVsNative}x`, `${r.ratios.exportSpeedVsCopy}x`, r.ratios.browserSpeedVsNode === null ? '-' : `${r.ratios.browserSpeedVsNode}x`,
+    r.browser ? `${t(r.browser.export)} ${t(r.browser.verify)} ${t(r.browser.total)} ${String(r.browser.mbps).padStart(6)} ${String(r.browser.peakRssGrowthMB).padStart(6)}` : 'skipped', '|',
+    r.privateWindow ? t(r.privateWindow.total) : 'skipped', '|',
+    `${r.ratios.backupTimeVsNative}x`, `${r.ratios.exportSpeedVsCopy}x`,
+    r.ratios.browserSpeedVsNode === null ? '-' : `${r.ratios.browserSpeedVsNode}x`, r.ratios.privateWindowSpeedVsNode === null ? '-' : `${r.ratios.privateWindowSpeedVsNode}x`,
   ].join(' '));
 }
 lines.push('', 'targets: time vs native <= 1.0 (100 MB); export vs copy >= 0.5; RSS growth < 64 MB (500 MB); browser vs node >= 0.7');
-fs.writeFileSync(path.join(results, 'latest.txt'), `${lines.join('\n')}\n`);
-fs.writeFileSync(path.join(results, 'latest.json'), `${JSON.stringify({ date: new Date().toISOString(), reps, rows }, null, 2)}\n`);
-fs.writeFileSync(path.join(results, 'latest.svg'), chart(rows as any[]));
+lines.push('RSS+MB: peak resident memory growth during the backup (Node: the process; Chromium: all of its processes)');
+const name = values.name ?? 'latest';
+fs.writeFileSync(path.join(results, `${name}.txt`), `${lines.join('\n')}\n`);
+fs.writeFileSync(path.join(results, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), reps, rows }, null, 2)}\n`);
+fs.writeFileSync(path.join(results, `${name}.svg`), chart(rows as any[]));
 console.log(lines.join('\n'));
-console.log(`\nwrote bench/results/latest.{txt,json,svg}`);
+console.log(`\nwrote bench/results/${name}.{txt,json,svg}`);
 
 /** Grouped horizontal bars of MB/s per workload. */
 function chart(data: any[]): string {
-  const series = [['copy', '#999'], ['native', '#d62728'], ['cipherkeep', '#1f77b4'], ['browser', '#2ca02c']] as const;
+  const series = [['copy', '#999'], ['native', '#d62728'], ['cipherkeep', '#1f77b4'], ['browser', '#2ca02c'], ['privateWindow', '#98df8a']] as const;
   const max = Math.max(...data.flatMap((r) => series.map(([k]) => (k === 'copy' ? r.copy.mbps : r[k]?.mbps ?? 0))));
   const barH = 14;
   const groupH = series.length * barH + 18;
