@@ -48,7 +48,6 @@ function copyRun(file: string): Run {
 }
 
 /** Resident memory, in MB, of every Chromium process this benchmark started (page, worker, storage and browser processes alike). */
-const RSS_LOG: string[] = [];
 function browserRssMB(): number {
   const procs = new Map<number, { ppid: number; chromium: boolean; kb: number }>();
   for (const pid of fs.readdirSync('/proc')) {
@@ -64,7 +63,6 @@ function browserRssMB(): number {
   const ours = (pid: number): boolean => pid === process.pid || (procs.has(pid) && pid > 1 && ours(procs.get(pid)!.ppid));
   let kb = 0;
   for (const [pid, p] of procs) if (p.chromium && ours(pid)) kb += p.kb;
-  if (process.env.RSS_DEBUG) for (const [pid, p] of procs) if (p.chromium && ours(pid)) RSS_LOG.push(`${pid}:${(p.kb / 1024).toFixed(0)}:${fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').match(/--(type|utility-sub-type)=[^\0]*/g)?.join(',') ?? 'browser'}`);
   return kb / 1024;
 }
 
@@ -127,7 +125,6 @@ async function browserRuns(files: string[], profile: 'persistent' | 'incognito')
         });
         clearInterval(sampler);
         runs.push({ ...run, openMs, rssBeforeMB, peakRssMB: Math.max(peakRssMB, browserRssMB()) });
-        if (process.env.RSS_DEBUG) fs.writeFileSync(`/tmp/prof/rss-${profile}-${i}.log`, RSS_LOG.splice(0).join('\n'));
       }
       await page.evaluate(async () => {
         await window.harness.keep!.close();
