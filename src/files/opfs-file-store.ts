@@ -98,9 +98,10 @@ export class OpfsFileStore implements FileStore {
           } catch (e) {
             throw full(e);
           }
+          // Over quota, a sync access handle writes what fits and says so —
+          // or, in a private window, reports a count larger than the chunk.
+          if (n !== chunk.length) throw new StorageFullError(`storage quota exceeded while writing ${path}: wrote ${n} of ${chunk.length} bytes`);
           at += n;
-          // Over quota, a sync access handle writes what fits and says so.
-          if (n < chunk.length) throw new StorageFullError(`storage quota exceeded while writing ${path}`);
         },
         async close() {
           let size = -1;
