@@ -71,7 +71,9 @@ function browserRssMB(): number {
  * private window, the default of Playwright's contexts, whose OPFS lives in
  * the browser process's memory and answers each call over IPC.
  */
-async function browserRuns(files: string[], profile: 'persistent' | 'incognito'): Promise<Map<string, Run[]>> {
+type BrowserResult = Run[] | { failed: string };
+
+async function browserRuns(files: string[], profile: 'persistent' | 'incognito'): Promise<Map<string, BrowserResult>> {
   const port = 4199;
   const server = spawn('node', ['--import', 'tsx', path.join(here, '../test/browser/serve.ts')], {
     env: { ...process.env, PORT: String(port), BENCH_DATA_DIR: DATA_DIR }, stdio: ['ignore', 'pipe', 'inherit'],
@@ -83,56 +85,62 @@ async function browserRuns(files: string[], profile: 'persistent' | 'incognito')
   };
   let persistent: BrowserContext | null = null;
   let incognito: Browser | null = null;
-  const out = new Map<string, Run[]>();
+  const out = new Map<string, BrowserResult>();
   try {
     await new Promise<void>((resolve) => server.stdout.on('data', (d) => String(d).includes('serving') && resolve()));
     if (profile === 'persistent') persistent = await chromium.launchPersistentContext(userDataDir, launch);
     else incognito = await chromium.launch(launch);
     for (const file of files) {
       const context = persistent ?? (await incognito!.newContext());
-      const page = await context.newPage();
-      await page.goto(`http://127.0.0.1:${port}/harness/`);
-      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
-      const openMs = await page.evaluate(async ({ name, password }) => {
-        // Load the database into OPFS, streamed.
-        const root = await navigator.storage.getDirectory();
-        const writable = await (await root.getFileHandle('bench.db', { create: true })).createWritable();
-        await (await fetch(`/bench-data/${name}`)).body!.pipeTo(writable);
-        const t0 = performance.now();
-        await window.harness.open({ databasePath: '/bench.db', password, create: false });
-        return performance.now() - t0;
-      }, { name: path.basename(file), password: PASSWORD });
-      const runs: Run[] = [];
-      for (let i = 0; i < reps; i++) {
-        await new Promise((r) => setTimeout(r, 200)); // let the last run's garbage go
-        const rssBeforeMB = browserRssMB();
-        let peakRssMB = rssBeforeMB;
-        const sampler = setInterval(() => (peakRssMB = Math.max(peakRssMB, browserRssMB())), 20);
-        const run = await page.evaluate(async () => {
-          const keep = window.harness.keep!;
-          let verifyAt = 0;
-          let exportAt = 0;
-          const start = performance.now();
-          const r = await keep.createBackup({ force: true }, (p) => {
-            if (p.phase === 'export' && !exportAt) exportAt = performance.now();
-            if (p.phase === 'verify' && !verifyAt) verifyAt = performance.now();
-          });
-          const end = performance.now();
-          if (!r.success) throw new Error(r.error);
-          const mem = await keep.memoryUsage();
-          await keep.cleanupOldBackups();
-          return { exportMs: verifyAt - exportAt, verifyMs: end - verifyAt, totalMs: end - start, bytes: r.sizeBytes, wasmMB: (mem.wasmBytes ?? 0) / 2 ** 20 };
+      try {
+        const page = await context.newPage();
+        await page.goto(`http://127.0.0.1:${port}/harness/`);
+        await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready');
+        const openMs = await page.evaluate(async ({ name, password }) => {
+          // Load the database into OPFS, streamed.
+          const root = await navigator.storage.getDirectory();
+          const writable = await (await root.getFileHandle('bench.db', { create: true })).createWritable();
+          await (await fetch(`/bench-data/${name}`)).body!.pipeTo(writable);
+          const t0 = performance.now();
+          await window.harness.open({ databasePath: '/bench.db', password, create: false });
+          return performance.now() - t0;
+        }, { name: path.basename(file), password: PASSWORD });
+        const runs: Run[] = [];
+        for (let i = 0; i < reps; i++) {
+          await new Promise((r) => setTimeout(r, 200)); // let the last run's garbage go
+          const rssBeforeMB = browserRssMB();
+          let peakRssMB = rssBeforeMB;
+          const sampler = setInterval(() => (peakRssMB = Math.max(peakRssMB, browserRssMB())), 20);
+          const run = await page.evaluate(async () => {
+            const keep = window.harness.keep!;
+            let verifyAt = 0;
+            let exportAt = 0;
+            const start = performance.now();
+            const r = await keep.createBackup({ force: true }, (p) => {
+              if (p.phase === 'export' && !exportAt) exportAt = performance.now();
+              if (p.phase === 'verify' && !verifyAt) verifyAt = performance.now();
+            });
+            const end = performance.now();
+            if (!r.success) throw new Error(r.error);
+            const mem = await keep.memoryUsage();
+            // One backup at a time: a private window's quota is a share of memory.
+            await (await (await navigator.storage.getDirectory()).getDirectoryHandle('backups')).removeEntry(r.backupPath!.split('/').pop()!);
+            return { exportMs: verifyAt - exportAt, verifyMs: end - verifyAt, totalMs: end - start, bytes: r.sizeBytes, wasmMB: (mem.wasmBytes ?? 0) / 2 ** 20 };
+          }).finally(() => clearInterval(sampler));
+          runs.push({ ...run, openMs, rssBeforeMB, peakRssMB: Math.max(peakRssMB, browserRssMB()) });
+        }
+        await page.evaluate(async () => {
+          await window.harness.keep!.close();
+          await (await navigator.storage.getDirectory()).removeEntry('bench.db');
         });
-        clearInterval(sampler);
-        runs.push({ ...run, openMs, rssBeforeMB, peakRssMB: Math.max(peakRssMB, browserRssMB()) });
+        out.set(file, runs);
+        await page.close();
+      } catch (e) {
+        // A private window's quota is a share of memory: a large database may not fit twice.
+        out.set(file, { failed: (e as Error).message.split('\n')[0]!.replace(/^.*?Error: /, '') });
+      } finally {
+        if (incognito) await context.close();
       }
-      await page.evaluate(async () => {
-        await window.harness.keep!.close();
-        await (await navigator.storage.getDirectory()).removeEntry('bench.db');
-      });
-      out.set(file, runs);
-      await page.close();
-      if (incognito) await context.close();
     }
   } finally {
     await (persistent ?? incognito)?.close();
@@ -146,7 +154,7 @@ fs.mkdirSync(results, { recursive: true });
 const rows: Array<Record<string, unknown>> = [];
 const files: string[] = [];
 for (const size of sizes) for (const mode of modes) files.push(workload(size, mode));
-const none = new Map<string, Run[]>();
+const none = new Map<string, BrowserResult>();
 const browser = values['no-browser'] ? none : await browserRuns(files, 'persistent');
 const privateWindow = values['no-browser'] ? none : await browserRuns(files, 'incognito');
 
@@ -164,16 +172,18 @@ for (const file of files) {
     open: stat(xs, 'openMs'), export: stat(xs, 'exportMs'), verify: stat(xs, 'verifyMs'), total: stat(xs, 'totalMs'),
     mbps: rate(median(xs.map((r) => r.totalMs))), peakRssGrowthMB: +median(xs.map((r) => r.peakRssMB! - r.rssBeforeMB!)).toFixed(1),
   });
-  const b = browser.get(file) ?? [];
-  const p = privateWindow.get(file) ?? [];
+  const measured = (r: BrowserResult | undefined) => (Array.isArray(r) ? r : []);
+  const b = measured(browser.get(file));
+  const p = measured(privateWindow.get(file));
+  const failed = (r: BrowserResult | undefined) => (r && !Array.isArray(r) ? r : null);
   const nodeMs = median(runs.cipherkeep.map((r) => r.totalMs));
   const row = {
     workload: path.basename(file, '.db'), sizeMB: +mb.toFixed(1),
     copy: { ms: stat(runs.copy, 'totalMs'), mbps: rate(median(runs.copy.map((r) => r.totalMs))) },
     native: summary(runs.native),
     cipherkeep: summary(runs.cipherkeep),
-    browser: b.length ? { ...summary(b), wasmMB: +Math.max(...b.map((r) => r.wasmMB!)).toFixed(1) } : null,
-    privateWindow: p.length ? summary(p) : null,
+    browser: b.length ? { ...summary(b), wasmMB: +Math.max(...b.map((r) => r.wasmMB!)).toFixed(1) } : failed(browser.get(file)),
+    privateWindow: p.length ? summary(p) : failed(privateWindow.get(file)),
     ratios: {
       backupTimeVsNative: +(nodeMs / median(runs.native.map((r) => r.totalMs))).toFixed(2),
       exportSpeedVsCopy: +(median(runs.copy.map((r) => r.totalMs)) / median(runs.cipherkeep.map((r) => r.exportMs))).toFixed(2),
@@ -196,8 +206,8 @@ for (const r of rows as any[]) {
     r.workload.padEnd(20), String(r.sizeMB).padStart(6), String(r.copy.mbps).padStart(9), '|',
     t(r.native.open), t(r.native.export), t(r.native.verify), t(r.native.total), String(r.native.mbps).padStart(6), '|',
     t(r.cipherkeep.open), t(r.cipherkeep.export), t(r.cipherkeep.verify), t(r.cipherkeep.total), String(r.cipherkeep.mbps).padStart(6), String(r.cipherkeep.peakRssGrowthMB).padStart(6), '|',
-    r.browser ? `${t(r.browser.export)} ${t(r.browser.verify)} ${t(r.browser.total)} ${String(r.browser.mbps).padStart(6)} ${String(r.browser.peakRssGrowthMB).padStart(6)}` : 'skipped', '|',
-    r.privateWindow ? t(r.privateWindow.total) : 'skipped', '|',
+    r.browser?.failed ? `failed: ${r.browser.failed}` : r.browser ? `${t(r.browser.export)} ${t(r.browser.verify)} ${t(r.browser.total)} ${String(r.browser.mbps).padStart(6)} ${String(r.browser.peakRssGrowthMB).padStart(6)}` : 'skipped', '|',
+    r.privateWindow?.failed ? `failed: ${r.privateWindow.failed}` : r.privateWindow ? t(r.privateWindow.total) : 'skipped', '|',
     `${r.ratios.backupTimeVsNative}x`, `${r.ratios.exportSpeedVsCopy}x`,
     r.ratios.browserSpeedVsNode === null ? '-' : `${r.ratios.browserSpeedVsNode}x`, r.ratios.privateWindowSpeedVsNode === null ? '-' : `${r.ratios.privateWindowSpeedVsNode}x`,
   ].join(' '));
