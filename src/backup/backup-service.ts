@@ -405,14 +405,6 @@ export class BackupService {
     }
   }
 
-  /**
-   * Both depths open the file with the key, check the HMAC of every page (in
-   * use or free) with WebCrypto — proof that each page is the one SQLite
-   * wrote under this key, at native speed — match the page count to the file
-   * size and read the first row of every table. 'full' adds PRAGMA
-   * quick_check in the engine (decrypts every page in use and checks the
-   * b-trees: catches a source that was already damaged); 'pages' skips it.
-   */
   /** Copies a consistent snapshot of the database's encrypted pages to `target`. */
   async #export(db: Database, target: string, onProgress?: OnProgress): Promise<void> {
     const files = this.#files;
@@ -436,6 +428,14 @@ export class BackupService {
     }
   }
 
+  /**
+   * Both depths open the file with the key, check the HMAC of every page (in
+   * use or free: proof that each page is the one SQLite wrote under this
+   * key, without decrypting it), match the page count to the file size and
+   * read the first row of every table. 'full' adds PRAGMA quick_check in the
+   * engine (decrypts every page in use and checks the b-trees: catches a
+   * source that was already damaged); 'pages' skips it.
+   */
   async #verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {
     const info = await this.#files.stat(path);
     if (!info) return { ok: false, reason: 'missing', detail: `no such file: ${path}` };
