@@ -52,6 +52,7 @@ export async function checkPageHmacs(
   const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / pageSize));
   const buffer = new Uint8Array(Math.min(chunkPages, pages) * pageSize); // one buffer for every chunk
   const pgno = new Uint8Array(4);
+  const pgnoView = new DataView(pgno.buffer);
   const pause = yielder();
   try {
     for (let first = 0; first < pages; first += chunkPages) {
@@ -60,7 +61,7 @@ export async function checkPageHmacs(
       if (count === 0) return { ok: false, page: first + 1 }; // the file ended early
       for (let i = 0; i < count; i++) {
         const page = chunk.subarray(i * pageSize, (i + 1) * pageSize);
-        new DataView(pgno.buffer).setUint32(0, first + i + 1, true);
+        pgnoView.setUint32(0, first + i + 1, true); // little-endian, as SQLCipher appends it
         hmac.init();
         hmac.update(page.subarray(first + i === 0 ? SALT_BYTES : 0, covered));
         hmac.update(pgno);

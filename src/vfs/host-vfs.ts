@@ -77,9 +77,9 @@ export abstract class HostVFS<H> extends FacadeVFS {
   /** Resolves a name as SQLite will see it (absolute on filesystems). */
   abstract resolve(path: string): string;
   /**
-   * Up to `length` bytes at `offset`, read beside SQLite rather than through
-   * it (the KDF salt; encrypted pages for snapshots), into `into`; returns
-   * the count (fewer at end of file), or null when the file is absent.
+   * Reads up to `into.length` bytes at `offset` into `into`, beside SQLite
+   * rather than through it (the KDF salt; encrypted pages for snapshots).
+   * Returns the count (fewer at end of file), or null when the file is absent.
    */
   abstract readRange(path: string, offset: number, into: Uint8Array): number | null;
 
