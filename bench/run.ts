@@ -223,7 +223,7 @@ console.log(`\nwrote bench/results/${name}.{txt,json,svg}`);
 
 /** Grouped horizontal bars of MB/s per workload. */
 function chart(data: any[]): string {
-  const series = [['copy', '#999'], ['native', '#d62728'], ['cipherkeep', '#1f77b4'], ['browser', '#2ca02c'], ['privateWindow', '#98df8a']] as const;
+  const series = [['copy', '#999', 'file copy'], ['native', '#d62728', 'native SQLCipher'], ['cipherkeep', '#1f77b4', 'cipherkeep, Node'], ['browser', '#2ca02c', 'cipherkeep, Chromium OPFS'], ['privateWindow', '#98df8a', 'same, private window']] as const;
   const max = Math.max(...data.flatMap((r) => series.map(([k]) => (k === 'copy' ? r.copy.mbps : r[k]?.mbps ?? 0))));
   const barH = 14;
   const groupH = series.length * barH + 18;
@@ -235,10 +235,10 @@ function chart(data: any[]): string {
     `<text x="10" y="20" font-size="14" font-weight="bold">Backup throughput, MB/s (higher is better; export + verify, file copy alone)</text>`];
   for (const r of data) {
     parts.push(`<text x="10" y="${y + barH}">${r.workload}</text>`);
-    series.forEach(([k, color], i) => {
+    series.forEach(([k, color, label], i) => {
       const v = k === 'copy' ? r.copy.mbps : r[k]?.mbps ?? 0;
       parts.push(`<rect x="${left}" y="${y + i * barH}" width="${scale(v).toFixed(1)}" height="${barH - 2}" fill="${color}"/>`,
-        `<text x="${left + scale(v) + 4}" y="${y + i * barH + barH - 4}">${k} ${v}</text>`);
+        `<text x="${left + scale(v) + 4}" y="${y + i * barH + barH - 4}">${label} ${v}</text>`);
     });
     y += groupH;
   }
