@@ -35,6 +35,12 @@ function nodeRun(method: 'native' | 'cipherkeep', file: string): Run {
   return JSON.parse(execFileSync('node', ['--import', 'tsx', path.join(here, 'node-backup.ts'), method, file, work], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
 }
 
+/** Runs `fn` once the disk has written back what earlier runs left dirty, so no run pays for another's writes. */
+function settled<T>(fn: () => T): T {
+  execFileSync('sync');
+  return fn();
+}
+
 function copyRun(file: string): Run {
   const target = path.join(DATA_DIR, 'copy.tmp');
   const t0 = performance.now();
@@ -107,6 +113,7 @@ async function browserRuns(files: string[], profile: 'persistent' | 'incognito')
         }, { name: path.basename(file), password: PASSWORD });
         const runs: Run[] = [];
         for (let i = 0; i < reps; i++) {
+          settled(() => null);
           await new Promise((r) => setTimeout(r, 200)); // let the last run's garbage go
           const rssBeforeMB = browserRssMB();
           let peakRssMB = rssBeforeMB;
@@ -161,9 +168,9 @@ const privateWindow = values['no-browser'] ? none : await browserRuns(files, 'in
 for (const file of files) {
   const runs = { copy: [] as Run[], native: [] as Run[], cipherkeep: [] as Run[] };
   for (let i = 0; i < reps; i++) {
-    runs.copy.push(copyRun(file));
-    runs.native.push(nodeRun('native', file));
-    runs.cipherkeep.push(nodeRun('cipherkeep', file));
+    runs.copy.push(settled(() => copyRun(file)));
+    runs.native.push(settled(() => nodeRun('native', file)));
+    runs.cipherkeep.push(settled(() => nodeRun('cipherkeep', file)));
   }
   const mb = fs.statSync(file).size / MB;
   const stat = (xs: Run[], k: keyof Run) => ({ median: +median(xs.map((r) => r[k] ?? 0)).toFixed(1), spread: +spread(xs.map((r) => r[k] ?? 0)).toFixed(1) });
