@@ -22,6 +22,7 @@ export async function buildBrowser(): Promise<string> {
       worker: path.join(root, 'src/browser/worker-entry.ts'),
       'example/app': path.join(root, 'examples/browser/app.ts'),
       'harness/harness': path.join(root, 'test/browser/harness.ts'),
+      'harness/vfs-worker': path.join(root, 'test/browser/vfs-worker.ts'),
     },
     outdir: outDir,
   });

@@ -2,8 +2,11 @@
  * The test page: puts the page API on window, plus a few OPFS helpers, for
  * Playwright tests to drive with page.evaluate(). Bytes cross as base64.
  */
+import * as Comlink from 'comlink';
 import * as cipherkeep from '../../src/browser.ts';
 import type { KeepClient, OpenCipherkeepOptions } from '../../src/browser.ts';
+import { installTransferHandlers } from '../../src/worker/protocol.ts';
+import type { VfsWorkerApi } from './vfs-worker.ts';
 
 const toBase64 = (bytes: Uint8Array) => {
   let s = '';
@@ -19,8 +22,23 @@ async function fileHandle(path: string, create = false): Promise<FileSystemFileH
   return dir.getFileHandle(parts.at(-1)!, { create });
 }
 
+let vfsWorker: Comlink.Remote<VfsWorkerApi> | null = null;
+
 const harness = {
   keep: null as KeepClient | null,
+  /**
+   * Calls the VFS contract's worker (test/browser/vfs-worker.ts); errors come
+   * back as their class name and message, for Playwright to rebuild.
+   */
+  async vfs(method: keyof VfsWorkerApi, args: unknown[]): Promise<{ value: unknown } | { error: { name: string; message: string } }> {
+    installTransferHandlers();
+    vfsWorker ??= Comlink.wrap<VfsWorkerApi>(new Worker('/harness/vfs-worker.js', { type: 'module' }));
+    try {
+      return { value: await (vfsWorker[method] as (...a: unknown[]) => Promise<unknown>)(...args) };
+    } catch (e) {
+      return { error: { name: (e as Error).name, message: (e as Error).message } };
+    }
+  },
   async open(options: Partial<OpenCipherkeepOptions> = {}): Promise<KeepClient> {
     harness.keep = await cipherkeep.openCipherkeep({
       worker: '/worker.js', wasmUrl: '/mc-wa-sqlite.wasm', databasePath: '/app.db', backupDir: '/backups', password: 'pw', create: true, ...options,

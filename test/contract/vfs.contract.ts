@@ -1,9 +1,11 @@
 /**
- * One behaviour suite for every cipherkeep VFS: run it against memory, the
- * Node/Deno filesystem and (in the browser suite) OPFS. A host supplies how to
- * open a database by name and how to read a file's raw bytes.
+ * One behaviour suite for every cipherkeep VFS: run by node:test against
+ * memory and the Node/Deno filesystem (test/vfs.test.ts), and by Playwright
+ * against OPFS in Chromium (test/browser/vfs-contract.spec.ts), where each
+ * connection lives in a worker and is driven from here. A host supplies how
+ * to open a database by name and how to read a file's raw bytes.
  */
-import { describe, it } from 'node:test';
+import * as nodeTest from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,18 +13,27 @@ import path from 'node:path';
 import { BusyError, type Database, type OpenOptions } from '../../src/index.ts';
 import { nativeQuery, passphraseKey } from '../helpers.ts';
 
+/** What the suite uses of a Database (a Database, or a proxy to one in a browser worker). */
+export type Connection = Pick<Database, 'exec' | 'query' | 'run' | 'close' | 'transaction'>;
+
 export interface VfsHost {
-  open(name: string, options: OpenOptions): Promise<Database>;
-  /** Raw bytes of a file, or null when it does not exist. */
-  readFile(name: string): Uint8Array | null;
+  open(name: string, options: OpenOptions): Promise<Connection>;
+  /** Raw bytes of a file, or null when it does not exist (to SQLite). */
+  readFile(name: string): Uint8Array | null | Promise<Uint8Array | null>;
+}
+
+/** The test runner's two functions: node:test's, or Playwright's test.describe and test. */
+export interface Runner {
+  describe(name: string, fn: () => void): void;
+  it(name: string, fn: () => Promise<void>): void;
 }
 
 let counter = 0;
 const unique = (stem: string) => `${stem}-${process.pid}-${++counter}.db`;
 
 /** Opens the bytes of `name` in native SQLCipher (through a temp file) and returns a query's rows. */
-function nativeRows(host: VfsHost, name: string, password: string, sql: string, extra: string[] = []): unknown[] {
-  const bytes = host.readFile(name);
+async function nativeRows(host: VfsHost, name: string, password: string, sql: string, extra: string[] = []): Promise<unknown[]> {
+  const bytes = await host.readFile(name);
   assert.ok(bytes, `${name} exists`);
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cipherkeep-native-')), 'copy.db');
   try {
@@ -33,7 +44,7 @@ function nativeRows(host: VfsHost, name: string, password: string, sql: string, 
   }
 }
 
-export function vfsContract(label: string, host: VfsHost): void {
+export function vfsContract(label: string, host: VfsHost, { describe, it }: Runner = nodeTest): void {
   describe(`VFS contract: ${label}`, () => {
     it('creates, writes, and reads back after reopening', async () => {
       const name = unique('roundtrip');
@@ -53,10 +64,10 @@ export function vfsContract(label: string, host: VfsHost): void {
         const db = await host.open(name, { password: `pw${i}`, create: true, cipher: { kdfIterations: 1000 } });
         await db.exec(`CREATE TABLE t (v); INSERT INTO t VALUES (${i})`);
         await db.close();
-        const salt = Buffer.from(host.readFile(name)!.subarray(0, 16)).toString('hex');
+        const salt = Buffer.from((await host.readFile(name))!.subarray(0, 16)).toString('hex');
         assert.notEqual(salt, '00'.repeat(16), 'salt is not all zeros');
         salts.add(salt);
-        const rows = nativeRows(host, name, `pw${i}`, 'SELECT v FROM t', ['kdf_iter = 1000']);
+        const rows = await nativeRows(host, name, `pw${i}`, 'SELECT v FROM t', ['kdf_iter = 1000']);
         assert.deepEqual(rows, [{ v: i }]);
       }
       assert.equal(salts.size, 20);
@@ -69,8 +80,8 @@ export function vfsContract(label: string, host: VfsHost): void {
         await tx.exec('CREATE TABLE t (v)');
         for (let i = 0; i < 200; i++) await tx.run('INSERT INTO t VALUES (?)', ['x'.repeat(100)]);
       });
-      assert.equal(host.readFile(`${name}-journal`), null);
-      assert.equal(host.readFile(name)!.length % 4096, 0);
+      assert.equal(await host.readFile(`${name}-journal`), null);
+      assert.equal((await host.readFile(name))!.length % 4096, 0);
       await db.close();
     });
 
@@ -78,9 +89,9 @@ export function vfsContract(label: string, host: VfsHost): void {
       const name = unique('vacuum');
       const db = await host.open(name, { password: 'pw', create: true });
       await db.exec("CREATE TABLE t (v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 2000) INSERT INTO t SELECT randomblob(200) FROM c");
-      const before = host.readFile(name)!.length;
+      const before = (await host.readFile(name))!.length;
       await db.exec('DELETE FROM t; VACUUM');
-      const after = host.readFile(name)!.length;
+      const after = (await host.readFile(name))!.length;
       assert.ok(after < before / 4, `file shrank from ${before} to ${after}`);
       await db.close();
     });
@@ -96,11 +107,11 @@ export function vfsContract(label: string, host: VfsHost): void {
       assert.deepEqual(await reader.query('SELECT count(*) AS n FROM t'), [{ n: 1 }], 'snapshot holds');
       await reader.exec('COMMIT');
       assert.deepEqual(await reader.query('SELECT count(*) AS n FROM t'), [{ n: 2 }]);
-      assert.ok(host.readFile(`${name}-wal`), 'WAL file exists while connections are open');
+      assert.ok(await host.readFile(`${name}-wal`), 'WAL file exists while connections are open');
       await reader.close();
       await writer.close();
-      assert.equal(host.readFile(`${name}-wal`), null, 'last close checkpoints and removes the WAL');
-      assert.deepEqual(nativeRows(host, name, 'pw', 'SELECT count(*) AS n FROM t'), [{ n: 2 }]);
+      assert.equal(await host.readFile(`${name}-wal`), null, 'last close checkpoints and removes the WAL');
+      assert.deepEqual(await nativeRows(host, name, 'pw', 'SELECT count(*) AS n FROM t'), [{ n: 2 }]);
     });
 
     it('a second writer waits for the first, then gets BusyError past its timeout', async () => {
