@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --sizes 30,100,500 --reps 3 --modes delete,wal --no-browser --name 500mb]
+ * npm run bench [-- --sizes 30,100,500 --reps 3 --modes delete,wal --no-browser --name 500mb --out dir]
  *
  * For each database (size × journal mode), in the same run and on the same
  * files: a plain file copy (the physical floor), the reference method on
@@ -17,14 +17,14 @@ import { chromium, type Browser, type BrowserContext } from '@playwright/test';
 import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' }, name: { type: 'string' } },
+  options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' }, name: { type: 'string', default: 'latest' }, out: { type: 'string' } },
 });
 const sizes = values.sizes!.split(',').map(Number);
 const reps = Number(values.reps);
 const modes = values.modes!.split(',') as Array<'delete' | 'wal'>;
 const MB = 1024 * 1024;
 const here = import.meta.dirname;
-const results = path.join(here, 'results');
+const results = path.resolve(values.out ?? path.join(here, 'results'));
 const work = path.join(DATA_DIR, 'work');
 
 interface Run { openMs: number; exportMs: number; verifyMs: number; totalMs: number; bytes: number; rssBeforeMB?: number; peakRssMB?: number; wasmMB?: number }
@@ -221,12 +221,12 @@ for (const r of rows as any[]) {
 }
 lines.push('', 'targets: time vs native <= 1.0 (100 MB); export vs copy >= 0.5; RSS growth < 64 MB (500 MB); browser vs node >= 0.7');
 lines.push('RSS+MB: peak resident memory growth during the backup (Node: the process; Chromium: all of its processes)');
-const name = values.name ?? 'latest';
+const name = values.name!;
 fs.writeFileSync(path.join(results, `${name}.txt`), `${lines.join('\n')}\n`);
 fs.writeFileSync(path.join(results, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), reps, rows }, null, 2)}\n`);
 fs.writeFileSync(path.join(results, `${name}.svg`), chart(rows as any[]));
 console.log(lines.join('\n'));
-console.log(`\nwrote bench/results/${name}.{txt,json,svg}`);
+console.log(`\nwrote ${path.join(results, name)}.{txt,json,svg}`);
 
 /** Grouped horizontal bars of MB/s per workload. */
 function chart(data: any[]): string {
