@@ -35,10 +35,9 @@ function nodeRun(method: 'native' | 'cipherkeep', file: string): Run {
   return JSON.parse(execFileSync('node', ['--import', 'tsx', path.join(here, 'node-backup.ts'), method, file, work], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
 }
 
-/** Runs `fn` once the disk has written back what earlier runs left dirty, so no run pays for another's writes. */
-function settled<T>(fn: () => T): T {
+/** Waits until the disk has written back what earlier runs left dirty, so no run pays for another's writes. */
+function settle(): void {
   execFileSync('sync');
-  return fn();
 }
 
 function copyRun(file: string): Run {
@@ -72,13 +71,13 @@ function browserRssMB(): number {
   return kb / 1024;
 }
 
+type BrowserResult = Run[] | { failed: string };
+
 /**
  * Chromium with a real (on-disk) profile, as users have. Also measured: a
  * private window, the default of Playwright's contexts, whose OPFS lives in
  * the browser process's memory and answers each call over IPC.
  */
-type BrowserResult = Run[] | { failed: string };
-
 async function browserRuns(files: string[], profile: 'persistent' | 'incognito'): Promise<Map<string, BrowserResult>> {
   const port = 4199;
   const server = spawn('node', ['--import', 'tsx', path.join(here, '../test/browser/serve.ts')], {
@@ -113,7 +112,7 @@ async function browserRuns(files: string[], profile: 'persistent' | 'incognito')
         }, { name: path.basename(file), password: PASSWORD });
         const runs: Run[] = [];
         for (let i = 0; i < reps; i++) {
-          settled(() => null);
+          settle();
           await new Promise((r) => setTimeout(r, 200)); // let the last run's garbage go
           const rssBeforeMB = browserRssMB();
           let peakRssMB = rssBeforeMB;
@@ -143,7 +142,7 @@ async function browserRuns(files: string[], profile: 'persistent' | 'incognito')
         out.set(file, runs);
         await page.close();
       } catch (e) {
-        // A private window's quota is a share of memory: a large database may not fit twice.
+        // Report it and go on (a private window's quota, for one, is a share of memory).
         out.set(file, { failed: (e as Error).message.split('\n')[0]!.replace(/^.*?Error: /, '') });
       } finally {
         if (incognito) await context.close();
@@ -168,9 +167,12 @@ const privateWindow = values['no-browser'] ? none : await browserRuns(files, 'in
 for (const file of files) {
   const runs = { copy: [] as Run[], native: [] as Run[], cipherkeep: [] as Run[] };
   for (let i = 0; i < reps; i++) {
-    runs.copy.push(settled(() => copyRun(file)));
-    runs.native.push(settled(() => nodeRun('native', file)));
-    runs.cipherkeep.push(settled(() => nodeRun('cipherkeep', file)));
+    settle();
+    runs.copy.push(copyRun(file));
+    settle();
+    runs.native.push(nodeRun('native', file));
+    settle();
+    runs.cipherkeep.push(nodeRun('cipherkeep', file));
   }
   const mb = fs.statSync(file).size / MB;
   const stat = (xs: Run[], k: keyof Run) => ({ median: +median(xs.map((r) => r[k] ?? 0)).toFixed(1), spread: +spread(xs.map((r) => r[k] ?? 0)).toFixed(1) });
