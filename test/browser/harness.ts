@@ -27,14 +27,15 @@ let vfsWorker: Comlink.Remote<VfsWorkerApi> | null = null;
 const harness = {
   keep: null as KeepClient | null,
   /**
-   * Calls the VFS contract's worker (test/browser/vfs-worker.ts); errors come
-   * back as their class name and message, for Playwright to rebuild.
+   * Calls the VFS contract's worker (test/browser/vfs-worker.ts); bytes come
+   * back as base64, errors as their class name and message, for Playwright to rebuild.
    */
   async vfs(method: keyof VfsWorkerApi, args: unknown[]): Promise<{ value: unknown } | { error: { name: string; message: string } }> {
     installTransferHandlers();
     vfsWorker ??= Comlink.wrap<VfsWorkerApi>(new Worker('/harness/vfs-worker.js', { type: 'module' }));
     try {
-      return { value: await (vfsWorker[method] as (...a: unknown[]) => Promise<unknown>)(...args) };
+      const value = await (vfsWorker[method] as (...a: unknown[]) => Promise<unknown>)(...args);
+      return { value: value instanceof Uint8Array ? toBase64(value) : value };
     } catch (e) {
       return { error: { name: (e as Error).name, message: (e as Error).message } };
     }

@@ -62,31 +62,26 @@ const api = {
     });
   },
 
-  /** A file's bytes as SQLite sees them (base64): an empty journal made ahead of time does not exist. */
-  async readFile(path: string): Promise<string | null> {
+  /** A file's bytes as SQLite sees them: an empty journal made ahead of time does not exist. */
+  async readFile(path: string): Promise<Uint8Array | null> {
     const { vfs } = await setup();
     const full = vfs.resolve(path);
     const size = vfs.info(full).size;
-    let bytes: Uint8Array;
     if (size !== null) {
-      bytes = new Uint8Array(size);
+      const bytes = new Uint8Array(size);
       vfs.readRange(full, 0, bytes);
-    } else if (vfs.readRange(full, 0, new Uint8Array(0)) !== null) {
-      return null; // held open by the VFS and empty
-    } else {
-      try {
-        let dir = await navigator.storage.getDirectory();
-        const parts = full.split('/').filter(Boolean);
-        for (const part of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(part);
-        bytes = new Uint8Array(await (await (await dir.getFileHandle(parts.at(-1)!)).getFile()).arrayBuffer());
-      } catch (e) {
-        if ((e as DOMException).name === 'NotFoundError') return null;
-        throw e;
-      }
+      return bytes;
     }
-    let s = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return btoa(s);
+    if (vfs.readRange(full, 0, new Uint8Array(0)) !== null) return null; // held open by the VFS and empty
+    try {
+      let dir = await navigator.storage.getDirectory();
+      const parts = full.split('/').filter(Boolean);
+      for (const part of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(part);
+      return new Uint8Array(await (await (await dir.getFileHandle(parts.at(-1)!)).getFile()).arrayBuffer());
+    } catch (e) {
+      if ((e as DOMException).name === 'NotFoundError') return null;
+      throw e;
+    }
   },
 };
 
