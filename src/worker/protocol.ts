@@ -6,7 +6,7 @@
 import * as Comlink from 'comlink';
 import * as errors from '../engine/errors.ts';
 
-interface WireError {
+export interface WireError {
   name: string;
   message: string;
   code?: string;
@@ -19,12 +19,14 @@ const classes = Object.fromEntries(
     .map((c) => [c.name, c]),
 );
 
-function toWire(e: unknown): WireError {
+/** An error as plain data (for any channel that clones: Comlink here, Playwright in the browser tests). */
+export function toWire(e: unknown): WireError {
   const err = e instanceof Error ? e : new Error(String(e));
   return { name: err.name, message: err.message, code: (err as { code?: string }).code, sqliteCode: (err as errors.CipherkeepError).sqliteCode };
 }
 
-function fromWire(w: WireError): Error {
+/** The error again, with its class when it is one of ours. */
+export function fromWire(w: WireError): Error {
   const Class = classes[w.name];
   if (Class) return new Class(w.message, w.sqliteCode === undefined ? undefined : { sqliteCode: w.sqliteCode });
   return Object.assign(new Error(w.message), { name: w.name, code: w.code });

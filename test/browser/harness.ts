@@ -5,7 +5,7 @@
 import * as Comlink from 'comlink';
 import * as cipherkeep from '../../src/browser.ts';
 import type { KeepClient, OpenCipherkeepOptions } from '../../src/browser.ts';
-import { installTransferHandlers } from '../../src/worker/protocol.ts';
+import { installTransferHandlers, toWire, type WireError } from '../../src/worker/protocol.ts';
 import type { VfsWorkerApi } from './vfs-worker.ts';
 
 const toBase64 = (bytes: Uint8Array) => {
@@ -28,16 +28,16 @@ const harness = {
   keep: null as KeepClient | null,
   /**
    * Calls the VFS contract's worker (test/browser/vfs-worker.ts); bytes come
-   * back as base64, errors as their class name and message, for Playwright to rebuild.
+   * back as base64, errors as plain data, for Playwright to rebuild.
    */
-  async vfs(method: keyof VfsWorkerApi, args: unknown[]): Promise<{ value: unknown } | { error: { name: string; message: string } }> {
+  async vfs(method: keyof VfsWorkerApi, args: unknown[]): Promise<{ value: unknown } | { error: WireError }> {
     installTransferHandlers();
     vfsWorker ??= Comlink.wrap<VfsWorkerApi>(new Worker('/harness/vfs-worker.js', { type: 'module' }));
     try {
       const value = await (vfsWorker[method] as (...a: unknown[]) => Promise<unknown>)(...args);
       return { value: value instanceof Uint8Array ? toBase64(value) : value };
     } catch (e) {
-      return { error: { name: (e as Error).name, message: (e as Error).message } };
+      return { error: toWire(e) };
     }
   },
   async open(options: Partial<OpenCipherkeepOptions> = {}): Promise<KeepClient> {

@@ -4,7 +4,7 @@
  * lives in a worker of one page, and the suite drives it from here.
  */
 import { test, expect, type Page } from '@playwright/test';
-import * as errors from '../../src/engine/errors.ts';
+import { fromWire } from '../../src/worker/protocol.ts';
 import type { OpenOptions, Transaction } from '../../src/index.ts';
 import { vfsContract, type Connection } from '../contract/vfs.contract.ts';
 
@@ -23,8 +23,7 @@ test.afterAll(() => page.close());
 async function call<T>(method: string, ...args: unknown[]): Promise<T> {
   const r = await page.evaluate(([m, a]) => window.harness.vfs(m as never, a), [method, args] as const);
   if ('value' in r) return r.value as T;
-  const Class = (errors as Record<string, unknown>)[r.error.name];
-  throw typeof Class === 'function' ? new (Class as typeof errors.CipherkeepError)(r.error.message) : Object.assign(new Error(r.error.message), { name: r.error.name });
+  throw fromWire(r.error);
 }
 
 function connection(id: number): Connection {
