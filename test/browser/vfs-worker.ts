@@ -44,7 +44,10 @@ const api = {
       entered(tx);
       return new Promise<void>((commit, rollback) => (finish = (ok) => (ok ? commit() : rollback(new Error('rolled back')))));
     });
-    const tx = await Promise.race([inside, done.then(() => Promise.reject(new Error('transaction ended before it began')))]);
+    // If BEGIN fails, done rejects before fn runs; later outcomes are end()'s to report.
+    const failed = done.then(() => new Promise<never>(() => {}));
+    failed.catch(() => {});
+    const tx = await Promise.race([inside, failed]);
     transactions.set(id, { tx, finish, done });
   },
 
