@@ -74,3 +74,13 @@ export class SqliteError extends CipherkeepError {
 export class LockTimeoutError extends CipherkeepError {
   override readonly code = 'LOCK_TIMEOUT';
 }
+
+/** Another process has the database open, so an operation that must replace it refuses. */
+export class InUseError extends CipherkeepError {
+  override readonly code = 'IN_USE';
+}
+
+/** This process was paused past the lock's stale window and another took the lock over: it stopped before changing anything. */
+export class LockLostError extends CipherkeepError {
+  override readonly code = 'LOCK_LOST';
+}

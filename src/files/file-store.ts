@@ -25,6 +25,30 @@ export interface FileWriter {
 /** Releases a lock taken with `FileStore.lock`. */
 export type Release = () => Promise<void>;
 
+/** A lock taken with `FileStore.lock`, held until `release()`. */
+export interface HeldLock {
+  /** Names this holding (letters, digits, '-'): the holder's temporary files carry it. */
+  readonly token: string;
+  /**
+   * Throws LockLostError when another process has taken the lock over (this
+   * one was paused past the stale window). Called before every step that
+   * changes what others see.
+   */
+  check(): Promise<void>;
+  /** Whether the holding named `token` may still be at work, so its temporary files must stay. */
+  mayBeAlive(token: string): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/**
+ * A lock for hosts whose platform lets go of a dead holder's lock by itself
+ * (Web Locks, one realm's mutex): no takeover, so every other holding is over.
+ */
+export function platformLock(release: Release): HeldLock {
+  const token = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
+  return { token, check: async () => {}, mayBeAlive: async (t) => t === token, release };
+}
+
 export interface FileStore {
   join(dir: string, name: string): string;
   dirname(path: string): string;
@@ -50,8 +74,15 @@ export interface FileStore {
   /**
    * An exclusive lock named by `path`, held across every process or tab that
    * shares this storage. Waits up to `timeoutMs`; rejects with LockTimeoutError.
+   * `staleMs`: where a host must judge a silent holder dead (lock files), after how long.
    */
-  lock(path: string, timeoutMs: number): Promise<Release>;
+  lock(path: string, timeoutMs: number, staleMs?: number): Promise<HeldLock>;
+  /**
+   * Optional: why another connection or process may have the database at
+   * `path` open (a reason for people), or null when nothing does. Hosts that
+   * cannot tell leave it out.
+   */
+  inUse?(path: string): Promise<string | null>;
   /**
    * Optional fast path: a new file `to` holding the first `length` bytes of
    * `from`, made durable, by the host's own means (a kernel copy).

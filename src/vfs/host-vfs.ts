@@ -85,6 +85,15 @@ export abstract class HostVFS<H> extends FacadeVFS {
 
   readonly #readWatchers = new Map<string, (bytes: number) => void>();
 
+  /** Whether a connection of this engine has the database at `path`, or its WAL or journal, open. */
+  isOpen(path: string): boolean {
+    const full = this.resolve(path);
+    for (const file of this.open.values()) {
+      if (file.path === full || ['-wal', '-journal'].some((s) => file.path === full + s)) return true;
+    }
+    return false;
+  }
+
   /** Calls `onRead` with the size of every SQLite read of `path` until the returned function is called. */
   watchReads(path: string, onRead: (bytes: number) => void): () => void {
     const full = this.resolve(path);
