@@ -5,9 +5,10 @@
  *
  * The lock is a directory of numbered generation files. To take the lock a
  * process creates generation N+1, where N is the newest, once N is released
- * or stale — created by link(2), which fails if the name exists, so of any
- * number of processes racing for N+1 exactly one wins, stale takeover
- * included; nothing is ever deleted to make room. A winner then checks that
+ * (an `N.released` marker beside it) or stale — created by link(2), which
+ * fails if the name exists, so of any number of processes racing for N+1
+ * exactly one wins, stale takeover included. Nothing is renamed or deleted
+ * to make room: a number once used is never free again. A winner then checks that
  * N+1 is still the newest (a waiter that read the directory long ago could
  * refill a pruned number) and backs off if not.
  *
@@ -83,7 +84,7 @@ function hold(dir: string, generation: number, staleMs: number): HeldLock {
       if (!Number.isSafeInteger(n)) return false;
       if (n === generation) return true;
       const holder = await readHolder(dir, n);
-      if (!holder) return false; // released or pruned: it finished or died
+      if (!holder || (await fs.stat(nodePath.join(dir, `${n}.released`)).catch(() => null))) return false; // it finished, or was pruned long ago
       if (holder.host === os.hostname()) return processAlive(holder.pid);
       const s = await fs.stat(nodePath.join(dir, String(n))).catch(() => null);
       return !!s && Date.now() - s.mtimeMs < staleMs;
@@ -113,8 +114,9 @@ async function newestGeneration(dir: string): Promise<number> {
 /** Whether generation `n` was released, or its holder is dead or stopped refreshing it. */
 async function isFree(dir: string, n: number, staleMs: number): Promise<boolean> {
   const file = nodePath.join(dir, String(n));
-  const [holder, s] = await Promise.all([readHolder(dir, n), fs.stat(file).catch(() => null)]);
-  if (!holder || !s) return !!(await fs.stat(`${file}.released`).catch(() => null));
+  const [holder, s, released] = await Promise.all([readHolder(dir, n), fs.stat(file).catch(() => null), fs.stat(`${file}.released`).catch(() => null)]);
+  if (released) return true;
+  if (!holder || !s) return false; // pruned, or not there yet: look again
   if (holder.host === os.hostname() && !processAlive(holder.pid)) return true;
   return Date.now() - s.mtimeMs > staleMs;
 }
@@ -142,11 +144,13 @@ async function publish(dir: string, n: number, me: Holder): Promise<boolean> {
   }
 }
 
+/**
+ * Marks generation `n` released. Its own file stays: a generation's name is
+ * never free again (until pruned far behind the newest), so link(2) can
+ * never hand one number to two holders.
+ */
 async function release(dir: string, n: number): Promise<void> {
-  const file = nodePath.join(dir, String(n));
-  await fs.rename(file, `${file}.released`).catch((e) => {
-    if (errno(e) !== 'ENOENT') throw e;
-  });
+  await fs.writeFile(nodePath.join(dir, `${n}.released`), '', { mode: 0o600 });
 }
 
 /** Drops generations before the newest few, and files of interrupted publishes. */
