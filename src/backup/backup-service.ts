@@ -45,6 +45,12 @@ export interface Logger {
 export interface BackupHost {
   files: FileStore;
   open(path: string, options: OpenOptions): Promise<Database>;
+  /**
+   * Optional: a reader's lock on the database among the host engine's own
+   * connections (HostVFS.readLock), held while a snapshot is copied, so
+   * writers in this process wait instead of disturbing the copy.
+   */
+  readLock?(path: string, timeoutMs: number): Promise<() => void>;
 }
 
 export type BackupServiceOptions = KeyMaterial & {
@@ -428,6 +434,7 @@ export class BackupService {
     const material = await this.keyProfile.keyFor(secret, this.#files, this.databasePath);
     const snapshot = await copySnapshot(this.#files, this.databasePath, target, {
       timeoutMs: this.#snapshotTimeoutMs,
+      readLock: this.#host.readLock && ((ms) => this.#host.readLock!(this.databasePath, ms)),
       onCopied: (bytes) => onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
     });
     if (snapshot.attempts > 1) this.#log.debug(`snapshot of ${this.#files.basename(this.databasePath)} took ${snapshot.attempts} attempts (another process was writing)`);

@@ -52,6 +52,8 @@ export interface SnapshotOptions {
   timeoutMs?: number;
   /** Called after the main file is copied. */
   onCopied?: (bytes: number) => void | Promise<void>;
+  /** Holds writers of this process off while a copy is taken (see BackupHost.readLock). */
+  readLock?: (timeoutMs: number) => Promise<() => void>;
 }
 
 export interface Snapshot {
@@ -69,12 +71,18 @@ export interface Snapshot {
 export async function copySnapshot(files: FileStore, source: string, target: string, options: SnapshotOptions = {}): Promise<Snapshot> {
   const deadline = Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
   for (let attempt = 1, delay = 2; ; attempt++, delay = Math.min(delay * 2, 100)) {
-    const before = await observe(files, source);
-    await copyPrefix(files, source, target, before.mainSize);
-    const pending: Snapshot['pending'] = before.wal ? 'wal' : before.journal ? 'journal' : null;
-    // A side file that vanished between the look and the copy means a writer moved on: take it again.
-    const copied = pending === null || (await copySide(files, `${source}-${pending}`, `${target}-${pending}`));
-    const after = await observe(files, source);
+    const unlock = await options.readLock?.(Math.max(0, deadline - Date.now()));
+    let before: Observation, after: Observation, copied: boolean, pending: Snapshot['pending'];
+    try {
+      before = await observe(files, source);
+      await copyPrefix(files, source, target, before.mainSize);
+      pending = before.wal ? 'wal' : before.journal ? 'journal' : null;
+      // A side file that vanished between the look and the copy means a writer moved on: take it again.
+      copied = pending === null || (await copySide(files, `${source}-${pending}`, `${target}-${pending}`));
+      after = await observe(files, source);
+    } finally {
+      unlock?.();
+    }
     const consistent = copied && (
       pending === 'wal' ? same(before.wal, after.wal) && same(before.wal, await files.read(`${target}-wal`, 0, WAL_HEADER_BYTES))
       : after.wal === null && same(before.journal, after.journal) && (pending === 'journal'

@@ -5,7 +5,7 @@
  *
  * The lock is a directory of numbered generation files. To take the lock a
  * process creates generation N+1, where N is the newest, once N is released
- * (an `N.released` marker beside it) or stale — created by link(2), which
+ * (an `N.released` marker beside it) or stale — created with O_EXCL, which
  * fails if the name exists, so of any number of processes racing for N+1
  * exactly one wins, stale takeover included. Nothing is renamed or deleted
  * to make room: a number once used is never free again. A winner then checks that
@@ -39,11 +39,13 @@ const GENERATION = /^(\d{1,15})(\.released)?$/;
 const KEEP_GENERATIONS = 16;
 
 export async function acquireLockDir(dir: string, timeoutMs: number, staleMs = LOCK_STALE_MS): Promise<HeldLock> {
-  try {
-    await fs.mkdir(dir, { mode: 0o700 });
-  } catch (e) {
-    if (errno(e) === 'ENOENT') throw new MissingDirectoryError(`directory does not exist: ${nodePath.dirname(dir)}`);
-    if (errno(e) !== 'EEXIST') throw e;
+  if (!(await fs.stat(dir).catch(() => null))) {
+    try {
+      await fs.mkdir(dir, { mode: 0o700 });
+    } catch (e) {
+      if (errno(e) === 'ENOENT') throw new MissingDirectoryError(`directory does not exist: ${nodePath.dirname(dir)}`);
+      if (errno(e) !== 'EEXIST') throw e;
+    }
   }
   const me: Holder = { pid: process.pid, host: os.hostname() };
   const deadline = Date.now() + timeoutMs;
@@ -116,8 +118,9 @@ async function isFree(dir: string, n: number, staleMs: number): Promise<boolean>
   const file = nodePath.join(dir, String(n));
   const [holder, s, released] = await Promise.all([readHolder(dir, n), fs.stat(file).catch(() => null), fs.stat(`${file}.released`).catch(() => null)]);
   if (released) return true;
-  if (!holder || !s) return false; // pruned, or not there yet: look again
-  if (holder.host === os.hostname() && !processAlive(holder.pid)) return true;
+  if (!s) return false; // pruned: look again
+  // A holder not yet written (or never: its process died at once) is judged by the file's age alone.
+  if (holder && holder.host === os.hostname() && !processAlive(holder.pid)) return true;
   return Date.now() - s.mtimeMs > staleMs;
 }
 
@@ -129,18 +132,18 @@ async function readHolder(dir: string, n: number): Promise<Holder | null> {
   }
 }
 
-/** Creates generation `n` whole (written aside, then linked in), or returns false if it exists. */
+/**
+ * Creates generation `n` (O_EXCL: fails if the name exists), or returns
+ * false if it exists. Its holder is written after: a reader that finds it
+ * empty looks again, or judges it by its age.
+ */
 async function publish(dir: string, n: number, me: Holder): Promise<boolean> {
-  const aside = nodePath.join(dir, `.new-${process.pid}-${crypto.randomUUID()}`);
-  await fs.writeFile(aside, JSON.stringify(me), { mode: 0o600 });
   try {
-    await fs.link(aside, nodePath.join(dir, String(n)));
+    await fs.writeFile(nodePath.join(dir, String(n)), JSON.stringify(me), { flag: 'wx', mode: 0o600 });
     return true;
   } catch (e) {
     if (errno(e) === 'EEXIST') return false;
     throw e;
-  } finally {
-    await fs.rm(aside, { force: true });
   }
 }
 
@@ -153,15 +156,11 @@ async function release(dir: string, n: number): Promise<void> {
   await fs.writeFile(nodePath.join(dir, `${n}.released`), '', { mode: 0o600 });
 }
 
-/** Drops generations before the newest few, and files of interrupted publishes. */
+/** Drops generations before the newest few. */
 async function prune(dir: string, current: number): Promise<void> {
   try {
     for (const g of await readGenerations(dir)) {
       if (g.n < current - KEEP_GENERATIONS) await fs.rm(nodePath.join(dir, `${g.n}${g.released ? '.released' : ''}`), { force: true });
-    }
-    for (const name of await fs.readdir(dir)) {
-      const m = /^\.new-(\d+)-/.exec(name);
-      if (m && !processAlive(Number(m[1]))) await fs.rm(nodePath.join(dir, name), { force: true });
     }
   } catch {
     // best effort: leftovers are small and pruned next time
