@@ -1,5 +1,5 @@
 /** Backup behaviour that needs a real filesystem and real processes: permissions, cross-process locks, odd paths, the reference app's key profile. */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

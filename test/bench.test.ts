@@ -3,7 +3,7 @@
  * working: every column is measured and every file written. The figures are
  * not judged here — speed is the benchmark's business, never a test's.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

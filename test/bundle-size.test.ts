@@ -4,7 +4,7 @@
  * the worker's JavaScript stays small beside its 1.3 MB engine. A dependency
  * that drags in a large library fails here first.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';

@@ -1,5 +1,5 @@
 /** The real `cipherkeep` binary as a subprocess, under the runtime running this suite (Node or Deno). */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /** The scheduled-backup examples run as written, on Deno and on Node. */
-import { it } from 'node:test';
+import { it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';

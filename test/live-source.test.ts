@@ -3,7 +3,7 @@
  * a child process holds it open (and writes), while cipherkeep backs it up
  * from this one. The database is only ever read by the backup paths.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -3,7 +3,7 @@
  * processes at once included, and a holder paused past the stale window
  * finds out before it changes anything.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -96,14 +96,14 @@ describe('the cross-process backup lock', { timeout: 600_000 }, () => {
     const backups = path.join(dir, 'backups');
     const paused = run(['backup', db, backups], { CK_STALE_MS: '300', CK_PASSWORD: 'pw', CK_SAY_EXPORTING: '1' });
     while (!paused.output().includes('exporting')) await new Promise((r) => setTimeout(r, 5));
-    paused.proc.kill('SIGSTOP');
+    process.kill(paused.proc.pid!, 'SIGSTOP');
     try {
       await new Promise((r) => setTimeout(r, 1200));
       const next = await new BackupService({ databasePath: db, backupDir: backups, password: 'pw', keyProfile: FAST, lockStaleMs: 300, maxBackups: 10 }).createBackup({ force: true });
       assert.equal(next.success, true, next.error);
       assert.ok(fs.readdirSync(backups).some((n) => n.includes('.tmp')), "the paused holder's .tmp was left alone while it may be alive");
     } finally {
-      paused.proc.kill('SIGCONT');
+      process.kill(paused.proc.pid!, 'SIGCONT');
     }
     const late = (await paused.done) as { success: boolean; errorCode?: string };
     assert.deepEqual([late.success, late.errorCode], [false, 'LOCK_LOST']);

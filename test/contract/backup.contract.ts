@@ -3,7 +3,7 @@
  * Node/Deno filesystem here; OPFS in the browser suite). Clocks are injected
  * for the daily and age rules.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from '../timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
