@@ -50,6 +50,8 @@ interface Call extends PresignRequest {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
   key: string;
   body?: Uint8Array;
+  /** Sent but not signed (Range). */
+  unsigned?: Record<string, string>;
   /** Safe to send twice. */
   idempotent: boolean;
   /** Statuses that are answers, not failures (e.g. 404 for HEAD). */
@@ -111,7 +113,7 @@ export class S3Client {
     try {
       const signed = await this.#sign(call);
       res = await (this.#o.fetch ?? fetch)(signed.url, {
-        method: call.method, headers: signed.headers, body: call.body as Uint8Array<ArrayBuffer> | undefined,
+        method: call.method, headers: { ...signed.headers, ...call.unsigned }, body: call.body as Uint8Array<ArrayBuffer> | undefined,
         signal: AbortSignal.timeout(this.#o.requestTimeoutMs ?? 120_000),
       });
     } catch (cause) {
@@ -151,8 +153,8 @@ export class S3Client {
   /** The whole object, or `length` bytes at `offset` (fewer at the end; none past it). */
   getObject(key: string, range?: { offset: number; length: number }): Promise<Uint8Array> {
     if (range && range.length <= 0) return Promise.resolve(new Uint8Array(0));
-    const headers = range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : undefined;
-    return this.#request(this.#what('GET', key), { method: 'GET', key, headers, idempotent: true, accept: range ? [416] : [] }, async (res) => {
+    const unsigned = range ? { range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : undefined;
+    return this.#request(this.#what('GET', key), { method: 'GET', key, unsigned, idempotent: true, accept: range ? [416] : [] }, async (res) => {
       if (res.status === 416) {
         await res.arrayBuffer();
         return new Uint8Array(0);

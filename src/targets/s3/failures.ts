@@ -23,11 +23,11 @@ export function parseErrorBody(body: string): { s3Code?: string; s3Message?: str
   return { s3Code: text(body, 'Code'), s3Message: text(body, 'Message') };
 }
 
-/** Worth another attempt (for an idempotent request): no answer, a server error, throttling, a transfer damaged on the way. */
+/** Worth another attempt (for an idempotent request): no answer, a server error, throttling. (Not BadDigest: a body that keeps arriving different is a broken proxy, not bad luck.) */
 export function retryable(f: Failure): boolean {
   if (f.status === undefined) return true;
   if (f.status >= 500 || f.status === 429) return true;
-  return f.s3Code === 'RequestTimeout' || f.s3Code === 'BadDigest' || f.s3Code === 'SlowDown';
+  return f.s3Code === 'RequestTimeout' || f.s3Code === 'SlowDown';
 }
 
 const DENIED_HINTS: Record<string, string> = {

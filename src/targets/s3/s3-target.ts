@@ -67,9 +67,9 @@ export class S3Target implements BackupTarget {
     return info && this.#object(info);
   }
 
-  read(name: string, offset: number, length: number): Promise<Uint8Array> {
+  async read(name: string, offset: number, length: number): Promise<Uint8Array> {
     if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      return Promise.reject(new InvalidArgumentError(`bad range ${offset}+${length}`));
+      throw new InvalidArgumentError(`bad range ${offset}+${length}`);
     }
     return this.client.getObject(this.#key(name), { offset, length });
   }
