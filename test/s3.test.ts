@@ -51,6 +51,7 @@ if (!skip) {
     for (const o of await all.client.listObjects(`${run}/`)) await all.client.deleteObject(o.key);
   });
 }
+if (store.started) after(() => swift('stop')); // after the cleanup above: hooks run in order
 
 describe('S3Target on Swift: the target contract', { skip }, () => {
   for (const c of targetCases) it(c.name, { timeout: 60_000 }, () => c.run({ fresh: async () => target(), largeSize: 12 * MIB }));

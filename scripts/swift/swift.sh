@@ -96,7 +96,7 @@ log_name = proxy-server
 log_level = WARNING
 
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo proxy-logging proxy-server
+pipeline = cors_everywhere catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -104,6 +104,11 @@ account_autocreate = true
 allow_account_management = true
 cors_allow_origin = $cors
 cors_expose_headers = etag, content-range, content-length, accept-ranges, last-modified, x-amz-request-id
+
+# s3api's own answers (listings, errors) get no CORS headers from Swift: see cors_everywhere.py.
+[filter:cors_everywhere]
+paste.filter_factory = cors_everywhere:filter_factory
+allow_origin = $cors
 
 [filter:s3api]
 use = egg:swift#s3api
@@ -184,7 +189,7 @@ start() {
   for s in "${servers[@]}"; do
     running "$s" && continue
     # setsid: the servers outlive the shell that started them and its signals.
-    EVENTLET_NO_GREENDNS=yes setsid "/usr/bin/swift-$s-server" "$state/etc/$s-server.conf" -v \
+    PYTHONPATH=$repo/scripts/swift EVENTLET_NO_GREENDNS=yes setsid "/usr/bin/swift-$s-server" "$state/etc/$s-server.conf" -v \
       >>"$state/log/$s.log" 2>&1 </dev/null &
     echo $! >"$state/run/$s.pid"
   done
