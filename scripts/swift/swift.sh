@@ -62,13 +62,15 @@ write_config() {
   read -r pa pc po pp pm < <(free_ports 5)
   mkdir -p "$state/etc" "$state/srv/d1" "$state/run" "$state/log"
   printf 'account=%s\ncontainer=%s\nobject=%s\nproxy=%s\nmemcache=%s\n' "$pa" "$pc" "$po" "$pp" "$pm" >"$state/ports"
-  local kind port
+  local kind port me
+  me=$(id -un) # Swift would otherwise switch to its packaged user 'swift' when it can
   for kind in account container object; do
     port=$(sed -n "s/^$kind=//p" "$state/ports")
     cat >"$state/etc/$kind-server.conf" <<EOF
 [DEFAULT]
 bind_ip = 127.0.0.1
 bind_port = $port
+user = $me
 workers = 0
 swift_dir = $state/etc
 devices = $state/srv
@@ -90,6 +92,7 @@ EOF
 [DEFAULT]
 bind_ip = 127.0.0.1
 bind_port = $pp
+user = $me
 workers = 0
 swift_dir = $state/etc
 log_name = proxy-server
@@ -202,7 +205,7 @@ start() {
     sleep 0.2
   done
   print_env
-  say "up at $(endpoint), bucket $bucket, in $((SECONDS - t0))s; stop with: $0 stop"
+  say "up at $(endpoint), bucket $bucket, in $((SECONDS - t0))s; stop with: npm run s3:stop (or $0 stop)"
 }
 
 stop() {
