@@ -84,3 +84,36 @@ export class InUseError extends CipherkeepError {
 export class LockLostError extends CipherkeepError {
   override readonly code = 'LOCK_LOST';
 }
+
+/**
+ * A backup target (e.g. S3-compatible storage) could not be reached: network
+ * error, timeout, or server errors that outlasted the retries. Transient:
+ * trying later may work. `status` is the last HTTP status, when there was one.
+ */
+export class TargetUnreachableError extends CipherkeepError {
+  override readonly code = 'TARGET_UNREACHABLE';
+  constructor(message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options);
+    this.status = options?.status;
+  }
+  readonly status: number | undefined;
+}
+
+/**
+ * A backup target refused our credentials: wrong or expired keys, a bad
+ * signature, no permission, or a clock too far from the store's
+ * (`RequestTimeTooSkewed`; the message says so).
+ */
+export class TargetDeniedError extends CipherkeepError {
+  override readonly code = 'TARGET_DENIED';
+}
+
+/** The target's bucket (or container) does not exist, or an object read by name is missing. */
+export class TargetNotFoundError extends CipherkeepError {
+  override readonly code = 'TARGET_NOT_FOUND';
+}
+
+/** The target refused the request itself (e.g. a checksum mismatch, a part too small); not a matter of access. */
+export class TargetRejectedError extends CipherkeepError {
+  override readonly code = 'TARGET_REJECTED';
+}
