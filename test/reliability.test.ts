@@ -246,6 +246,6 @@ describe('reliability', () => {
     const odd = "pa'ss\"wo\\rd; DROP TABLE x; --\u0000\u{1F600}";
     await makeDb(path.join(dir, 'odd.db'), odd, 10);
     assert.equal((await service(path.join(dir, 'odd.db'), path.join(dir, 'odd-b'), odd).createBackup()).success, true);
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['a-file', 'app.db', 'linked', 'odd-b', 'odd.db', 'real-backups'], 'nothing written outside the backup dirs');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['a-file', 'app.db', 'app.db.backup-lock', 'linked', 'odd-b', 'odd.db', 'odd.db.backup-lock', 'real-backups'], 'nothing written outside the backup dirs and the lock directories');
   });
 });

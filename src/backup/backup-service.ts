@@ -9,19 +9,31 @@
 import type { KeyMaterial } from '../engine/cipher.ts';
 import type { Database, JournalMode, OpenOptions } from '../engine/database.ts';
 import {
-  CipherkeepError, CorruptDatabaseError, DatabaseNotFoundError, InUseError, InvalidArgumentError, StorageFullError, WrongKeyError,
+  CipherkeepError, CorruptDatabaseError, DatabaseNotFoundError, InUseError, InvalidArgumentError, OtherDatabaseError, StorageFullError, WrongKeyError,
 } from '../engine/errors.ts';
 import type { FileInfo, FileStore, HeldLock } from '../files/file-store.ts';
 import { copyFile } from '../files/file-store.ts';
 import { KeyedMutex } from '../files/keyed-mutex.ts';
 import { sqlcipher4, type KeyProfile } from './key-profiles.ts';
 import { backupName, parseBackupName, tmpPath, utcDay, validatePrefix } from './names.ts';
+import { writeStream } from './intake.ts';
+import { Catalog, identityOf, retentionVictims, sameIdentity, type Listed } from './catalog.ts';
 import { copySnapshot, discard, materialize, SIDE_FILES } from './snapshot.ts';
 import { rawKeyFor, verifyFile, type VerifyContext, type VerifyDepth, type VerifyResult } from './verify.ts';
 
 export type { VerifyDepth, VerifyFailure, VerifyResult } from './verify.ts';
 
-const DAY_MS = 86_400_000;
+/** The backup directory's lock, beside the backups (never listed: not a backup name). */
+const DIR_LOCK = '.cipherkeep-lock';
+
+/** The locks every operation that changes files holds: the database's and the backup directory's. */
+interface Held {
+  db: HeldLock;
+  /** Names the temporary files in the backup directory. */
+  dir: HeldLock;
+  /** Throws LockLostError if either was taken over. */
+  check(): Promise<void>;
+}
 
 export interface Progress {
   phase: 'export' | 'verify' | 'copy';
@@ -109,13 +121,6 @@ const silent: Logger = { debug() {}, info() {}, warn() {} };
 /** One lock table for every service in this realm; entries vanish when released. */
 const inProcess = new KeyedMutex();
 
-interface Listed extends FileInfo {
-  path: string;
-  createdAt: Date;
-  seq: number;
-  tmp: boolean;
-  token?: string;
-}
 
 export class BackupService {
   readonly databasePath: string;
@@ -133,6 +138,7 @@ export class BackupService {
   readonly #lockStaleMs: number | undefined;
   readonly #snapshotTimeoutMs: number | undefined;
   readonly #ctx: VerifyContext;
+  readonly #catalog: Catalog;
 
   constructor(options: BackupServiceOptions) {
     this.prefix = validatePrefix(options.prefix ?? 'backup');
@@ -151,6 +157,7 @@ export class BackupService {
     this.#lockStaleMs = options.lockStaleMs;
     this.#snapshotTimeoutMs = options.snapshotTimeoutMs;
     this.#ctx = { files: this.#files, open: (path, o) => this.#host.open(path, o), profile: this.keyProfile };
+    this.#catalog = new Catalog(this.#files, this.backupDir, this.prefix, (name, why) => this.#log.warn(`skipped ${name} in the backup directory: ${why}`));
   }
 
   /**
@@ -161,17 +168,21 @@ export class BackupService {
    */
   createBackup(options: { force?: boolean; onProgress?: OnProgress; verify?: VerifyDepth } = {}): Promise<BackupResult> {
     return this.#asResult(() =>
-      this.#locked(async (lock) => {
+      this.#locked(async (held) => {
+        if (!(await this.#files.stat(this.databasePath))) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
         if (!options.force) {
           const today = utcDay(this.#clock());
           const existing = (await this.#list()).find((b) => !b.tmp && utcDay(b.createdAt) === today);
-          if (existing) {
+          // Today's backup is trusted only after a look: whole pages, every page's HMAC.
+          const check = existing && (await this.#verify(existing.path, await this.keyProfile.keyFor(this.#secret, this.#files, existing.path), undefined, 'pages'));
+          if (existing && check?.ok) {
             this.#log.debug(`backup already exists for today (${existing.name}), skipping`);
             return { success: true, backupPath: existing.path, sizeBytes: existing.size, existing: true };
           }
+          if (existing && check && !check.ok) this.#log.warn(`today's backup ${existing.name} failed its check (${check.reason}: ${check.detail}); making a fresh one`);
         }
-        const result = await this.#create(lock, options.onProgress, options.verify);
-        await this.#cleanup(lock);
+        const result = await this.#create(held, options.onProgress, options.verify);
+        await this.#cleanup(held);
         return result;
       }),
     );
@@ -194,7 +205,7 @@ export class BackupService {
 
   /** Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted. */
   cleanupOldBackups(): Promise<number> {
-    return this.#locked((lock) => this.#cleanup(lock)).catch((e) => {
+    return this.#locked((held) => this.#cleanup(held)).catch((e) => {
       this.#log.warn(`backup cleanup failed: ${messageOf(e)}`);
       return 0;
     });
@@ -220,7 +231,7 @@ export class BackupService {
    * least one good backup; if the new one fails, the old ones stay.
    */
   purgeAndRefresh(options: { onProgress?: OnProgress } = {}): Promise<BackupResult> {
-    return this.#asResult(() => this.#locked((lock) => this.#purgeAndRefresh(lock, false, options.onProgress)));
+    return this.#asResult(() => this.#locked((held) => this.#purgeAndRefresh(held, false, options.onProgress)));
   }
 
   /**
@@ -234,12 +245,12 @@ export class BackupService {
    */
   changePassword(newSecret: KeyMaterial, options: { onProgress?: OnProgress } = {}): Promise<BackupResult> {
     return this.#asResult(() =>
-      this.#locked(async (lock) => {
+      this.#locked(async (held) => {
         const next = newSecret.key !== undefined ? { key: newSecret.key } : { password: newSecret.password! };
         await this.#refuseIfInUse('change the password of');
-        if (await this.#rekeyByReplacement(lock, next)) this.#log.info(`password changed for ${this.#files.basename(this.databasePath)}; replacing backups`);
+        if (await this.#rekeyByReplacement(held, next)) this.#log.info(`password changed for ${this.#files.basename(this.databasePath)}; replacing backups`);
         this.#secret = next;
-        return this.#purgeAndRefresh(lock, true, options.onProgress);
+        return this.#purgeAndRefresh(held, true, options.onProgress);
       }),
     );
   }
@@ -252,8 +263,8 @@ export class BackupService {
    * database is already under `next` (an earlier call was interrupted after
    * the new file was in place).
    */
-  async #rekeyByReplacement(lock: HeldLock, next: KeyMaterial): Promise<boolean> {
-    const staged = tmpPath(`${this.databasePath}.rekey`, lock.token);
+  async #rekeyByReplacement(held: Held, next: KeyMaterial): Promise<boolean> {
+    const staged = tmpPath(`${this.databasePath}.rekey`, held.db.token);
     try {
       await this.#checkFreeSpace(this.#files.dirname(this.databasePath), (await this.#files.stat(this.databasePath))?.size ?? 0);
       let oldKey: KeyMaterial;
@@ -277,7 +288,8 @@ export class BackupService {
       if (!check.ok) throw new CorruptDatabaseError(`the rekeyed copy failed verification (${check.reason}): ${check.detail}`);
       await this.#setJournalMode(staged, newKey, journalMode);
       await this.#files.restrictToOwner(staged, 'file');
-      await lock.check();
+      await this.#files.matchOwner?.(this.databasePath, staged);
+      await held.check();
       // Journals of the old file must not be replayed into the new one.
       await this.#removeAll(SIDE_FILES.map((s) => `${this.databasePath}${s}`));
       await this.#files.rename(staged, this.databasePath);
@@ -293,33 +305,26 @@ export class BackupService {
    * renamed into the backup directory under a fresh name. Profiles whose key
    * needs sidecar files cannot import a bare file.
    */
-  importBackup(source: AsyncIterable<Uint8Array>, options: { onProgress?: OnProgress; sizeHint?: number } = {}): Promise<BackupResult> {
+  importBackup(
+    source: AsyncIterable<Uint8Array>,
+    options: { onProgress?: OnProgress; sizeHint?: number; signal?: AbortSignal; stallTimeoutMs?: number } = {},
+  ): Promise<BackupResult> {
     return this.#asResult(() =>
-      this.#locked(async (lock) => {
+      this.#locked(async (held) => {
         if (this.keyProfile.sidecars.length) throw new InvalidArgumentError(`the ${this.keyProfile.name} key profile cannot import a file without its ${this.keyProfile.sidecars.join(', ')}`);
-        await this.#files.ensureDir(this.backupDir);
-        await this.#files.restrictToOwner(this.backupDir, 'dir');
         if (options.sizeHint !== undefined) await this.#checkFreeSpace(this.backupDir, options.sizeHint);
-        const finalPath = await this.#freshName();
-        const staged = tmpPath(finalPath, lock.token);
+        const finalPath = await this.#catalog.freshName(this.#clock());
+        const staged = tmpPath(finalPath, held.dir.token);
         try {
-          const writer = await this.#files.create(staged);
-          let done = 0;
-          try {
-            for await (const chunk of source) {
-              await writer.write(chunk);
-              done += chunk.length;
-              await options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: options.sizeHint ?? done });
-            }
-            await writer.close();
-          } catch (e) {
-            await writer.abort();
-            throw e;
-          }
+          const done = await writeStream(this.#files, staged, source, {
+            ...options,
+            onBytes: (n) => options.onProgress?.({ phase: 'copy', bytesDone: n, bytesTotal: options.sizeHint ?? n }),
+          });
+          await this.#refuseOtherDatabase(staged, 'import');
           const check = await this.verifyBackup(staged, options);
           if (!check.ok) throw new CorruptDatabaseError(`imported file failed verification (${check.reason}): ${check.detail}`);
           await this.#files.restrictToOwner(staged, 'file');
-          await lock.check();
+          await held.check();
           await this.#files.rename(staged, finalPath);
           this.#log.info(`imported backup ${this.#files.basename(finalPath)} (${done} bytes)`);
           return { success: true, backupPath: finalPath, sizeBytes: done };
@@ -330,6 +335,7 @@ export class BackupService {
       }),
     );
   }
+
 
   /** The bytes of a backup, in chunks of bounded size (for downloads). */
   async *readBackup(path: string, chunkBytes = 1 << 20): AsyncGenerator<Uint8Array> {
@@ -351,18 +357,20 @@ export class BackupService {
    * beside the database, verified again, and renamed over it in one step.
    * Refuses (IN_USE) while another connection or process has the database open.
    */
-  restoreBackup(path: string, options: { onProgress?: OnProgress } = {}): Promise<RestoreResult> {
-    return this.#locked(async (lock): Promise<RestoreResult> => {
+  restoreBackup(path: string, options: { onProgress?: OnProgress; allowOtherDatabase?: boolean } = {}): Promise<RestoreResult> {
+    return this.#locked(async (held): Promise<RestoreResult> => {
       await this.#refuseIfInUse('restore over');
+      if (!options.allowOtherDatabase) await this.#refuseOtherDatabase(path, 'restore');
       const check = await this.verifyBackup(path, options);
       if (!check.ok) return { success: false, error: `backup failed verification (${check.reason}): ${check.detail}`, errorCode: 'VERIFY_FAILED' };
       const material = await this.keyProfile.keyFor(this.#secret, this.#files, path);
       const db = this.databasePath;
+      // Named to the second and after this holding: two restores never share a name, and nothing is deleted to make room.
       const stamp = backupName('pre-restore', this.#clock()).slice('pre-restore_'.length, -'.db'.length);
-      const preRestorePath = (await this.#files.stat(db)) ? `${db}.pre-restore-${stamp}` : undefined;
+      const preRestorePath = (await this.#files.stat(db)) ? `${db}.pre-restore-${stamp}-${held.db.token}` : undefined;
       const journalMode = preRestorePath ? await this.#keepCurrent(preRestorePath) : this.keyProfile.journalMode;
 
-      const staged = tmpPath(`${db}.restore`, lock.token);
+      const staged = tmpPath(`${db}.restore`, held.db.token);
       const stagedSidecars = this.keyProfile.sidecars.map((s) => [`${path}${s}`, `${staged}${s}`, `${db}${s}`] as const);
       try {
         const total = (await this.#files.stat(path))?.size ?? 0;
@@ -371,7 +379,8 @@ export class BackupService {
         const again = await this.#verify(staged, material);
         if (!again.ok) throw new CorruptDatabaseError(`the copied backup failed verification (${again.reason}): ${again.detail}`);
         await this.#setJournalMode(staged, await rawKeyFor(this.#ctx, material, staged), journalMode);
-        await lock.check();
+        if (preRestorePath) await this.#files.matchOwner?.(preRestorePath, staged);
+        await held.check();
         // Journals of the replaced database must not be replayed into the restored one.
         await this.#removeAll(SIDE_FILES.map((s) => `${db}${s}`));
         for (const [, staging, final] of stagedSidecars) await this.#files.rename(staging, final);
@@ -390,15 +399,13 @@ export class BackupService {
 
   // ---- internals: every method below runs with the lock held ----
 
-  async #create(lock: HeldLock, onProgress?: OnProgress, depth: VerifyDepth = 'pages'): Promise<BackupResult> {
+  async #create(held: Held, onProgress?: OnProgress, depth: VerifyDepth = 'pages'): Promise<BackupResult> {
     const source = await this.#files.stat(this.databasePath);
     if (!source) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
-    await this.#files.ensureDir(this.backupDir);
-    await this.#files.restrictToOwner(this.backupDir, 'dir');
     await this.#checkFreeSpace(this.backupDir, source.size);
 
-    const finalPath = await this.#freshName();
-    const staged = tmpPath(finalPath, lock.token);
+    const finalPath = await this.#catalog.freshName(this.#clock());
+    const staged = tmpPath(finalPath, held.dir.token);
     const sidecars = this.keyProfile.sidecars.map((s) => [`${this.databasePath}${s}`, `${finalPath}${s}`] as const);
     const started = Date.now();
     try {
@@ -412,7 +419,7 @@ export class BackupService {
       if (!check.ok) throw new CorruptDatabaseError(`backup verification failed (${check.reason}): ${check.detail}`);
       await this.#files.restrictToOwner(staged, 'file');
       const size = (await this.#files.stat(staged))?.size ?? 0;
-      await lock.check();
+      await held.check();
       await this.#files.rename(staged, finalPath);
       const ms = Date.now() - started;
       this.#log.info(`created backup ${this.#files.basename(finalPath)} (${size} bytes) in ${ms} ms`);
@@ -466,42 +473,46 @@ export class BackupService {
     return verifyFile(this.#ctx, path, material, (done, total) => onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: total }), depth);
   }
 
-  async #cleanup(lock: HeldLock, now = this.#clock()): Promise<number> {
+  async #cleanup(held: Held, now = this.#clock()): Promise<number> {
+    await this.#removeDeadTmps(held);
     let deleted = 0;
-    const all = await this.#list();
-    await lock.check();
-    // Every writer of a .tmp holds this lock and names the file after its
-    // holding: a .tmp of any other holding that cannot still be at work (a
-    // process paused past the stale window can) was left by a run that died.
-    for (const tmp of all.filter((b) => b.tmp)) {
-      if (tmp.token && (await lock.mayBeAlive(tmp.token))) continue;
-      if (await this.#removeQuietly(tmp.path)) this.#log.info(`removed temp file left by an interrupted run: ${tmp.name}`);
-    }
-    const backups = all.filter((b) => !b.tmp);
-    for (const [i, b] of backups.entries()) {
-      const tooMany = i >= this.maxBackups;
-      // The newest backup is never deleted by age alone: an old backup beats none.
-      const tooOld = i > 0 && now.getTime() - b.createdAt.getTime() > this.maxAgeDays * DAY_MS;
-      if (!tooMany && !tooOld) continue;
-      if (await this.#removeWithSidecars(b.path)) {
+    await held.check();
+    for (const { backup, why } of retentionVictims((await this.#list()).filter((b) => !b.tmp), now, this.maxBackups, this.maxAgeDays)) {
+      if (await this.#removeWithSidecars(backup.path)) {
         deleted++;
-        this.#log.debug(`deleted backup ${b.name}: ${tooMany ? `beyond the newest ${this.maxBackups}` : `older than ${this.maxAgeDays} days`}`);
+        this.#log.debug(`deleted backup ${backup.name}: ${why}`);
       }
     }
     if (deleted) this.#log.info(`deleted ${deleted} old backup${deleted === 1 ? '' : 's'}`);
     return deleted;
   }
 
-  async #purgeAndRefresh(lock: HeldLock, purgeOnFailure: boolean, onProgress?: OnProgress): Promise<BackupResult> {
-    const old = (await this.#list()).filter((b) => !b.tmp || !b.token || b.token !== lock.token);
+  /**
+   * Every writer of a .tmp holds the directory lock and names the file after
+   * its holding: a .tmp of any other holding that cannot still be at work (a
+   * process paused past the stale window can) was left by a run that died.
+   * (The reference waited an hour because its lock did not reach other processes.)
+   */
+  async #removeDeadTmps(held: Held): Promise<void> {
+    await held.check();
+    for (const tmp of (await this.#list()).filter((b) => b.tmp)) {
+      if (tmp.token && (await held.dir.mayBeAlive(tmp.token))) continue;
+      if (await this.#removeQuietly(tmp.path)) this.#log.info(`removed temp file left by an interrupted run: ${tmp.name}`);
+    }
+  }
+
+  async #purgeAndRefresh(held: Held, purgeOnFailure: boolean, onProgress?: OnProgress): Promise<BackupResult> {
+    // A .tmp found under the lock is dead whatever happens to the new backup.
+    await this.#removeDeadTmps(held);
+    const old = (await this.#list()).filter((b) => !b.tmp);
     let result: BackupResult;
     try {
-      result = await this.#create(lock, onProgress);
+      result = await this.#create(held, onProgress);
     } catch (e) {
       result = { success: false, error: messageOf(e), errorCode: codeOf(e), sizeBytes: 0 };
     }
     if (result.success || purgeOnFailure) {
-      await lock.check();
+      await held.check();
       for (const b of old) await this.#removeWithSidecars(b.path);
       this.#log.info(`purged ${old.length} earlier backup files`);
     }
@@ -539,6 +550,14 @@ export class BackupService {
     if (reason) throw new InUseError(`cannot ${what} ${this.#files.basename(this.databasePath)} while it is in use: ${reason}; close it everywhere first`);
   }
 
+  /** A backup of another database (another salt) is not put in this one's place unless the caller says so. */
+  async #refuseOtherDatabase(path: string, what: string): Promise<void> {
+    const [mine, theirs] = await Promise.all([identityOf(this.#files, this.databasePath), identityOf(this.#files, path)]);
+    if (mine && theirs && !sameIdentity(mine, theirs)) {
+      throw new OtherDatabaseError(`cannot ${what} ${this.#files.basename(path)}: it is a backup of another database (its salt differs from ${this.#files.basename(this.databasePath)}'s)${what === 'restore' ? '; pass allowOtherDatabase to restore it anyway' : ''}`);
+    }
+  }
+
   /** Fails closed: a copy we cannot be sure fits (twice its size) is not attempted. */
   async #checkFreeSpace(dir: string, size: number): Promise<void> {
     let free: number;
@@ -552,29 +571,9 @@ export class BackupService {
     }
   }
 
-  /**
-   * A name after every existing one of the same second: never a freed lower
-   * number, which would sort as the oldest and be rotated away at once.
-   */
-  async #freshName(): Promise<string> {
-    const now = this.#clock();
-    const stamp = backupName(this.prefix, now);
-    let seq = 0;
-    for (const f of await this.#files.list(this.backupDir, `${this.prefix}_`)) {
-      const parsed = parseBackupName(this.prefix, f.name);
-      if (parsed && backupName(this.prefix, parsed.createdAt) === stamp) seq = Math.max(seq, parsed.seq + 1);
-    }
-    return this.#files.join(this.backupDir, backupName(this.prefix, now, seq));
-  }
-
-  /** This service's backups and temp files, newest first. */
+  /** This database's backups (by salt, see catalog.ts) and all temp files, newest first. */
   async #list(): Promise<Listed[]> {
-    const entries: Listed[] = [];
-    for (const f of await this.#files.list(this.backupDir, `${this.prefix}_`)) {
-      const parsed = parseBackupName(this.prefix, f.name);
-      if (parsed) entries.push({ ...f, ...parsed, path: this.#files.join(this.backupDir, f.name) });
-    }
-    return entries.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.seq - a.seq);
+    return this.#catalog.list(await identityOf(this.#files, this.databasePath));
   }
 
   async #removeWithSidecars(path: string): Promise<boolean> {
@@ -597,15 +596,27 @@ export class BackupService {
     }
   }
 
-  /** In-process lock first (no polling between services here), then the host's cross-process one. */
-  async #locked<T>(fn: (lock: HeldLock) => Promise<T>): Promise<T> {
+  /**
+   * In-process lock first (no polling between services here), then the
+   * host's cross-process lock on the database, then on the backup directory
+   * (services of two databases may share one). The directory is made (0700)
+   * when missing, and refused when others could write to it.
+   */
+  async #locked<T>(fn: (held: Held) => Promise<T>): Promise<T> {
     const releaseLocal = await inProcess.acquire(this.databasePath, this.#lockTimeoutMs);
     try {
-      const lock = await this.#files.lock(`${this.databasePath}.backup-lock`, this.#lockTimeoutMs, this.#lockStaleMs);
+      const db = await this.#files.lock(`${this.databasePath}.backup-lock`, this.#lockTimeoutMs, this.#lockStaleMs);
       try {
-        return await fn(lock);
+        if (await this.#files.ensureDir(this.backupDir)) await this.#files.restrictToOwner(this.backupDir, 'dir');
+        await this.#files.refuseShared?.(this.backupDir);
+        const dir = await this.#files.lock(this.#files.join(this.backupDir, DIR_LOCK), this.#lockTimeoutMs, this.#lockStaleMs);
+        try {
+          return await fn({ db, dir, check: async () => (await db.check(), await dir.check()) });
+        } finally {
+          await dir.release();
+        }
       } finally {
-        await lock.release();
+        await db.release();
       }
     } finally {
       await releaseLocal();

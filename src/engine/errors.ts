@@ -80,6 +80,21 @@ export class InUseError extends CipherkeepError {
   override readonly code = 'IN_USE';
 }
 
+/** A backup directory others could write to (no sticky bit): cipherkeep will not keep backups there. */
+export class UnsafeDirectoryError extends CipherkeepError {
+  override readonly code = 'UNSAFE_DIRECTORY';
+}
+
+/** A backup of another database (its salt differs): restore and import refuse it unless told otherwise. */
+export class OtherDatabaseError extends CipherkeepError {
+  override readonly code = 'OTHER_DATABASE';
+}
+
+/** A long operation was cancelled through its AbortSignal, or its input stalled past the stall timeout. */
+export class AbortedError extends CipherkeepError {
+  override readonly code = 'ABORTED';
+}
+
 /** This process was paused past the lock's stale window and another took the lock over: it stopped before changing anything. */
 export class LockLostError extends CipherkeepError {
   override readonly code = 'LOCK_LOST';

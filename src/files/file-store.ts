@@ -53,8 +53,12 @@ export interface FileStore {
   join(dir: string, name: string): string;
   dirname(path: string): string;
   basename(path: string): string;
-  /** Files directly in `dir` whose names start with `prefix` (empty when `dir` is missing). */
-  list(dir: string, prefix: string): Promise<FileInfo[]>;
+  /**
+   * Regular files directly in `dir` whose names start with `prefix` (empty
+   * when `dir` is missing). Links, directories and entries that cannot be
+   * looked at (a link loop) are skipped, and reported to `onSkip`.
+   */
+  list(dir: string, prefix: string, onSkip?: (name: string, why: string) => void): Promise<FileInfo[]>;
   /** null when nothing exists at `path`. */
   stat(path: string): Promise<FileInfo | null>;
   /** Reads up to `length` bytes at `offset` (fewer at end of file). */
@@ -65,8 +69,15 @@ export interface FileStore {
   rename(from: string, to: string): Promise<void>;
   /** Deletes a file; false when it was already gone. */
   remove(path: string): Promise<boolean>;
-  /** Creates the directory (and parents) if needed, owner-only. */
-  ensureDir(path: string): Promise<void>;
+  /** Creates the directory (and parents) if needed, owner-only; true when this call created it. */
+  ensureDir(path: string): Promise<boolean>;
+  /**
+   * Optional: throws UnsafeDirectoryError when others could replace or
+   * delete files in `dir` (writable by others, no sticky bit).
+   */
+  refuseShared?(dir: string): Promise<void>;
+  /** Optional: gives `to` the owner, group and mode of `from` (a file replacing another keeps what the app set). */
+  matchOwner?(from: string, to: string): Promise<void>;
   /** Bytes available to us in the volume holding `dir`. Throws when it cannot be known. */
   freeSpace(dir: string): Promise<number>;
   /** Owner-only permissions (0600 files, 0700 directories) where the host has permissions. */

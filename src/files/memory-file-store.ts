@@ -79,8 +79,10 @@ export class MemoryFileStore implements FileStore {
     return this.vfs.files.delete(this.vfs.resolve(path));
   }
 
-  async ensureDir(path: string): Promise<void> {
+  async ensureDir(path: string): Promise<boolean> {
+    const created = !this.#dirs.has(this.vfs.resolve(path));
     for (let dir = this.vfs.resolve(path); dir !== '/'; dir = this.dirname(dir)) this.#dirs.add(dir);
+    return created;
   }
 
   async freeSpace(): Promise<number> {

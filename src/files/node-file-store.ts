@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import fsCallback, { constants as C } from 'node:fs';
 import nodePath from 'node:path';
-import { StorageFullError } from '../engine/errors.ts';
+import { StorageFullError, UnsafeDirectoryError } from '../engine/errors.ts';
 import { acquireLockDir } from './node-lock.ts';
 import type { FileInfo, FileStore, FileWriter, HeldLock } from './file-store.ts';
 
@@ -31,7 +31,7 @@ export class NodeFileStore implements FileStore {
   dirname = (path: string) => nodePath.dirname(path);
   basename = (path: string) => nodePath.basename(path);
 
-  async list(dir: string, prefix: string): Promise<FileInfo[]> {
+  async list(dir: string, prefix: string, onSkip?: (name: string, why: string) => void): Promise<FileInfo[]> {
     let names: string[];
     try {
       names = await fs.readdir(dir);
@@ -39,7 +39,15 @@ export class NodeFileStore implements FileStore {
       if (errno(e) === 'ENOENT') return [];
       throw e;
     }
-    const infos = await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => this.stat(nodePath.join(dir, n))));
+    const infos = await Promise.all(names.filter((n) => n.startsWith(prefix)).map(async (name): Promise<FileInfo | null> => {
+      // lstat: a link named like a backup is not a backup (it could point anywhere).
+      const s = await fs.lstat(nodePath.join(dir, name)).catch((e) => {
+        if (errno(e) !== 'ENOENT') onSkip?.(name, `cannot be looked at (${errno(e)})`);
+        return null;
+      });
+      if (s && !s.isFile()) onSkip?.(name, s.isSymbolicLink() ? 'a symbolic link, not a file' : 'not a regular file');
+      return s?.isFile() ? { name, size: s.size, mtimeMs: s.mtimeMs } : null;
+    }));
     return infos.filter((i): i is FileInfo => i !== null);
   }
 
@@ -144,8 +152,24 @@ export class NodeFileStore implements FileStore {
     }
   }
 
-  async ensureDir(path: string): Promise<void> {
-    await fs.mkdir(path, { recursive: true, mode: 0o700 });
+  async ensureDir(path: string): Promise<boolean> {
+    return (await fs.mkdir(path, { recursive: true, mode: 0o700 })) !== undefined;
+  }
+
+  async refuseShared(dir: string): Promise<void> {
+    const s = await fs.stat(dir);
+    if (s.mode & 0o002 && !(s.mode & 0o1000)) {
+      throw new UnsafeDirectoryError(`${dir} is writable by every user and has no sticky bit: anyone could replace or delete backups there`);
+    }
+  }
+
+  async matchOwner(from: string, to: string): Promise<void> {
+    const s = await fs.stat(from);
+    const t = await fs.stat(to);
+    if (s.uid !== t.uid || s.gid !== t.gid) await fs.chown(to, s.uid, s.gid).catch((e) => {
+      if (errno(e) !== 'EPERM') throw e; // only root may give a file away; otherwise it is ours already
+    });
+    await fs.chmod(to, s.mode & 0o777);
   }
 
   async freeSpace(dir: string): Promise<number> {

@@ -22,7 +22,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import nodePath from 'node:path';
-import { LockLostError, LockTimeoutError, MissingDirectoryError } from '../engine/errors.ts';
+import { LockLostError, LockTimeoutError, MissingDirectoryError, StorageFullError } from '../engine/errors.ts';
 import type { HeldLock } from './file-store.ts';
 
 /** A lock not refreshed for this long is taken over (default). */
@@ -34,6 +34,7 @@ interface Holder {
 }
 
 const errno = (e: unknown) => (e as NodeJS.ErrnoException)?.code;
+const FULL = new Set(['ENOSPC', 'EDQUOT']);
 const GENERATION = /^(\d{1,15})(\.released)?$/;
 /** Generations kept for lookups by `mayBeAlive`; older ones are pruned. */
 const KEEP_GENERATIONS = 16;
@@ -143,6 +144,7 @@ async function publish(dir: string, n: number, me: Holder): Promise<boolean> {
     return true;
   } catch (e) {
     if (errno(e) === 'EEXIST') return false;
+    if (FULL.has(errno(e) ?? '')) throw new StorageFullError(`no room for the lock file in ${dir}`, { cause: e });
     throw e;
   }
 }

@@ -182,8 +182,11 @@ export class OpfsFileStore implements FileStore {
     }
   }
 
-  async ensureDir(path: string): Promise<void> {
-    await dirHandle(path.split('/').filter(Boolean), true);
+  async ensureDir(path: string): Promise<boolean> {
+    const parts = path.split('/').filter(Boolean);
+    const existed = await dirHandle(parts).then(() => true, () => false);
+    if (!existed) await dirHandle(parts, true);
+    return !existed;
   }
 
   async freeSpace(): Promise<number> {
