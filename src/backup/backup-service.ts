@@ -339,8 +339,8 @@ export class BackupService {
 
   /** The bytes of a backup, in chunks of bounded size (for downloads). */
   async *readBackup(path: string, chunkBytes = 1 << 20): AsyncGenerator<Uint8Array> {
-    const parsed = parseBackupName(this.prefix, this.#files.basename(path));
-    if (!parsed || parsed.tmp || this.#files.dirname(path) !== this.#files.dirname(this.#files.join(this.backupDir, 'x'))) {
+    // Only a backup this service lists: a regular file of this database, never a link named like one.
+    if (!(await this.#list()).some((b) => !b.tmp && b.path === this.#files.join(this.backupDir, this.#files.basename(path)) && this.#files.dirname(path) === this.#files.dirname(b.path))) {
       throw new InvalidArgumentError(`not a backup of this service: ${path}`);
     }
     for (let offset = 0; ; ) {
@@ -379,12 +379,12 @@ export class BackupService {
         const again = await this.#verify(staged, material);
         if (!again.ok) throw new CorruptDatabaseError(`the copied backup failed verification (${again.reason}): ${again.detail}`);
         await this.#setJournalMode(staged, await rawKeyFor(this.#ctx, material, staged), journalMode);
-        if (preRestorePath) await this.#files.matchOwner?.(preRestorePath, staged);
         await held.check();
         // Journals of the replaced database must not be replayed into the restored one.
         await this.#removeAll(SIDE_FILES.map((s) => `${db}${s}`));
         for (const [, staging, final] of stagedSidecars) await this.#files.rename(staging, final);
         await this.#files.restrictToOwner(staged, 'file');
+        if (preRestorePath) await this.#files.matchOwner?.(db, staged);
         await this.#files.rename(staged, db);
       } catch (e) {
         await this.#removeAll(stagedSidecars.map(([, t]) => t));

@@ -28,6 +28,7 @@ export async function writeStream(files: FileStore, path: string, source: AsyncI
   let yieldedAt = Date.now();
   try {
     for (;;) {
+      signal?.throwIfAborted();
       const next = await nextOrStall(iterator, stallTimeoutMs, signal);
       if (next.done) break;
       if (done - checkedAt >= CHECK_EVERY) {
@@ -47,7 +48,8 @@ export async function writeStream(files: FileStore, path: string, source: AsyncI
     return done;
   } catch (e) {
     await writer.abort();
-    await iterator.return?.().catch(() => {});
+    // Not awaited: a generator stuck in an await would never answer.
+    void iterator.return?.()?.catch(() => {});
     throw signal?.aborted ? new AbortedError(`import cancelled after ${done} bytes`, { cause: e }) : e;
   }
 }
