@@ -41,6 +41,9 @@ export function toCipherkeepError(e: unknown, context: string): CipherkeepError 
     case SQLite.SQLITE_PERM:
     case SQLite.SQLITE_AUTH:
       return new PermissionDeniedError(message, opts);
+    case SQLite.SQLITE_IOERR:
+    case SQLite.SQLITE_CANTOPEN:
+      return new FileSystemError(message, opts);
     default:
       return new SqliteError(message, opts);
   }
