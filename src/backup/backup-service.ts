@@ -174,9 +174,13 @@ export class BackupService {
     return this.#verify(path, material, options.onProgress);
   }
 
-  /** Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted. */
-  cleanupOldBackups(): Promise<number> {
+  /**
+   * Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted.
+   * A failure (the lock held elsewhere …) is logged and counts 0, or with `throwOnError` thrown.
+   */
+  cleanupOldBackups(options: { throwOnError?: boolean } = {}): Promise<number> {
     return this.#locked(() => this.#cleanup()).catch((e) => {
+      if (options.throwOnError) throw e;
       this.#log.warn(`backup cleanup failed: ${messageOf(e)}`);
       return 0;
     });
