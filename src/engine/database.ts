@@ -11,7 +11,7 @@ import {
   BusyError, ClosedError, CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError,
   MissingDirectoryError, NotEncryptedError, WrongKeyError,
 } from './errors.ts';
-import { codeOf, fromHostError, toCipherkeepError } from './error-map.ts';
+import { codeOf, toCipherkeepError } from './error-map.ts';
 import { eachRow, lastChange, type Row, type RunResult } from './statements.ts';
 import type { Params } from './values.ts';
 import { CallQueue } from './call-queue.ts';
@@ -51,13 +51,16 @@ export interface Transaction {
 const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
 
 export async function openDatabase(engine: Engine, vfsName: string, path: string, options: OpenOptions): Promise<Database> {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+    throw new InvalidArgumentError('a database path must be a non-empty string without NUL characters');
+  }
   validateKeyMaterial(options);
   const settings = resolveSettings(options.cipher);
   if (options.create && options.readonly) throw new InvalidArgumentError('create and readonly exclude each other');
   const host = engine.hostFor(vfsName);
   const fullPath = host.resolve(path);
   // What the host's storage throws (EISDIR, EACCES, a DOMException …) becomes a typed error.
-  const typed = (e: unknown) => fromHostError(e, `cannot open ${fullPath}`) ?? e;
+  const typed = (e: unknown) => toCipherkeepError(e, `cannot open ${fullPath}`);
   const { created } = await host.prepare(fullPath, !!options.create).catch((e) => Promise.reject(typed(e)));
   try {
     return await openPrepared(engine, host, vfsName, fullPath, created, settings, options);
