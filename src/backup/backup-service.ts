@@ -206,9 +206,13 @@ export class BackupService {
     return this.#verify(path, material, options.onProgress);
   }
 
-  /** Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted. */
-  cleanupOldBackups(): Promise<number> {
+  /**
+   * Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted.
+   * A failure (the lock held elsewhere …) is logged and counts 0, or with `throwOnError` thrown.
+   */
+  cleanupOldBackups(options: { throwOnError?: boolean } = {}): Promise<number> {
     return this.#locked((held) => this.#cleanup(held)).catch((e) => {
+      if (options.throwOnError) throw e;
       this.#log.warn(`backup cleanup failed: ${messageOf(e)}`);
       return 0;
     });
@@ -282,7 +286,7 @@ export class BackupService {
       }
       const copy = await this.#host.open(staged, { ...oldKey, cipher: this.keyProfile.cipher });
       try {
-        await copy.rekey(await this.keyProfile.keyFor(next, this.#files, this.databasePath));
+        await copy.rekey(await this.keyProfile.keyFor(next, this.#files, this.databasePath), { keepSalt: true });
       } finally {
         await copy.close();
       }

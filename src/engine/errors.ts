@@ -132,3 +132,47 @@ export class TargetNotFoundError extends CipherkeepError {
 export class TargetRejectedError extends CipherkeepError {
   override readonly code = 'TARGET_REJECTED';
 }
+
+/**
+ * A value, statement or result too large for the engine: past SQLite's
+ * length limit (SQLITE_MAX_LENGTH, 1e9 bytes here) or past what the wasm
+ * memory (at most 2 GiB) can hold. Nothing was written; the connection
+ * stays usable.
+ */
+export class TooBigError extends CipherkeepError {
+  override readonly code = 'TOO_BIG';
+}
+
+/**
+ * A call on a Database made from inside its own `transaction()` callback:
+ * it would wait for the transaction that is waiting for it. Use the `tx`
+ * the callback is given.
+ */
+export class DeadlockError extends CipherkeepError {
+  override readonly code = 'DEADLOCK';
+}
+
+/** The path names a directory (or another thing that is not a regular file) where a database file should be. */
+export class NotAFileError extends CipherkeepError {
+  override readonly code = 'NOT_A_FILE';
+}
+
+/** The operating system (or the browser) refused access to a file or directory. */
+export class PermissionDeniedError extends CipherkeepError {
+  override readonly code = 'PERMISSION_DENIED';
+}
+
+/** Any other failure of the file system or storage, with the system's own code in the message. */
+export class FileSystemError extends CipherkeepError {
+  override readonly code = 'IO';
+}
+
+/** The file to be created already exists; nothing was changed. */
+export class AlreadyExistsError extends CipherkeepError {
+  override readonly code = 'ALREADY_EXISTS';
+}
+
+/** Something failed that cipherkeep did not expect (a bug: please report it); the original error is the `cause`. */
+export class InternalError extends CipherkeepError {
+  override readonly code = 'INTERNAL';
+}

@@ -34,7 +34,7 @@ async function harness(page: Page): Promise<void> {
   await expect(page.locator('#status')).toHaveText('ready');
 }
 
-test('create, verify, list and rotate in OPFS; the file is really encrypted', async ({ page }) => {
+test('create, verify, list, prune, purge and refresh in OPFS; the file is really encrypted', async ({ page }) => {
   await harness(page);
   const out = await page.evaluate(async () => {
     const keep = await window.harness.open({ maxBackups: 2 });
@@ -44,17 +44,17 @@ test('create, verify, list and rotate in OPFS; the file is really encrypted', as
     const verified = await keep.verifyBackup(first.backupPath!);
     await keep.createBackup({ force: true });
     await keep.createBackup({ force: true });
-    const afterRotate = await keep.listBackups();
+    const afterPrune = await keep.listBackups();
     const purged = await keep.purgeAndRefresh();
     const afterPurge = await keep.listBackups();
     await keep.close();
-    return { first, again, verified, afterRotate, purged, afterPurge, db: await window.harness.readOpfs('/app.db'), files: await window.harness.listOpfs('/') };
+    return { first, again, verified, afterPrune, purged, afterPurge, db: await window.harness.readOpfs('/app.db'), files: await window.harness.listOpfs('/') };
   });
   expect(out.first.success).toBe(true);
   expect(out.again.existing).toBe(true);
   expect(out.verified).toMatchObject({ ok: true, tables: 1 });
-  expect(out.afterRotate).toHaveLength(2);
-  expect(out.afterRotate[0]!.verifiedAt).toBeTruthy();
+  expect(out.afterPrune).toHaveLength(2);
+  expect(out.afterPrune[0]!.verifiedAt).toBeTruthy();
   expect(out.afterPurge.map((b) => b.path)).toEqual([out.purged.backupPath]);
   const db = bytesOf(out.db);
   expect(Buffer.from(db.subarray(0, 16)).toString('latin1')).not.toBe('SQLite format 3\0');
@@ -284,8 +284,8 @@ test('the example page works when clicked through', async ({ page }) => {
   await page.click('#verify');
   await expect(page.locator('#log')).toContainText('verified');
   await expect(page.locator('#backups tr td').nth(3)).toHaveText('yes');
-  await page.click('#rotate');
-  await expect(page.locator('#log')).toContainText('rotated');
+  await page.click('#purge-refresh');
+  await expect(page.locator('#log')).toContainText('purged and refreshed');
   await page.fill('#new-password', 'second password');
   await page.click('#change-password');
   await expect(page.locator('#log')).toContainText('password changed');
