@@ -327,9 +327,9 @@ export class BackupService {
             ...options,
             onBytes: (n) => options.onProgress?.({ phase: 'copy', bytesDone: n, bytesTotal: options.sizeHint ?? n }),
           });
-          await this.#refuseOtherDatabase(staged, 'import');
           const check = await this.verifyBackup(staged, options);
           if (!check.ok) throw new CorruptDatabaseError(`imported file failed verification (${check.reason}): ${check.detail}`);
+          await this.#refuseOtherDatabase(staged, 'import');
           await this.#files.restrictToOwner(staged, 'file');
           await held.check();
           await this.#files.rename(staged, finalPath);

@@ -107,7 +107,7 @@ test('20 new OPFS databases get 20 distinct random salts, each opening in native
   files.forEach((f, i) => expect(nativeRows(bytesOf(f), `pw${i}`, 'SELECT v FROM t')).toEqual([{ v: i }]));
 });
 
-test('a database made by native SQLCipher opens from OPFS, and an imported backup is verified first', async ({ page }) => {
+test('a database made by native SQLCipher opens from OPFS; an imported backup is verified first, and another database\'s is refused', async ({ page }) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cipherkeep-native-'));
   const native = new NativeDatabase(path.join(dir, 'n.db'));
   native.pragma("key = 'pw'");
@@ -124,15 +124,23 @@ test('a database made by native SQLCipher opens from OPFS, and an imported backu
     const keep = await window.harness.open();
     await keep.exec('CREATE TABLE mine (x)');
     const bytes = Uint8Array.from(atob(made), (c) => c.charCodeAt(0));
-    const accepted = await keep.importBackup(new Blob([bytes]));
+    const foreignImport = await keep.importBackup(new Blob([bytes]));
+    // A backup of this database, downloaded and imported back: accepted.
+    const own = await keep.createBackup({ force: true });
+    const ownBytes = Uint8Array.from(atob(await window.harness.readOpfs(own.backupPath!)), (c) => c.charCodeAt(0));
+    await keep.purgeAndRefresh(); // a fresh backup replaces it: the import below is the second file
+    const accepted = await keep.importBackup(new Blob([ownBytes]));
     const garbage = await keep.importBackup(new Blob([crypto.getRandomValues(new Uint8Array(8192))]));
-    return { rows, accepted, garbage, backups: await window.harness.listOpfs('/backups') };
+    const backups = await window.harness.listOpfs('/backups');
+    return { rows, foreignImport, accepted, garbage, backups };
   }, made);
   expect(out.rows).toEqual([{ v: 'made natively' }]);
+  expect([out.foreignImport.success, out.foreignImport.errorCode]).toEqual([false, 'OTHER_DATABASE']);
   expect(out.accepted.success).toBe(true);
   expect(out.garbage.success).toBe(false);
   expect(out.garbage.error).toMatch(/wrong-key/);
-  expect(out.backups).toEqual([out.accepted.backupPath!.split('/').pop()]);
+  expect(out.backups.filter((n: string) => !n.startsWith('.'))).toContain(out.accepted.backupPath!.split('/').pop());
+  expect(out.backups.filter((n: string) => !n.startsWith('.')).length).toBe(2);
 });
 
 test('WAL databases work over OPFS', async ({ page }) => {
