@@ -133,5 +133,6 @@ export async function runPage(dir: string, timeoutMs = 90_000): Promise<{ result
   } finally {
     await browser.close();
     server.close();
+    server.closeAllConnections();
   }
 }
