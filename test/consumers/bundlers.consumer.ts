@@ -4,7 +4,8 @@
  * and no config (npm's layout, and pnpm's strict one), and an esbuild
  * --minify bundle (esbuild does not follow `new URL(…, import.meta.url)`, so
  * its one documented line copies the worker and wasm beside the bundle). The
- * page (fixtures/web/main.js) creates, writes, backs up and verifies, and
+ * Vite's dev server is run too (it pre-bundles dependencies, which once broke
+ * packages' relative `new URL()`s). The page (fixtures/web/main.js) creates, writes, backs up and verifies, and
  * requires `instanceof WrongKeyError` for a wrong password across the
  * worker boundary, in minified code.
  */
@@ -12,8 +13,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { bin, consumerProject, fixture, root, run, runPage } from './setup.ts';
+import { bin, consumerProject, fixture, openPage, root, run, runPage } from './setup.ts';
 
 const web = { 'index.html': fixture('web/index.html'), 'main.js': fixture('web/main.js') };
 const vite = path.join(root, 'node_modules/vite/bin/vite.js');
@@ -44,6 +46,33 @@ describe('consumers: bundlers, run in Chromium', { timeout: 900_000 }, () => {
     const { result, requests, console } = await runPage(path.join(project, 'dist'));
     checkPage(result);
     assert.ok(requests.some((r) => /\/assets\/mc-wa-sqlite-[\w-]+\.wasm$/.test(r)), `the worker fetched the emitted wasm: ${requests} ${console}`);
+  });
+
+  it('Vite dev server, no options and no config: the same page works', { timeout: 180_000 }, async () => {
+    const project = consumerProject('vite', { files: web });
+    fs.rmSync(path.join(project, 'node_modules/.vite'), { recursive: true, force: true });
+    const server = spawn('node', [vite, '--host', '127.0.0.1', '--port', '5191'], { cwd: project, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`vite did not start:\n${log}`)), 60_000);
+        const seen = (chunk: Buffer) => {
+          log += chunk;
+          const m = /Local:\s+(http:\/\/127\.0\.0\.1:\d+\/)/.exec(log);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        };
+        server.stdout.on('data', seen);
+        server.stderr.on('data', seen);
+        server.once('exit', (code) => reject(new Error(`vite exited (${code}):\n${log}`)));
+      });
+      checkPage((await openPage(url)).result);
+      assert.doesNotMatch(log, /error|does not exist|optimizeDeps\.exclude/i, log);
+    } finally {
+      server.kill();
+    }
   });
 
   it('the same Vite build in a pnpm project (strict node_modules layout)', { timeout: 300_000 }, async () => {

@@ -111,6 +111,16 @@ export async function runPage(dir: string, timeoutMs = 90_000): Promise<{ result
     fs.createReadStream(file).pipe(res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    return { ...(await openPage(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, timeoutMs)), requests };
+  } finally {
+    server.close();
+    server.closeAllConnections();
+  }
+}
+
+/** Opens `url` in headless Chromium (a fresh profile) and returns what the page put in `window.result`. */
+export async function openPage(url: string, timeoutMs = 90_000): Promise<{ result: any; console: string[] }> {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -121,7 +131,7 @@ export async function runPage(dir: string, timeoutMs = 90_000): Promise<{ result
     const page = await browser.newPage();
     page.on('console', (m) => void messages.push(`${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => void messages.push(`pageerror: ${e.message}`));
-    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, { timeout: 30_000 });
+    await page.goto(url, { timeout: 30_000 });
     let timer: NodeJS.Timeout | undefined;
     const result = await Promise.race([
       page.evaluate(() => (globalThis as { result?: Promise<unknown> }).result),
@@ -129,10 +139,8 @@ export async function runPage(dir: string, timeoutMs = 90_000): Promise<{ result
         timer = setTimeout(() => reject(new Error(`the page gave no result within ${timeoutMs} ms:\n${messages.join('\n')}`)), timeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
-    return { result, requests, console: messages };
+    return { result, console: messages };
   } finally {
     await browser.close();
-    server.close();
-    server.closeAllConnections();
   }
 }
