@@ -5,13 +5,13 @@
 export { createEngine, fetchEngine, type Engine, type EngineOptions } from './engine/engine.ts';
 export {
   Database, openDatabase as openDatabaseWith,
-  type OpenOptions, type Params, type Row, type RunResult, type SqlValue, type Transaction, type JournalMode, type SnapshotInfo,
+  type OpenOptions, type Params, type Row, type RunResult, type SqlValue, type Transaction, type JournalMode,
 } from './engine/database.ts';
 export { SQLCIPHER4_DEFAULTS, type CipherSettings, type HashAlgorithm, type KeyMaterial } from './engine/cipher.ts';
 export * from './engine/errors.ts';
 export { MemoryVFS } from './vfs/memory-vfs.ts';
 export { MemoryFileStore } from './files/memory-file-store.ts';
-export { copyFile, type FileInfo, type FileStore, type FileWriter, type Release } from './files/file-store.ts';
+export { copyFile, platformLock, type FileInfo, type FileStore, type FileWriter, type HeldLock, type Release } from './files/file-store.ts';
 export { KeyedMutex } from './files/keyed-mutex.ts';
 export {
   BackupService, type BackupHost, type BackupInfo, type BackupResult, type BackupServiceOptions, type Logger,

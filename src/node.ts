@@ -45,7 +45,14 @@ export async function openDatabase(path: string, options: OpenOptions): Promise<
 
 /** Files and databases on the local filesystem, for the backup service. */
 export function nodeBackupHost(): BackupHost {
-  return { files: new NodeFileStore(), open: openDatabase };
+  return {
+    files: new NodeFileStore(),
+    open: openDatabase,
+    readLock: async (path, timeoutMs) => {
+      const { engine, vfsName } = await nodeEngine();
+      return engine.hostFor(vfsName).readLock(path, timeoutMs);
+    },
+  };
 }
 
 /** The backup service over the local filesystem, with a cross-process lock file. */

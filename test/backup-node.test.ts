@@ -1,5 +1,5 @@
 /** Backup behaviour that needs a real filesystem and real processes: permissions, cross-process locks, odd paths, the reference app's key profile. */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,15 +35,20 @@ function child(args: string[], env: Record<string, string> = {}): { done: Promis
 }
 
 describe('backups on the filesystem', () => {
-  it('backup files are 0600 and the backup directory 0700', async () => {
+  it('backup files are 0600; a backup directory cipherkeep makes is 0700, one the user made keeps its mode', async () => {
     const dir = tempDir('perm');
     await makeDb(path.join(dir, 'app.db'));
-    fs.mkdirSync(path.join(dir, 'backups'), { mode: 0o755 });
     const svc = new BackupService({ databasePath: path.join(dir, 'app.db'), password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: FAST_PROFILE });
     const r = await svc.createBackup();
     assert.equal(r.success, true, r.error);
     assert.equal(mode(r.backupPath!), 0o600);
     assert.equal(mode(path.join(dir, 'backups')), 0o700);
+    fs.mkdirSync(path.join(dir, 'theirs'), { mode: 0o755 });
+    fs.chmodSync(path.join(dir, 'theirs'), 0o755);
+    const theirs = await new BackupService({ databasePath: path.join(dir, 'app.db'), password: 'pw', backupDir: path.join(dir, 'theirs'), keyProfile: FAST_PROFILE }).createBackup();
+    assert.equal(theirs.success, true, theirs.error);
+    assert.equal(mode(theirs.backupPath!), 0o600);
+    assert.equal(mode(path.join(dir, 'theirs')), 0o755, 'a directory we did not make is not chmod-ed');
   });
 
   it('an app and a script in two processes at once make exactly one daily backup', async () => {
@@ -59,7 +64,8 @@ describe('backups on the filesystem', () => {
     for (const r of [mine, ...theirs]) assert.equal(r.success, true, r.error);
     assert.equal(new Set([mine, ...theirs].map((r) => r.backupPath)).size, 1);
     assert.deepEqual(fs.readdirSync(backups).filter((n) => n.endsWith('.db')).length, 1);
-    assert.equal(fs.existsSync(`${db}.backup-lock`), false, 'lock file removed');
+    const generations = fs.readdirSync(`${db}.backup-lock`);
+    assert.deepEqual(generations.filter((n) => !n.endsWith('.released') && !generations.includes(`${n}.released`)), [], 'every holding released');
   });
 
   it('50 concurrent createBackup calls from two processes make exactly one daily backup', async () => {
@@ -97,7 +103,8 @@ describe('backups on the filesystem', () => {
     const db = path.join(dir, 'app.db');
     await makeDb(db);
     const os = await import('node:os');
-    fs.writeFileSync(`${db}.backup-lock`, JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), at: 'then' }));
+    fs.mkdirSync(`${db}.backup-lock`);
+    fs.writeFileSync(path.join(`${db}.backup-lock`, '7'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname() }));
     const svc = new BackupService({ databasePath: db, password: 'pw', backupDir: path.join(dir, 'b'), keyProfile: FAST_PROFILE, lockTimeoutMs: 1000 });
     assert.equal((await svc.createBackup()).success, true);
   });
@@ -160,7 +167,7 @@ describe('backups on the filesystem', () => {
     assert.equal(changed.success, true, changed.error);
     const newHex = pbkdf2Sync('new password', salt, 256_000, 64, 'sha512').toString('hex');
     assert.deepEqual(nativeQuery(db, [`key = "x'${newHex}'"`, 'cipher_page_size = 16384'], 'SELECT count(*) AS n FROM research'), [{ n: 2 }]);
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'backups')).sort(), [path.basename(changed.backupPath!), `${path.basename(changed.backupPath!)}.salt`]);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'backups')).filter((n) => !n.startsWith('.')).sort(), [path.basename(changed.backupPath!), `${path.basename(changed.backupPath!)}.salt`]);
   });
 
   it('no log line or error message carries the password or a key', async () => {

@@ -1,5 +1,5 @@
 /** Bad input gets a typed error and changes nothing on disk. */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

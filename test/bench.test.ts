@@ -5,7 +5,7 @@
  * This suite needs no browser (`--no-browser`); the Chromium columns are run
  * by the browser suite (test/browser/bench.spec.ts).
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -6,7 +6,8 @@
  * benches, CI or config). A dependency that drags in a large library fails
  * here first. The figures are in README.md ("Size").
  */
-import { before, describe, it } from 'node:test';
+import { before } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,9 +42,9 @@ describe('bundle size (minified, gzipped)', () => {
 });
 
 describe('the tarball', () => {
-  it('is under 850 kB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
+  it('is under 900 kB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
     const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 110_000 }));
-    assert.ok(pack.size < 850_000, `${pack.size} bytes`);
+    assert.ok(pack.size < 900_000, `${pack.size} bytes`);
     const files: string[] = pack.files.map((f: { path: string }) => f.path);
     const stray = files.filter((f) => !/^(dist\/|src\/|bin\/cipherkeep\.mjs$|README\.md$|LICENSE$|package\.json$)/.test(f));
     assert.deepEqual(stray, []);

@@ -1,10 +1,10 @@
 /** The real `cipherkeep` binary as a subprocess, under the runtime running this suite (Node or Deno). */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
-import { openDatabase } from '../src/node.ts';
+import { NodeFileStore, openDatabase } from '../src/node.ts';
 import { tempDir } from './helpers.ts';
 
 const BIN = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '../bin/cipherkeep.mjs');
@@ -123,9 +123,9 @@ describe(`cipherkeep CLI (${'Deno' in globalThis ? 'Deno' : 'Node'})`, () => {
     assert.equal((await cli(['verify', corrupt, '--kdf-iter', '1000'])).code, 3);
     assert.equal((await cli(['restore', ...common, corrupt])).code, 3);
     // Another process holds the database's backup lock.
-    fs.writeFileSync(`${db}.backup-lock`, JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), at: 'now' }));
+    const held = await new NodeFileStore().lock(`${db}.backup-lock`, 1000);
     const locked = await cli(['backup', ...common, '--force', '--lock-timeout-ms', '200', '--json']);
-    fs.rmSync(`${db}.backup-lock`);
+    await held.release();
     assert.equal(locked.code, 5, locked.stderr);
     assert.equal(json(locked).errorCode, 'LOCK_TIMEOUT');
     for (const args of [[], ['bogus'], ['backup', '--db', db], ['backup', ...common, '--max-backups', 'many'], ['backup', ...common, '--unknown-flag'], ['verify']]) {

@@ -1,5 +1,5 @@
 /** The Database API: statements, parameters, transactions, rekey, close. */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ClosedError, InvalidArgumentError, SqliteError, WrongKeyError } from '../src/index.ts';

@@ -1,5 +1,5 @@
 /** The pinned engine: checksum enforced, versions as documented. */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';

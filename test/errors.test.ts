@@ -3,7 +3,7 @@
  * classes (a wrong password once arrived in the page as a plain Error named
  * "y"), so neither `name` nor the match may come from `constructor.name`.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import * as api from '../src/index.ts';
 import { WorkerFailedError } from '../src/browser.ts';

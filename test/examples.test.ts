@@ -3,7 +3,8 @@
  * wherever a user stands: each runs with its data directory as the working
  * directory. They import `cipherkeep/node`, i.e. this package's build.
  */
-import { before, it } from 'node:test';
+import { before } from 'node:test';
+import { it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

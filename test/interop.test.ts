@@ -1,5 +1,5 @@
 /** Files move both ways between cipherkeep and real SQLCipher 4 (@signalapp/sqlcipher, native). */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

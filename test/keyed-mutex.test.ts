@@ -1,5 +1,5 @@
 /** The in-process lock: exclusive, FIFO, timed, and leaves no entry behind. */
-import { it } from 'node:test';
+import { it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import { KeyedMutex, LockTimeoutError } from '../src/index.ts';
 

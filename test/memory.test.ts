@@ -2,7 +2,7 @@
  * A 100 MB database is created, queried and closed with memory far below its
  * size: the VFS reads and writes pages in place and never holds the file.
  */
-import { it } from 'node:test';
+import { it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /** The WebCrypto page-HMAC check agrees with SQLCipher's layout and catches every changed page. */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -3,13 +3,14 @@
  * runs the long version: 100+ crash points per operation, 1000+ corruptions.
  * Each test prints its figures as a `figures:` line.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { BackupService, openDatabase, sqlcipher4, type Database } from '../src/node.ts';
 import { tempDir } from './helpers.ts';
+import { ledger, nativeApp, PASSWORD as LIVE_PASSWORD, TOTAL } from './native-app.ts';
 
 const TORTURE = !!process.env.TORTURE;
 const FAST = { kdfIterations: 1000 };
@@ -151,7 +152,6 @@ describe('reliability', () => {
     await setup.exec('CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL); CREATE TABLE log (id INTEGER PRIMARY KEY, writer INTEGER, n INTEGER)');
     await setup.exec('WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 100) INSERT INTO accounts (balance) SELECT 1000 FROM c');
     await setup.close();
-    const TOTAL = 100 * 1000;
     const writers: Database[] = [];
     for (let w = 0; w < 3; w++) writers.push(await openDatabase(file, { password: 'pw', cipher: FAST, busyTimeoutMs: 10_000 }));
     let stop = false;
@@ -199,6 +199,34 @@ describe('reliability', () => {
     figures(`backups under load ${rounds}, commits ${commits.reduce((a, b) => a + b)}, invariant violations ${violations}`);
   });
 
+  it('backups under a live native writer in another process (WAL and rollback journal): every backup a committed state, the app loses nothing', { timeout: 900_000 }, async () => {
+    const rounds = TORTURE ? 30 : 3;
+    const tally = { backups: 0, commits: 0, violations: 0 };
+    for (const mode of ['wal', 'delete'] as const) {
+      const dir = tempDir('livewriter');
+      const db = path.join(dir, 'app.db');
+      const app = nativeApp(db, mode, sqlcipher4, 'write');
+      await app.ready;
+      const svc = new BackupService({ databasePath: db, backupDir: path.join(dir, 'backups'), password: LIVE_PASSWORD, maxBackups: 2 });
+      try {
+        for (let i = 0; i < rounds; i++) {
+          const r = await svc.createBackup({ force: true });
+          assert.equal(r.success, true, r.error);
+          const copy = await ledger(r.backupPath!, sqlcipher4);
+          if (!copy.ok || copy.total !== TOTAL || !copy.gapless) tally.violations++;
+          tally.backups++;
+        }
+      } finally {
+        const { commits, errors } = await app.stop();
+        assert.deepEqual(errors, [], 'the app never saw an error');
+        tally.commits += commits;
+        assert.deepEqual(await ledger(db, sqlcipher4), { ok: true, total: TOTAL, rows: commits, gapless: true }, 'every acknowledged commit is in the database');
+      }
+    }
+    assert.equal(tally.violations, 0);
+    figures(`backups under a live native writer ${tally.backups} (WAL and rollback), its commits ${tally.commits}, invariant violations ${tally.violations}`);
+  });
+
   it('hostile input: symlinked and file backup dirs, huge and odd passwords, NUL in paths', async () => {
     const dir = tempDir('hostile');
     const db = path.join(dir, 'app.db');
@@ -218,6 +246,6 @@ describe('reliability', () => {
     const odd = "pa'ss\"wo\\rd; DROP TABLE x; --\u0000\u{1F600}";
     await makeDb(path.join(dir, 'odd.db'), odd, 10);
     assert.equal((await service(path.join(dir, 'odd.db'), path.join(dir, 'odd-b'), odd).createBackup()).success, true);
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['a-file', 'app.db', 'linked', 'odd-b', 'odd.db', 'real-backups'], 'nothing written outside the backup dirs');
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['a-file', 'app.db', 'app.db.backup-lock', 'linked', 'odd-b', 'odd.db', 'odd.db.backup-lock', 'real-backups'], 'nothing written outside the backup dirs and the lock directories');
   });
 });

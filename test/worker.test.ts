@@ -1,5 +1,5 @@
 /** The Comlink client over Node (and Deno) worker_threads: the same API browsers get. */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

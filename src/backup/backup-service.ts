@@ -6,19 +6,34 @@
  * `open` function of the host. Nothing here imports `node:*` or touches
  * `navigator`.
  */
-import { deriveKey, resolveSettings, SALT_BYTES, type KeyMaterial } from '../engine/cipher.ts';
-import type { Database, OpenOptions } from '../engine/database.ts';
+import type { KeyMaterial } from '../engine/cipher.ts';
+import type { Database, JournalMode, OpenOptions } from '../engine/database.ts';
 import {
-  CipherkeepError, CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, NotEncryptedError, StorageFullError, WrongKeyError,
+  CipherkeepError, CorruptDatabaseError, DatabaseNotFoundError, InUseError, InvalidArgumentError, OtherDatabaseError, StorageFullError, WrongKeyError,
 } from '../engine/errors.ts';
-import type { FileInfo, FileStore } from '../files/file-store.ts';
+import type { FileInfo, FileStore, HeldLock } from '../files/file-store.ts';
 import { copyFile } from '../files/file-store.ts';
 import { KeyedMutex } from '../files/keyed-mutex.ts';
 import { sqlcipher4, type KeyProfile } from './key-profiles.ts';
-import { backupName, parseBackupName, TMP_SUFFIX, utcDay, validatePrefix } from './names.ts';
-import { checkPageHmacs } from './page-check.ts';
+import { backupName, parseBackupName, tmpPath, utcDay, validatePrefix } from './names.ts';
+import { writeStream } from './intake.ts';
+import { Catalog, identityOf, retentionVictims, sameIdentity, type Listed } from './catalog.ts';
+import { copySnapshot, discard, materialize, SIDE_FILES } from './snapshot.ts';
+import { rawKeyFor, verifyFile, type VerifyContext, type VerifyDepth, type VerifyResult } from './verify.ts';
 
-const DAY_MS = 86_400_000;
+export type { VerifyDepth, VerifyFailure, VerifyResult } from './verify.ts';
+
+/** The backup directory's lock, beside the backups (never listed: not a backup name). */
+const DIR_LOCK = '.cipherkeep-lock';
+
+/** The locks every operation that changes files holds: the database's and the backup directory's. */
+interface Held {
+  db: HeldLock;
+  /** Names the temporary files in the backup directory. */
+  dir: HeldLock;
+  /** Throws LockLostError if either was taken over. */
+  check(): Promise<void>;
+}
 
 export interface Progress {
   phase: 'export' | 'verify' | 'copy';
@@ -42,6 +57,12 @@ export interface Logger {
 export interface BackupHost {
   files: FileStore;
   open(path: string, options: OpenOptions): Promise<Database>;
+  /**
+   * Optional: a reader's lock on the database among the host engine's own
+   * connections (HostVFS.readLock), held while a snapshot is copied, so
+   * writers in this process wait instead of disturbing the copy.
+   */
+  readLock?(path: string, timeoutMs: number): Promise<() => void>;
 }
 
 export type BackupServiceOptions = KeyMaterial & {
@@ -60,6 +81,10 @@ export type BackupServiceOptions = KeyMaterial & {
   logger?: Logger;
   /** How long to wait for another backup operation on the same database (default 60 s). */
   lockTimeoutMs?: number;
+  /** A cross-process lock not refreshed for this long is taken over (default 60 s; hosts with lock files only). */
+  lockStaleMs?: number;
+  /** How long to keep retrying a snapshot that another process's writes keep disturbing, before BUSY (default 30 s). */
+  snapshotTimeoutMs?: number;
   host: BackupHost;
 };
 
@@ -74,12 +99,6 @@ export interface BackupResult {
   /** True when today's existing backup was returned instead of a new one. */
   existing?: boolean;
 }
-
-/** How deep createBackup checks its copy: see #verify. verifyBackup, restore and import always run 'full'. */
-export type VerifyDepth = 'pages' | 'full';
-
-export type VerifyFailure = 'missing' | 'empty' | 'truncated' | 'not-encrypted' | 'wrong-key' | 'corrupt';
-export type VerifyResult = { ok: true; pages: number; tables: number } | { ok: false; reason: VerifyFailure; detail: string };
 
 export interface BackupInfo {
   filename: string;
@@ -102,12 +121,6 @@ const silent: Logger = { debug() {}, info() {}, warn() {} };
 /** One lock table for every service in this realm; entries vanish when released. */
 const inProcess = new KeyedMutex();
 
-interface Listed extends FileInfo {
-  path: string;
-  createdAt: Date;
-  seq: number;
-  tmp: boolean;
-}
 
 export class BackupService {
   readonly databasePath: string;
@@ -122,6 +135,10 @@ export class BackupService {
   readonly #clock: () => Date;
   readonly #log: Logger;
   readonly #lockTimeoutMs: number;
+  readonly #lockStaleMs: number | undefined;
+  readonly #snapshotTimeoutMs: number | undefined;
+  readonly #ctx: VerifyContext;
+  readonly #catalog: Catalog;
 
   constructor(options: BackupServiceOptions) {
     this.prefix = validatePrefix(options.prefix ?? 'backup');
@@ -137,32 +154,44 @@ export class BackupService {
     this.#clock = options.clock ?? (() => new Date());
     this.#log = options.logger ?? silent;
     this.#lockTimeoutMs = options.lockTimeoutMs ?? 60_000;
+    this.#lockStaleMs = options.lockStaleMs;
+    this.#snapshotTimeoutMs = options.snapshotTimeoutMs;
+    this.#ctx = { files: this.#files, open: (path, o) => this.#host.open(path, o), profile: this.keyProfile };
+    this.#catalog = new Catalog(this.#files, this.backupDir, this.prefix, (name, why) => this.#log.warn(`skipped ${name} in the backup directory: ${why}`));
   }
 
   /**
    * Creates a verified backup, at most one per UTC day unless `force`: if
    * today's exists it is returned. Failures come back as `success: false`,
-   * never as a throw, and leave no `.tmp` or partial `.db` behind.
+   * never as a throw, and leave no `.tmp` or partial `.db` behind. The
+   * database is only read, never written: see snapshot.ts.
    */
   createBackup(options: { force?: boolean; onProgress?: OnProgress; verify?: VerifyDepth } = {}): Promise<BackupResult> {
     return this.#asResult(() =>
-      this.#locked(async () => {
+      this.#locked(async (held) => {
+        if (!(await this.#files.stat(this.databasePath))) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
         if (!options.force) {
           const today = utcDay(this.#clock());
           const existing = (await this.#list()).find((b) => !b.tmp && utcDay(b.createdAt) === today);
-          if (existing) {
+          // Today's backup is trusted only after a look: whole pages, every page's HMAC.
+          const check = existing && (await this.#verify(existing.path, await this.keyProfile.keyFor(this.#secret, this.#files, existing.path), undefined, 'pages'));
+          if (existing && check?.ok) {
             this.#log.debug(`backup already exists for today (${existing.name}), skipping`);
             return { success: true, backupPath: existing.path, sizeBytes: existing.size, existing: true };
           }
+          if (existing && check && !check.ok) this.#log.warn(`today's backup ${existing.name} failed its check (${check.reason}: ${check.detail}); making a fresh one`);
         }
-        const result = await this.#create(options.onProgress, options.verify);
-        await this.#cleanup();
+        const result = await this.#create(held, options.onProgress, options.verify);
+        await this.#cleanup(held);
         return result;
       }),
     );
   }
 
-  /** Opens a backup with the key, runs `PRAGMA quick_check` and reads every table's first row. */
+  /**
+   * Opens a backup read-only with the key, checks every page's HMAC, runs
+   * `PRAGMA quick_check` and reads every table's first row. Writes nothing.
+   */
   async verifyBackup(path: string, options: { onProgress?: OnProgress } = {}): Promise<VerifyResult> {
     let material: KeyMaterial;
     try {
@@ -176,7 +205,7 @@ export class BackupService {
 
   /** Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted. */
   cleanupOldBackups(): Promise<number> {
-    return this.#locked(() => this.#cleanup()).catch((e) => {
+    return this.#locked((held) => this.#cleanup(held)).catch((e) => {
       this.#log.warn(`backup cleanup failed: ${messageOf(e)}`);
       return 0;
     });
@@ -202,70 +231,71 @@ export class BackupService {
    * least one good backup; if the new one fails, the old ones stay.
    */
   purgeAndRefresh(options: { onProgress?: OnProgress } = {}): Promise<BackupResult> {
-    return this.#asResult(() => this.#locked(() => this.#purgeAndRefresh(false, options.onProgress)));
+    return this.#asResult(() => this.#locked((held) => this.#purgeAndRefresh(held, false, options.onProgress)));
   }
 
   /**
    * Changes the database's password and replaces every backup with one under
-   * the new password. SQLite's rekey is one transaction, so a crash leaves the
-   * database under exactly one of the two passwords; calling again with the
-   * same new password after a crash finishes the job. Once this returns, no
+   * the new password. Refuses (IN_USE) while another connection or process
+   * has the database open. The database is replaced whole, so a crash leaves
+   * it under exactly one of the two passwords; calling again with the same
+   * new password after a crash finishes the job. Once this returns, no
    * backup readable with the old password remains — even if the new backup
    * failed (then there are none, and the result says so).
    */
   changePassword(newSecret: KeyMaterial, options: { onProgress?: OnProgress } = {}): Promise<BackupResult> {
     return this.#asResult(() =>
-      this.#locked(async () => {
+      this.#locked(async (held) => {
         const next = newSecret.key !== undefined ? { key: newSecret.key } : { password: newSecret.password! };
-        let db: Database | null = null;
-        try {
-          db = await this.#openSource(this.#secret);
-        } catch (e) {
-          if (!(e instanceof WrongKeyError)) throw e;
-          // An earlier call was interrupted after the new file was in place.
-          await (await this.#openSource(next)).close();
-        }
-        if (db) await this.#rekeyByReplacement(db, next);
+        await this.#refuseIfInUse('change the password of');
+        if (await this.#rekeyByReplacement(held, next)) this.#log.info(`password changed for ${this.#files.basename(this.databasePath)}; replacing backups`);
         this.#secret = next;
-        this.#log.info(`password changed for ${this.#files.basename(this.databasePath)}; replacing backups`);
-        return this.#purgeAndRefresh(true, options.onProgress);
+        return this.#purgeAndRefresh(held, true, options.onProgress);
       }),
     );
   }
 
   /**
-   * Rekeys a snapshot copy beside the database, verifies it under the new
-   * key, and renames it over the database: at every instant the file on disk
-   * is whole and under exactly one password. (An in-place rekey that is cut
-   * short leaves old- and new-key pages mixed.) Closes `db`.
+   * Takes a snapshot copy beside the database, rekeys and verifies the copy,
+   * and renames it over the database: at every instant the file on disk is
+   * whole and under exactly one password. (An in-place rekey that is cut
+   * short leaves old- and new-key pages mixed.) Returns false when the
+   * database is already under `next` (an earlier call was interrupted after
+   * the new file was in place).
    */
-  async #rekeyByReplacement(db: Database, next: KeyMaterial): Promise<void> {
-    const staged = `${this.databasePath}.rekey${TMP_SUFFIX}`;
-    const side = (p: string) => [p, `${p}-journal`, `${p}-wal`];
-    await this.#removeAll(side(staged));
+  async #rekeyByReplacement(held: Held, next: KeyMaterial): Promise<boolean> {
+    const staged = tmpPath(`${this.databasePath}.rekey`, held.db.token);
     try {
+      await this.#checkFreeSpace(this.#files.dirname(this.databasePath), (await this.#files.stat(this.databasePath))?.size ?? 0);
+      let oldKey: KeyMaterial;
+      let journalMode: JournalMode;
       try {
-        await this.#checkFreeSpace(this.#files.dirname(this.databasePath), (await this.#files.stat(this.databasePath))?.size ?? 0);
-        await this.#export(db, staged);
-      } finally {
-        await db.close();
+        ({ raw: oldKey, journalMode } = await this.#snapshotTo(staged, this.#secret));
+      } catch (e) {
+        if (!(e instanceof WrongKeyError)) throw e;
+        await discard(this.#files, staged);
+        await this.#snapshotTo(staged, next); // throws WrongKeyError if neither password opens it
+        return false;
       }
-      const oldKey = await this.#rawKey(await this.keyProfile.keyFor(this.#secret, this.#files, this.databasePath), this.databasePath);
       const copy = await this.#host.open(staged, { ...oldKey, cipher: this.keyProfile.cipher });
       try {
         await copy.rekey(await this.keyProfile.keyFor(next, this.#files, this.databasePath));
       } finally {
         await copy.close();
       }
-      const newKey = await this.#rawKey(await this.keyProfile.keyFor(next, this.#files, this.databasePath), staged);
+      const newKey = await rawKeyFor(this.#ctx, await this.keyProfile.keyFor(next, this.#files, this.databasePath), staged);
       const check = await this.#verify(staged, newKey, undefined, 'pages');
       if (!check.ok) throw new CorruptDatabaseError(`the rekeyed copy failed verification (${check.reason}): ${check.detail}`);
+      await this.#setJournalMode(staged, newKey, journalMode);
       await this.#files.restrictToOwner(staged, 'file');
+      await this.#files.matchOwner?.(this.databasePath, staged);
+      await held.check();
       // Journals of the old file must not be replayed into the new one.
-      await this.#removeAll([`${this.databasePath}-wal`, `${this.databasePath}-shm`, `${this.databasePath}-journal`]);
+      await this.#removeAll(SIDE_FILES.map((s) => `${this.databasePath}${s}`));
       await this.#files.rename(staged, this.databasePath);
+      return true;
     } finally {
-      await this.#removeAll(side(staged));
+      await discard(this.#files, staged);
     }
   }
 
@@ -275,46 +305,42 @@ export class BackupService {
    * renamed into the backup directory under a fresh name. Profiles whose key
    * needs sidecar files cannot import a bare file.
    */
-  importBackup(source: AsyncIterable<Uint8Array>, options: { onProgress?: OnProgress; sizeHint?: number } = {}): Promise<BackupResult> {
+  importBackup(
+    source: AsyncIterable<Uint8Array>,
+    options: { onProgress?: OnProgress; sizeHint?: number; signal?: AbortSignal; stallTimeoutMs?: number } = {},
+  ): Promise<BackupResult> {
     return this.#asResult(() =>
-      this.#locked(async () => {
+      this.#locked(async (held) => {
         if (this.keyProfile.sidecars.length) throw new InvalidArgumentError(`the ${this.keyProfile.name} key profile cannot import a file without its ${this.keyProfile.sidecars.join(', ')}`);
-        await this.#files.ensureDir(this.backupDir);
-        await this.#files.restrictToOwner(this.backupDir, 'dir');
         if (options.sizeHint !== undefined) await this.#checkFreeSpace(this.backupDir, options.sizeHint);
-        const finalPath = await this.#freshName();
-        const tmpPath = `${finalPath}${TMP_SUFFIX}`;
+        const finalPath = await this.#catalog.freshName(this.#clock());
+        const staged = tmpPath(finalPath, held.dir.token);
         try {
-          const writer = await this.#files.create(tmpPath);
-          let done = 0;
-          try {
-            for await (const chunk of source) {
-              await writer.write(chunk);
-              done += chunk.length;
-              await options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: options.sizeHint ?? done });
-            }
-            await writer.close();
-          } catch (e) {
-            await writer.abort();
-            throw e;
-          }
-          const check = await this.verifyBackup(tmpPath, options);
+          const done = await writeStream(this.#files, staged, source, {
+            ...options,
+            onBytes: (n) => options.onProgress?.({ phase: 'copy', bytesDone: n, bytesTotal: options.sizeHint ?? n }),
+          });
+          await this.#refuseOtherDatabase(staged, 'import');
+          const check = await this.verifyBackup(staged, options);
           if (!check.ok) throw new CorruptDatabaseError(`imported file failed verification (${check.reason}): ${check.detail}`);
-          await this.#files.restrictToOwner(tmpPath, 'file');
-          await this.#files.rename(tmpPath, finalPath);
+          await this.#files.restrictToOwner(staged, 'file');
+          await held.check();
+          await this.#files.rename(staged, finalPath);
           this.#log.info(`imported backup ${this.#files.basename(finalPath)} (${done} bytes)`);
           return { success: true, backupPath: finalPath, sizeBytes: done };
         } catch (e) {
-          await this.#removeAll([tmpPath, finalPath]);
+          await this.#removeAll([staged, finalPath]);
           throw e;
         }
       }),
     );
   }
 
+
   /** The bytes of a backup, in chunks of bounded size (for downloads). */
   async *readBackup(path: string, chunkBytes = 1 << 20): AsyncGenerator<Uint8Array> {
-    if (!parseBackupName(this.prefix, this.#files.basename(path)) || this.#files.dirname(path) !== this.#files.dirname(this.#files.join(this.backupDir, 'x'))) {
+    // Only a backup this service lists: a regular file of this database, never a link named like one.
+    if (!(await this.#list()).some((b) => !b.tmp && b.path === this.#files.join(this.backupDir, this.#files.basename(path)) && this.#files.dirname(path) === this.#files.dirname(b.path))) {
       throw new InvalidArgumentError(`not a backup of this service: ${path}`);
     }
     for (let offset = 0; ; ) {
@@ -329,35 +355,42 @@ export class BackupService {
    * Replaces the database with a backup: the backup is verified, the current
    * database is kept as `<database>.pre-restore-<time>`, the backup is copied
    * beside the database, verified again, and renamed over it in one step.
-   * Close every connection to the database first.
+   * Refuses (IN_USE) while another connection or process has the database open.
    */
-  restoreBackup(path: string, options: { onProgress?: OnProgress } = {}): Promise<RestoreResult> {
-    return this.#locked(async (): Promise<RestoreResult> => {
+  restoreBackup(path: string, options: { onProgress?: OnProgress; allowOtherDatabase?: boolean } = {}): Promise<RestoreResult> {
+    return this.#locked(async (held): Promise<RestoreResult> => {
+      await this.#refuseIfInUse('restore over');
+      if (!options.allowOtherDatabase) await this.#refuseOtherDatabase(path, 'restore');
       const check = await this.verifyBackup(path, options);
       if (!check.ok) return { success: false, error: `backup failed verification (${check.reason}): ${check.detail}`, errorCode: 'VERIFY_FAILED' };
       const material = await this.keyProfile.keyFor(this.#secret, this.#files, path);
       const db = this.databasePath;
+      // Named to the second and after this holding: two restores never share a name, and nothing is deleted to make room.
       const stamp = backupName('pre-restore', this.#clock()).slice('pre-restore_'.length, -'.db'.length);
-      const preRestorePath = (await this.#files.stat(db)) ? `${db}.pre-restore-${stamp}` : undefined;
-      if (preRestorePath) await this.#keepCurrent(preRestorePath);
+      const preRestorePath = (await this.#files.stat(db)) ? `${db}.pre-restore-${stamp}-${held.db.token}` : undefined;
+      const journalMode = preRestorePath ? await this.#keepCurrent(preRestorePath) : this.keyProfile.journalMode;
 
-      const staged = `${db}.restore${TMP_SUFFIX}`;
+      const staged = tmpPath(`${db}.restore`, held.db.token);
       const stagedSidecars = this.keyProfile.sidecars.map((s) => [`${path}${s}`, `${staged}${s}`, `${db}${s}`] as const);
-      await this.#removeAll([staged, ...stagedSidecars.map(([, t]) => t)]);
       try {
         const total = (await this.#files.stat(path))?.size ?? 0;
         await copyFile(this.#files, path, staged, (done) => options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: total }));
         for (const [from, to] of stagedSidecars) await copyFile(this.#files, from, to);
         const again = await this.#verify(staged, material);
         if (!again.ok) throw new CorruptDatabaseError(`the copied backup failed verification (${again.reason}): ${again.detail}`);
+        await this.#setJournalMode(staged, await rawKeyFor(this.#ctx, material, staged), journalMode);
+        await held.check();
         // Journals of the replaced database must not be replayed into the restored one.
-        await this.#removeAll([`${db}-wal`, `${db}-shm`, `${db}-journal`]);
+        await this.#removeAll(SIDE_FILES.map((s) => `${db}${s}`));
         for (const [, staging, final] of stagedSidecars) await this.#files.rename(staging, final);
         await this.#files.restrictToOwner(staged, 'file');
+        if (preRestorePath) await this.#files.matchOwner?.(db, staged);
         await this.#files.rename(staged, db);
       } catch (e) {
-        await this.#removeAll([staged, ...stagedSidecars.map(([, t]) => t)]);
+        await this.#removeAll(stagedSidecars.map(([, t]) => t));
         throw e;
+      } finally {
+        await discard(this.#files, staged);
       }
       this.#log.info(`restored ${this.#files.basename(db)} from ${this.#files.basename(path)}`);
       return { success: true, preRestorePath };
@@ -366,160 +399,120 @@ export class BackupService {
 
   // ---- internals: every method below runs with the lock held ----
 
-  async #create(onProgress?: OnProgress, depth: VerifyDepth = 'pages'): Promise<BackupResult> {
+  async #create(held: Held, onProgress?: OnProgress, depth: VerifyDepth = 'pages'): Promise<BackupResult> {
     const source = await this.#files.stat(this.databasePath);
     if (!source) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
-    await this.#files.ensureDir(this.backupDir);
-    await this.#files.restrictToOwner(this.backupDir, 'dir');
     await this.#checkFreeSpace(this.backupDir, source.size);
 
-    const finalPath = await this.#freshName();
-    const tmpPath = `${finalPath}${TMP_SUFFIX}`;
+    const finalPath = await this.#catalog.freshName(this.#clock());
+    const staged = tmpPath(finalPath, held.dir.token);
     const sidecars = this.keyProfile.sidecars.map((s) => [`${this.databasePath}${s}`, `${finalPath}${s}`] as const);
-    // The copy has the source's salt, so one key derivation serves both opens.
-    const material = await this.#rawKey(await this.keyProfile.keyFor(this.#secret, this.#files, this.databasePath), this.databasePath);
     const started = Date.now();
     try {
-      const db = await this.#host.open(this.databasePath, { ...material, cipher: this.keyProfile.cipher });
-      try {
-        await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
-        await this.#export(db, tmpPath, onProgress);
-      } finally {
-        await db.close();
-      }
+      await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
+      const { raw: material } = await this.#snapshotTo(staged, this.#secret, onProgress);
       for (const [from, to] of sidecars) {
         await copyFile(this.#files, from, to);
         await this.#files.restrictToOwner(to, 'file');
       }
-      const check = await this.#verify(tmpPath, material, onProgress, depth);
+      const check = await this.#verify(staged, material, onProgress, depth);
       if (!check.ok) throw new CorruptDatabaseError(`backup verification failed (${check.reason}): ${check.detail}`);
-      await this.#files.restrictToOwner(tmpPath, 'file');
-      const size = (await this.#files.stat(tmpPath))?.size ?? 0;
-      await this.#files.rename(tmpPath, finalPath);
+      await this.#files.restrictToOwner(staged, 'file');
+      const size = (await this.#files.stat(staged))?.size ?? 0;
+      await held.check();
+      await this.#files.rename(staged, finalPath);
       const ms = Date.now() - started;
       this.#log.info(`created backup ${this.#files.basename(finalPath)} (${size} bytes) in ${ms} ms`);
       return { success: true, backupPath: finalPath, sizeBytes: size };
     } catch (e) {
-      await this.#removeAll([tmpPath, finalPath, ...sidecars.map(([, to]) => to)]);
+      await this.#removeAll([finalPath, ...sidecars.map(([, to]) => to)]);
       throw e;
-    }
-  }
-
-  /** Copies a consistent snapshot of the database's encrypted pages to `target`. */
-  async #export(db: Database, target: string, onProgress?: OnProgress): Promise<void> {
-    const files = this.#files;
-    if (files.copyPrefix) {
-      await db.holdSnapshot(async ({ bytes }) => {
-        await files.copyPrefix!(this.databasePath, target, bytes);
-        await onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes });
-      });
-      return;
-    }
-    const writer = await files.create(target);
-    try {
-      await db.snapshot(async (chunk, done, total) => {
-        await writer.write(chunk);
-        await onProgress?.({ phase: 'export', bytesDone: done, bytesTotal: total });
-      });
-      await writer.close();
-    } catch (e) {
-      await writer.abort();
-      throw e;
+    } finally {
+      await discard(this.#files, staged);
     }
   }
 
   /**
-   * Both depths open the file with the key, check the HMAC of every page (in
-   * use or free: proof that each page is the one SQLite wrote under this
-   * key, without decrypting it), match the page count to the file size and
-   * read the first row of every table. 'full' adds PRAGMA quick_check in the
-   * engine (decrypts every page in use and checks the b-trees: catches a
-   * source that was already damaged); 'pages' skips it.
+   * Writes a consistent copy of the database to `target` without writing to
+   * the database (snapshot.ts), applies its WAL or journal on the copy, and
+   * returns the raw key that opens it.
    */
-  async #verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {
-    const info = await this.#files.stat(path);
-    if (!info) return { ok: false, reason: 'missing', detail: `no such file: ${path}` };
-    if (info.size === 0) return { ok: false, reason: 'empty', detail: `empty file: ${path}` };
-    const settings = resolveSettings(this.keyProfile.cipher);
-    const pageSize = settings.pageSize;
-    if (info.size % pageSize !== 0) {
-      return { ok: false, reason: 'truncated', detail: `${info.size} bytes is not a whole number of ${pageSize}-byte pages` };
-    }
-    const report = (done: number) =>
-      Promise.resolve(onProgress?.({ phase: 'verify', bytesDone: Math.min(done, info.size), bytesTotal: info.size })).catch(() => {});
-    let db: Database | undefined;
-    await report(0);
+  async #snapshotTo(target: string, secret: KeyMaterial, onProgress?: OnProgress): Promise<{ raw: KeyMaterial; journalMode: JournalMode }> {
+    const material = await this.keyProfile.keyFor(secret, this.#files, this.databasePath);
+    const snapshot = await copySnapshot(this.#files, this.databasePath, target, {
+      timeoutMs: this.#snapshotTimeoutMs,
+      readLock: this.#host.readLock && ((ms) => this.#host.readLock!(this.databasePath, ms)),
+      onCopied: (bytes) => onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
+    });
+    if (snapshot.attempts > 1) this.#log.debug(`snapshot of ${this.#files.basename(this.databasePath)} took ${snapshot.attempts} attempts (another process was writing)`);
+    // The copy has the source's salt, so one key derivation serves the copy and its check.
+    const raw = await rawKeyFor(this.#ctx, material, target);
+    const db = await this.#host.open(target, { ...raw, cipher: this.keyProfile.cipher });
+    let journalMode: JournalMode;
     try {
-      // Derive once: the same raw key opens the file and checks its pages.
-      const raw = await this.#rawKey(material, path);
-      db = await this.#host.open(path, { ...raw, cipher: this.keyProfile.cipher, busyTimeoutMs: 0 });
-      const key = raw.key;
-      if (key !== undefined) {
-        const opened = db;
-        const pages = await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, depth === 'pages' ? report : undefined);
-        if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
-      }
-      if (depth === 'full') {
-        let done = 0;
-        const unwatch = db.watchReads((n) => void report((done += n)));
-        try {
-          const check = await db.query<{ quick_check: string }>('PRAGMA quick_check');
-          if (check.length !== 1 || check[0]!.quick_check !== 'ok') {
-            return { ok: false, reason: 'corrupt', detail: check.slice(0, 3).map((r) => r.quick_check).join('; ') };
-          }
-        } finally {
-          unwatch();
-        }
-      }
-      const tables = await db.query<{ name: string }>("SELECT name FROM sqlite_schema WHERE type = 'table'");
-      for (const { name } of tables) await db.query(`SELECT * FROM "${name.replace(/"/g, '""')}" LIMIT 1`);
-      const [{ n: pages } = { n: 0 }] = await db.query<{ n: number }>('SELECT page_count AS n FROM pragma_page_count()');
-      if (Number(pages) * pageSize !== info.size) {
-        return { ok: false, reason: 'truncated', detail: `file has ${info.size / pageSize} pages, the database ${pages}` };
-      }
-      return { ok: true, pages: Number(pages), tables: tables.length };
-    } catch (e) {
-      if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: e.message };
-      if (e instanceof NotEncryptedError) return { ok: false, reason: 'not-encrypted', detail: e.message };
-      return { ok: false, reason: 'corrupt', detail: messageOf(e) };
+      journalMode = await materialize(db, snapshot.pending);
     } finally {
-      await db?.close().catch(() => {});
+      await db.close();
+    }
+    for (const s of SIDE_FILES) await this.#files.remove(`${target}${s}`).catch(() => false);
+    return { raw, journalMode };
+  }
+
+  /** Backups are rollback-journal files; a file put in the database's place gets the database's journal mode back. */
+  async #setJournalMode(path: string, raw: KeyMaterial, mode: JournalMode): Promise<void> {
+    if (mode !== 'wal') return;
+    const db = await this.#host.open(path, { ...raw, cipher: this.keyProfile.cipher });
+    try {
+      await db.exec('PRAGMA journal_mode = WAL');
+    } finally {
+      await db.close();
     }
   }
 
-  async #cleanup(now = this.#clock()): Promise<number> {
+  #verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {
+    return verifyFile(this.#ctx, path, material, (done, total) => onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: total }), depth);
+  }
+
+  async #cleanup(held: Held, now = this.#clock()): Promise<number> {
+    await this.#removeDeadTmps(held);
     let deleted = 0;
-    const all = await this.#list();
-    // Every writer of a .tmp holds this lock (in this process and across processes
-    // or tabs), and we hold it now: any .tmp here was left by a run that died.
-    // (The reference waited an hour because its lock did not reach other processes.)
-    for (const tmp of all.filter((b) => b.tmp)) {
-      if (await this.#removeQuietly(tmp.path)) this.#log.info(`removed temp file left by an interrupted run: ${tmp.name}`);
-    }
-    const backups = all.filter((b) => !b.tmp);
-    for (const [i, b] of backups.entries()) {
-      const tooMany = i >= this.maxBackups;
-      // The newest backup is never deleted by age alone: an old backup beats none.
-      const tooOld = i > 0 && now.getTime() - b.createdAt.getTime() > this.maxAgeDays * DAY_MS;
-      if (!tooMany && !tooOld) continue;
-      if (await this.#removeWithSidecars(b.path)) {
+    await held.check();
+    for (const { backup, why } of retentionVictims((await this.#list()).filter((b) => !b.tmp), now, this.maxBackups, this.maxAgeDays)) {
+      if (await this.#removeWithSidecars(backup.path)) {
         deleted++;
-        this.#log.debug(`deleted backup ${b.name}: ${tooMany ? `beyond the newest ${this.maxBackups}` : `older than ${this.maxAgeDays} days`}`);
+        this.#log.debug(`deleted backup ${backup.name}: ${why}`);
       }
     }
-    if (deleted) this.#log.info(`cleaned up ${deleted} old backups`);
+    if (deleted) this.#log.info(`deleted ${deleted} old backup${deleted === 1 ? '' : 's'}`);
     return deleted;
   }
 
-  async #purgeAndRefresh(purgeOnFailure: boolean, onProgress?: OnProgress): Promise<BackupResult> {
-    const old = await this.#list();
+  /**
+   * Every writer of a .tmp holds the directory lock and names the file after
+   * its holding: a .tmp of any other holding that cannot still be at work (a
+   * process paused past the stale window can) was left by a run that died.
+   * (The reference waited an hour because its lock did not reach other processes.)
+   */
+  async #removeDeadTmps(held: Held): Promise<void> {
+    await held.check();
+    for (const tmp of (await this.#list()).filter((b) => b.tmp)) {
+      if (tmp.token && (await held.dir.mayBeAlive(tmp.token))) continue;
+      if (await this.#removeQuietly(tmp.path)) this.#log.info(`removed temp file left by an interrupted run: ${tmp.name}`);
+    }
+  }
+
+  async #purgeAndRefresh(held: Held, purgeOnFailure: boolean, onProgress?: OnProgress): Promise<BackupResult> {
+    // A .tmp found under the lock is dead whatever happens to the new backup.
+    await this.#removeDeadTmps(held);
+    const old = (await this.#list()).filter((b) => !b.tmp);
     let result: BackupResult;
     try {
-      result = await this.#create(onProgress);
+      result = await this.#create(held, onProgress);
     } catch (e) {
       result = { success: false, error: messageOf(e), errorCode: codeOf(e), sizeBytes: 0 };
     }
     if (result.success || purgeOnFailure) {
+      await held.check();
       for (const b of old) await this.#removeWithSidecars(b.path);
       this.#log.info(`purged ${old.length} earlier backup files`);
     }
@@ -529,18 +522,18 @@ export class BackupService {
     return result;
   }
 
-  /** Keeps the database about to be replaced: a consistent snapshot if it opens, its raw files if not. */
-  async #keepCurrent(target: string): Promise<void> {
+  /**
+   * Keeps the database about to be replaced: a consistent snapshot if it
+   * opens, its raw files if not. Returns its journal mode (the profile's when
+   * it does not open).
+   */
+  async #keepCurrent(target: string): Promise<JournalMode> {
+    let journalMode = this.keyProfile.journalMode;
     try {
-      const db = await this.#openSource(this.#secret);
-      try {
-        await this.#export(db, target);
-      } finally {
-        await db.close();
-      }
+      ({ journalMode } = await this.#snapshotTo(target, this.#secret));
     } catch (e) {
       this.#log.warn(`current database does not open (${codeOf(e)}); keeping its raw files`);
-      await this.#removeAll([target]);
+      await discard(this.#files, target);
       await copyFile(this.#files, this.databasePath, target);
       if (await this.#files.stat(`${this.databasePath}-wal`)) await copyFile(this.#files, `${this.databasePath}-wal`, `${target}-wal`);
     }
@@ -548,19 +541,21 @@ export class BackupService {
     for (const s of this.keyProfile.sidecars) {
       if (await this.#files.stat(`${this.databasePath}${s}`)) await copyFile(this.#files, `${this.databasePath}${s}`, `${target}${s}`);
     }
+    return journalMode;
   }
 
-  /** The raw key SQLCipher derives for the file at `path` (its salt is its first 16 bytes). */
-  async #rawKey(material: KeyMaterial, path: string): Promise<KeyMaterial> {
-    if (material.key !== undefined) return material;
-    const salt = await this.#files.read(path, 0, SALT_BYTES);
-    if (salt.length < SALT_BYTES) return material; // let open() name the problem
-    return { key: await deriveKey(material, salt, resolveSettings(this.keyProfile.cipher)) };
+  /** Operations that replace the database refuse while anyone else may have it open. */
+  async #refuseIfInUse(what: string): Promise<void> {
+    const reason = await this.#files.inUse?.(this.databasePath);
+    if (reason) throw new InUseError(`cannot ${what} ${this.#files.basename(this.databasePath)} while it is in use: ${reason}; close it everywhere first`);
   }
 
-  async #openSource(secret: KeyMaterial): Promise<Database> {
-    const material = await this.keyProfile.keyFor(secret, this.#files, this.databasePath);
-    return this.#host.open(this.databasePath, { ...material, cipher: this.keyProfile.cipher });
+  /** A backup of another database (another salt) is not put in this one's place unless the caller says so. */
+  async #refuseOtherDatabase(path: string, what: string): Promise<void> {
+    const [mine, theirs] = await Promise.all([identityOf(this.#files, this.databasePath), identityOf(this.#files, path)]);
+    if (mine && theirs && !sameIdentity(mine, theirs)) {
+      throw new OtherDatabaseError(`cannot ${what} ${this.#files.basename(path)}: it is a backup of another database (its salt differs from ${this.#files.basename(this.databasePath)}'s)${what === 'restore' ? '; pass allowOtherDatabase to restore it anyway' : ''}`);
+    }
   }
 
   /** Fails closed: a copy we cannot be sure fits (twice its size) is not attempted. */
@@ -576,29 +571,9 @@ export class BackupService {
     }
   }
 
-  /**
-   * A name after every existing one of the same second: never a freed lower
-   * number, which would sort as the oldest and be rotated away at once.
-   */
-  async #freshName(): Promise<string> {
-    const now = this.#clock();
-    const stamp = backupName(this.prefix, now);
-    let seq = 0;
-    for (const f of await this.#files.list(this.backupDir, `${this.prefix}_`)) {
-      const parsed = parseBackupName(this.prefix, f.name);
-      if (parsed && backupName(this.prefix, parsed.createdAt) === stamp) seq = Math.max(seq, parsed.seq + 1);
-    }
-    return this.#files.join(this.backupDir, backupName(this.prefix, now, seq));
-  }
-
-  /** This service's backups and temp files, newest first. */
+  /** This database's backups (by salt, see catalog.ts) and all temp files, newest first. */
   async #list(): Promise<Listed[]> {
-    const entries: Listed[] = [];
-    for (const f of await this.#files.list(this.backupDir, `${this.prefix}_`)) {
-      const parsed = parseBackupName(this.prefix, f.name);
-      if (parsed) entries.push({ ...f, ...parsed, path: this.#files.join(this.backupDir, f.name) });
-    }
-    return entries.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.seq - a.seq);
+    return this.#catalog.list(await identityOf(this.#files, this.databasePath));
   }
 
   async #removeWithSidecars(path: string): Promise<boolean> {
@@ -621,15 +596,27 @@ export class BackupService {
     }
   }
 
-  /** In-process lock first (no polling between services here), then the host's cross-process one. */
-  async #locked<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * In-process lock first (no polling between services here), then the
+   * host's cross-process lock on the database, then on the backup directory
+   * (services of two databases may share one). The directory is made (0700)
+   * when missing, and refused when others could write to it.
+   */
+  async #locked<T>(fn: (held: Held) => Promise<T>): Promise<T> {
     const releaseLocal = await inProcess.acquire(this.databasePath, this.#lockTimeoutMs);
     try {
-      const releaseShared = await this.#files.lock(`${this.databasePath}.backup-lock`, this.#lockTimeoutMs);
+      const db = await this.#files.lock(`${this.databasePath}.backup-lock`, this.#lockTimeoutMs, this.#lockStaleMs);
       try {
-        return await fn();
+        if (await this.#files.ensureDir(this.backupDir)) await this.#files.restrictToOwner(this.backupDir, 'dir');
+        await this.#files.refuseShared?.(this.backupDir);
+        const dir = await this.#files.lock(this.#files.join(this.backupDir, DIR_LOCK), this.#lockTimeoutMs, this.#lockStaleMs);
+        try {
+          return await fn({ db, dir, check: async () => (await db.check(), await dir.check()) });
+        } finally {
+          await dir.release();
+        }
       } finally {
-        await releaseShared();
+        await db.release();
       }
     } finally {
       await releaseLocal();

@@ -25,13 +25,6 @@ export interface RunResult {
 
 export type JournalMode = 'delete' | 'wal';
 
-export interface SnapshotInfo {
-  bytes: number;
-  pageSize: number;
-  pageCount: number;
-  journalMode: JournalMode;
-}
-
 export type OpenOptions = KeyMaterial & {
   /** Create the file when it does not exist (default false). */
   create?: boolean;
@@ -242,54 +235,6 @@ export class Database {
     });
   }
 
-  /**
-   * Streams a consistent snapshot of the database file, still encrypted, to
-   * `sink` — the bytes of a file that opens with the same key. No page is
-   * decrypted or re-encrypted, so this runs at disk speed.
-   *
-   * Consistency: in rollback-journal modes a read transaction (SHARED lock)
-   * keeps writers from committing while the pages are copied. In WAL mode the
-   * WAL is first checkpointed into the file and emptied, then the write lock
-   * is held so nothing new reaches the WAL; readers are never blocked.
-   * Writers of this engine wait (their busy timeout) for the copy to finish.
-   *
-   * One buffer carries every chunk (garbage of the file's size made the
-   * browser's memory grow by tens of MB): `sink` must be done with a chunk
-   * when its promise resolves.
-   */
-  snapshot(sink: (chunk: Uint8Array, done: number, total: number) => Promise<void>, chunkBytes = 4 << 20): Promise<SnapshotInfo> {
-    return this.holdSnapshot(async (info) => {
-      const buffer = new Uint8Array(Math.min(chunkBytes, info.bytes));
-      for (let done = 0; done < info.bytes; ) {
-        const n = this.readRaw(done, buffer.subarray(0, Math.min(chunkBytes, info.bytes - done)));
-        if (n === 0) throw new CorruptDatabaseError(`database file is shorter than its ${info.pageCount} pages: ${this.path}`);
-        done += n;
-        await sink(buffer.subarray(0, n), done, info.bytes);
-      }
-      return info;
-    });
-  }
-
-  /**
-   * Runs `fn` while the file's first `info.bytes` bytes are a consistent
-   * snapshot (the same locking as snapshot()), so a host can copy them by
-   * its own means — a kernel file copy on Node.
-   */
-  holdSnapshot<T>(fn: (info: SnapshotInfo) => Promise<T>): Promise<T> {
-    return this.#serial(async () => {
-      const wal = (await this.#journalMode()) === 'wal';
-      if (wal) await this.#lockEmptyWal();
-      else await this.#run('BEGIN; SELECT count(*) FROM sqlite_schema');
-      try {
-        const pageSize = Number((await this.#query('PRAGMA page_size'))[0]!.page_size);
-        const pageCount = Number((await this.#query('PRAGMA page_count'))[0]!.page_count);
-        return await fn({ bytes: pageSize * pageCount, pageSize, pageCount, journalMode: wal ? 'wal' : 'delete' });
-      } finally {
-        await this.#run('ROLLBACK').catch(() => {});
-      }
-    });
-  }
-
   /** Reads raw (still encrypted) bytes of the file at `offset` into `into`, beside SQLite; returns the count. */
   readRaw(offset: number, into: Uint8Array): number {
     return this.host.readRange(this.path, offset, into) ?? 0;
@@ -303,22 +248,6 @@ export class Database {
   async #journalMode(): Promise<string> {
     const [row] = await this.#query<{ journal_mode: string }>('PRAGMA journal_mode');
     return String(row?.journal_mode ?? 'delete').toLowerCase();
-  }
-
-  // Checkpoint the WAL into the database file and truncate it, then take the
-  // write lock; if a writer slipped in between, let go and try again.
-  async #lockEmptyWal(): Promise<void> {
-    const deadline = Date.now() + this.busyTimeoutMs;
-    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-      const [cp] = await this.#query<{ busy: number }>('PRAGMA wal_checkpoint(TRUNCATE)');
-      if (cp?.busy === 0) {
-        await this.#run('BEGIN IMMEDIATE');
-        if (!this.host.info(`${this.path}-wal`).size) return;
-        await this.#run('ROLLBACK');
-      }
-      if (Date.now() > deadline) throw new BusyError(`readers kept the WAL from being checkpointed for ${this.busyTimeoutMs} ms: ${this.path}`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
   }
 
   /** @internal Closes the SQLite handle of a failed open; the caller releases the host. */

@@ -25,12 +25,40 @@ export interface FileWriter {
 /** Releases a lock taken with `FileStore.lock`. */
 export type Release = () => Promise<void>;
 
+/** A lock taken with `FileStore.lock`, held until `release()`. */
+export interface HeldLock {
+  /** Names this holding (letters, digits, '-'): the holder's temporary files carry it. */
+  readonly token: string;
+  /**
+   * Throws LockLostError when another process has taken the lock over (this
+   * one was paused past the stale window). Called before every step that
+   * changes what others see.
+   */
+  check(): Promise<void>;
+  /** Whether the holding named `token` may still be at work, so its temporary files must stay. */
+  mayBeAlive(token: string): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/**
+ * A lock for hosts whose platform lets go of a dead holder's lock by itself
+ * (Web Locks, one realm's mutex): no takeover, so every other holding is over.
+ */
+export function platformLock(release: Release): HeldLock {
+  const token = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
+  return { token, check: async () => {}, mayBeAlive: async (t) => t === token, release };
+}
+
 export interface FileStore {
   join(dir: string, name: string): string;
   dirname(path: string): string;
   basename(path: string): string;
-  /** Files directly in `dir` whose names start with `prefix` (empty when `dir` is missing). */
-  list(dir: string, prefix: string): Promise<FileInfo[]>;
+  /**
+   * Regular files directly in `dir` whose names start with `prefix` (empty
+   * when `dir` is missing). Links, directories and entries that cannot be
+   * looked at (a link loop) are skipped, and reported to `onSkip`.
+   */
+  list(dir: string, prefix: string, onSkip?: (name: string, why: string) => void): Promise<FileInfo[]>;
   /** null when nothing exists at `path`. */
   stat(path: string): Promise<FileInfo | null>;
   /** Reads up to `length` bytes at `offset` (fewer at end of file). */
@@ -41,8 +69,15 @@ export interface FileStore {
   rename(from: string, to: string): Promise<void>;
   /** Deletes a file; false when it was already gone. */
   remove(path: string): Promise<boolean>;
-  /** Creates the directory (and parents) if needed, owner-only. */
-  ensureDir(path: string): Promise<void>;
+  /** Creates the directory (and parents) if needed, owner-only; true when this call created it. */
+  ensureDir(path: string): Promise<boolean>;
+  /**
+   * Optional: throws UnsafeDirectoryError when others could replace or
+   * delete files in `dir` (writable by others, no sticky bit).
+   */
+  refuseShared?(dir: string): Promise<void>;
+  /** Optional: gives `to` the owner, group and mode of `from` (a file replacing another keeps what the app set). */
+  matchOwner?(from: string, to: string): Promise<void>;
   /** Bytes available to us in the volume holding `dir`. Throws when it cannot be known. */
   freeSpace(dir: string): Promise<number>;
   /** Owner-only permissions (0600 files, 0700 directories) where the host has permissions. */
@@ -50,8 +85,15 @@ export interface FileStore {
   /**
    * An exclusive lock named by `path`, held across every process or tab that
    * shares this storage. Waits up to `timeoutMs`; rejects with LockTimeoutError.
+   * `staleMs`: where a host must judge a silent holder dead (lock files), after how long.
    */
-  lock(path: string, timeoutMs: number): Promise<Release>;
+  lock(path: string, timeoutMs: number, staleMs?: number): Promise<HeldLock>;
+  /**
+   * Optional: why another connection or process may have the database at
+   * `path` open (a reason for people), or null when nothing does. Hosts that
+   * cannot tell leave it out.
+   */
+  inUse?(path: string): Promise<string | null>;
   /**
    * Optional fast path: a new file `to` holding the first `length` bytes of
    * `from`, made durable, by the host's own means (a kernel copy).

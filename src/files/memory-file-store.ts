@@ -5,7 +5,7 @@
  */
 import { StorageFullError } from '../engine/errors.ts';
 import type { MemoryVFS } from '../vfs/memory-vfs.ts';
-import type { FileInfo, FileStore, FileWriter, Release } from './file-store.ts';
+import { platformLock, type FileInfo, type FileStore, type FileWriter, type HeldLock } from './file-store.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 
 export class MemoryFileStore implements FileStore {
@@ -79,8 +79,10 @@ export class MemoryFileStore implements FileStore {
     return this.vfs.files.delete(this.vfs.resolve(path));
   }
 
-  async ensureDir(path: string): Promise<void> {
+  async ensureDir(path: string): Promise<boolean> {
+    const created = !this.#dirs.has(this.vfs.resolve(path));
     for (let dir = this.vfs.resolve(path); dir !== '/'; dir = this.dirname(dir)) this.#dirs.add(dir);
+    return created;
   }
 
   async freeSpace(): Promise<number> {
@@ -90,8 +92,12 @@ export class MemoryFileStore implements FileStore {
 
   async restrictToOwner(): Promise<void> {}
 
-  lock(path: string, timeoutMs: number): Promise<Release> {
-    return this.#locks.acquire(this.vfs.resolve(path), timeoutMs);
+  async lock(path: string, timeoutMs: number): Promise<HeldLock> {
+    return platformLock(await this.#locks.acquire(this.vfs.resolve(path), timeoutMs));
+  }
+
+  async inUse(path: string): Promise<string | null> {
+    return this.vfs.isOpen(path) ? 'a connection of this engine has it open' : null;
   }
 
   /** Sets a file's modification time (tests of age rules). */

@@ -1,14 +1,14 @@
 /**
  * FileStore over `node:fs`, for Node and Deno. Writes are fsynced on close,
- * renames are POSIX-atomic, and the lock is a lock file created with O_EXCL —
- * visible to every process on the machine that uses cipherkeep's lock.
+ * renames are POSIX-atomic, and the lock is a directory of generation files
+ * (node-lock.ts), visible to every process on the machine that uses it.
  */
 import fs from 'node:fs/promises';
 import fsCallback, { constants as C } from 'node:fs';
-import os from 'node:os';
 import nodePath from 'node:path';
-import { LockTimeoutError, StorageFullError } from '../engine/errors.ts';
-import type { FileInfo, FileStore, FileWriter, Release } from './file-store.ts';
+import { StorageFullError, UnsafeDirectoryError } from '../engine/errors.ts';
+import { acquireLockDir } from './node-lock.ts';
+import type { FileInfo, FileStore, FileWriter, HeldLock } from './file-store.ts';
 
 const FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 const errno = (e: unknown) => (e as NodeJS.ErrnoException)?.code;
@@ -26,16 +26,12 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** A lock file older than this, not refreshed by its holder, is taken to be abandoned. */
-const LOCK_STALE_MS = 60_000;
-const LOCK_HEARTBEAT_MS = 10_000;
-
 export class NodeFileStore implements FileStore {
   join = (dir: string, name: string) => nodePath.join(dir, name);
   dirname = (path: string) => nodePath.dirname(path);
   basename = (path: string) => nodePath.basename(path);
 
-  async list(dir: string, prefix: string): Promise<FileInfo[]> {
+  async list(dir: string, prefix: string, onSkip?: (name: string, why: string) => void): Promise<FileInfo[]> {
     let names: string[];
     try {
       names = await fs.readdir(dir);
@@ -43,7 +39,15 @@ export class NodeFileStore implements FileStore {
       if (errno(e) === 'ENOENT') return [];
       throw e;
     }
-    const infos = await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => this.stat(nodePath.join(dir, n))));
+    const infos = await Promise.all(names.filter((n) => n.startsWith(prefix)).map(async (name): Promise<FileInfo | null> => {
+      // lstat: a link named like a backup is not a backup (it could point anywhere).
+      const s = await fs.lstat(nodePath.join(dir, name)).catch((e) => {
+        if (errno(e) !== 'ENOENT') onSkip?.(name, `cannot be looked at (${errno(e)})`);
+        return null;
+      });
+      if (s && !s.isFile()) onSkip?.(name, s.isSymbolicLink() ? 'a symbolic link, not a file' : 'not a regular file');
+      return s?.isFile() ? { name, size: s.size, mtimeMs: s.mtimeMs } : null;
+    }));
     return infos.filter((i): i is FileInfo => i !== null);
   }
 
@@ -148,8 +152,24 @@ export class NodeFileStore implements FileStore {
     }
   }
 
-  async ensureDir(path: string): Promise<void> {
-    await fs.mkdir(path, { recursive: true, mode: 0o700 });
+  async ensureDir(path: string): Promise<boolean> {
+    return (await fs.mkdir(path, { recursive: true, mode: 0o700 })) !== undefined;
+  }
+
+  async refuseShared(dir: string): Promise<void> {
+    const s = await fs.stat(dir);
+    if (s.mode & 0o002 && !(s.mode & 0o1000)) {
+      throw new UnsafeDirectoryError(`${dir} is writable by every user and has no sticky bit: anyone could replace or delete backups there`);
+    }
+  }
+
+  async matchOwner(from: string, to: string): Promise<void> {
+    const s = await fs.stat(from);
+    const t = await fs.stat(to);
+    if (s.uid !== t.uid || s.gid !== t.gid) await fs.chown(to, s.uid, s.gid).catch((e) => {
+      if (errno(e) !== 'EPERM') throw e; // only root may give a file away; otherwise it is ours already
+    });
+    await fs.chmod(to, s.mode & 0o777);
   }
 
   async freeSpace(dir: string): Promise<number> {
@@ -161,52 +181,51 @@ export class NodeFileStore implements FileStore {
     await fs.chmod(path, kind === 'dir' ? 0o700 : 0o600);
   }
 
-  async lock(path: string, timeoutMs: number): Promise<Release> {
-    const deadline = Date.now() + timeoutMs;
-    const me = JSON.stringify({ pid: process.pid, host: os.hostname(), at: new Date().toISOString() });
-    for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {
-      try {
-        const handle = await fs.open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600);
-        await handle.writeFile(me);
-        await handle.close();
-        break;
-      } catch (e) {
-        if (errno(e) !== 'EEXIST') throw e;
-      }
-      if (await this.#isAbandoned(path)) {
-        await fs.rm(path, { force: true });
-        continue;
-      }
-      if (Date.now() >= deadline) throw new LockTimeoutError(`lock held by another process: ${path}`);
-      await new Promise((r) => setTimeout(r, delay));
-    }
-    // Refresh the lock file's mtime so waiters can tell a live holder from a dead one.
-    const heartbeat = setInterval(() => void fs.utimes(path, new Date(), new Date()).catch(() => {}), LOCK_HEARTBEAT_MS);
-    (heartbeat as { unref?: () => void }).unref?.();
-    return async () => {
-      clearInterval(heartbeat);
-      // Only remove the file if it is still ours.
-      if ((await fs.readFile(path, 'utf8').catch(() => '')) === me) await fs.rm(path, { force: true });
-    };
+  lock(path: string, timeoutMs: number, staleMs?: number): Promise<HeldLock> {
+    return acquireLockDir(path, timeoutMs, staleMs);
   }
 
-  async #isAbandoned(path: string): Promise<boolean> {
-    try {
-      const [text, s] = await Promise.all([fs.readFile(path, 'utf8'), fs.stat(path)]);
-      const holder = JSON.parse(text || '{}') as { pid?: number; host?: string };
-      if (holder.host === os.hostname() && typeof holder.pid === 'number' && !processAlive(holder.pid)) return true;
-      return Date.now() - s.mtimeMs > LOCK_STALE_MS;
-    } catch {
-      return false; // vanished or half-written: look again on the next round
+  /**
+   * Linux: any process (this one included) with the database, its WAL, WAL
+   * index or journal open, found through /proc/<pid>/fd. Where /proc cannot
+   * be read for every process (another user's, or no /proc), a `-wal` or
+   * `-shm` beside the database counts as in use: SQLite removes both when
+   * the last connection closes, though a crash leaves them too.
+   */
+  async inUse(path: string): Promise<string | null> {
+    const full = nodePath.resolve(path);
+    const names = new Set([full, ...['-wal', '-shm', '-journal'].map((s) => full + s)]);
+    const scan = await openersOf(names);
+    if (scan.found) return `process ${scan.found} has it open`;
+    if (scan.complete) return null;
+    for (const s of ['-wal', '-shm']) {
+      if (await this.stat(full + s)) return `${nodePath.basename(full + s)} exists beside it (a connection has it open, or one crashed: open it once with its application)`;
     }
+    return null;
   }
 }
 
-function processAlive(pid: number): boolean {
+/** The first process found with one of `paths` open, and whether every process could be looked at. */
+async function openersOf(paths: Set<string>): Promise<{ found: number | null; complete: boolean }> {
+  let pids: string[];
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errno(e) === 'EPERM';
+    pids = (await fs.readdir('/proc')).filter((n) => /^\d+$/.test(n));
+  } catch {
+    return { found: null, complete: false };
   }
+  let complete = pids.length > 0;
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = await fs.readdir(`/proc/${pid}/fd`);
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') complete = false; // EACCES: another user's process
+      continue;
+    }
+    for (const fd of fds) {
+      const target = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      if (paths.has(target)) return { found: Number(pid), complete };
+    }
+  }
+  return { found: null, complete };
 }

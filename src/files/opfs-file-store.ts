@@ -5,7 +5,7 @@
  * usage; the lock is a Web Lock, shared by every tab and worker of the origin.
  */
 import { LockTimeoutError, StorageFullError } from '../engine/errors.ts';
-import type { FileInfo, FileStore, FileWriter, Release } from './file-store.ts';
+import { platformLock, type FileInfo, type FileStore, type FileWriter, type HeldLock } from './file-store.ts';
 
 const isNotFound = (e: unknown) => ['NotFoundError', 'TypeMismatchError'].includes((e as DOMException)?.name);
 const isQuota = (e: unknown) => (e as DOMException)?.name === 'QuotaExceededError';
@@ -182,8 +182,11 @@ export class OpfsFileStore implements FileStore {
     }
   }
 
-  async ensureDir(path: string): Promise<void> {
-    await dirHandle(path.split('/').filter(Boolean), true);
+  async ensureDir(path: string): Promise<boolean> {
+    const parts = path.split('/').filter(Boolean);
+    const existed = await dirHandle(parts).then(() => true, () => false);
+    if (!existed) await dirHandle(parts, true);
+    return !existed;
   }
 
   async freeSpace(): Promise<number> {
@@ -196,11 +199,11 @@ export class OpfsFileStore implements FileStore {
     // OPFS is private to the origin already; there are no permission bits.
   }
 
-  lock(path: string, timeoutMs: number): Promise<Release> {
-    return new Promise<Release>((resolve, reject) => {
+  lock(path: string, timeoutMs: number): Promise<HeldLock> {
+    return new Promise<HeldLock>((resolve, reject) => {
       const signal = Number.isFinite(timeoutMs) ? AbortSignal.timeout(timeoutMs) : undefined;
       navigator.locks
-        .request(`cipherkeep-backup:${path}`, { signal }, () => new Promise<void>((release) => resolve(async () => release())))
+        .request(`cipherkeep-backup:${path}`, { signal }, () => new Promise<void>((release) => resolve(platformLock(async () => release()))))
         .catch((e: unknown) => reject((e as DOMException)?.name === 'TimeoutError' || (e as DOMException)?.name === 'AbortError'
           ? new LockTimeoutError(`lock busy for ${timeoutMs} ms: ${path}`)
           : e));

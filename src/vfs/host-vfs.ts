@@ -6,6 +6,7 @@
 import { FacadeVFS } from '@journeyapps/wa-sqlite/src/FacadeVFS.js';
 import * as VFS from '@journeyapps/wa-sqlite/src/VFS.js';
 import { LockTable } from './locks.ts';
+import { BusyError } from '../engine/errors.ts';
 import { ShmTable, SQLITE_IOERR_SHMMAP } from './shm.ts';
 
 /** What a host needs to tell the engine about a path before SQLite opens it. */
@@ -84,6 +85,36 @@ export abstract class HostVFS<H> extends FacadeVFS {
   abstract readRange(path: string, offset: number, into: Uint8Array): number | null;
 
   readonly #readWatchers = new Map<string, (bytes: number) => void>();
+
+  #readers = 0;
+
+  /**
+   * Takes a reader's (SHARED) lock on `path` among this engine's connections,
+   * waiting asynchronously: while it is held they cannot commit in rollback
+   * mode. Another process never sees it. Writes nothing.
+   */
+  async readLock(path: string, timeoutMs: number): Promise<() => void> {
+    const id = -1 - this.#readers++; // SQLite's file ids are positive
+    this.locks.attach(id, this.resolve(path));
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 1; this.locks.lock(id, VFS.SQLITE_LOCK_SHARED) !== VFS.SQLITE_OK; delay = Math.min(delay * 2, 4)) {
+      if (Date.now() > deadline) {
+        this.locks.detach(id);
+        throw new BusyError(`connections of this engine kept writing ${path} for ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+    return () => this.locks.detach(id);
+  }
+
+  /** Whether a connection of this engine has the database at `path`, or its WAL or journal, open. */
+  isOpen(path: string): boolean {
+    const full = this.resolve(path);
+    for (const file of this.open.values()) {
+      if (file.path === full || ['-wal', '-journal'].some((s) => file.path === full + s)) return true;
+    }
+    return false;
+  }
 
   /** Calls `onRead` with the size of every SQLite read of `path` until the returned function is called. */
   watchReads(path: string, onRead: (bytes: number) => void): () => void {

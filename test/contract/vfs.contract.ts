@@ -5,7 +5,7 @@
  * connection lives in a worker and is driven from here. A host supplies how
  * to open a database by name and how to read a file's raw bytes.
  */
-import * as nodeTest from 'node:test';
+import * as nodeTest from '../timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -1,0 +1,207 @@
+/**
+ * A consistent copy of a database that another process may be writing,
+ * taken without writing a byte to it and without its cooperation.
+ *
+ * Node and Deno have no fcntl locks and our WAL index lives in one process's
+ * memory, so nothing we do with the live files is visible to their owner:
+ * opening them through SQLite could roll back its "hot" journal, checkpoint
+ * its WAL or delete its `-wal` under it. So the live files are only read.
+ *
+ * - WAL mode: the main file is copied, then the `-wal`. A checkpoint can only
+ *   write pages into the main file that are already in the WAL, so replaying
+ *   the copied WAL's committed frames over the copied main file gives the
+ *   state at the last commit in the copied WAL — provided the WAL was not
+ *   restarted in between, which changes its header (salts, checkpoint
+ *   sequence): that is checked before the main copy, in the copy, and after.
+ * - Rollback journal: the main file is copied, then a live journal if there
+ *   is one. A writer journals (and syncs) a page's original before changing
+ *   it in the main file, so rolling the copied journal back over the copied
+ *   main file gives the state before that transaction — provided it is the
+ *   same transaction throughout (the journal header's nonce) and no other
+ *   transaction committed during the copy (every commit rewrites page 1, and
+ *   an encrypted page rewritten gets a fresh IV, so its bytes change).
+ *
+ * The replay and the rollback are SQLite's own, run on the copy by opening it
+ * (see `materialize`). When the checks fail the copy is thrown away and taken
+ * again, a bounded number of times; then BusyError.
+ */
+import { BusyError } from '../engine/errors.ts';
+import type { Database, JournalMode } from '../engine/database.ts';
+import type { FileStore } from '../files/file-store.ts';
+
+/** How long to keep retrying a snapshot that a writer keeps disturbing (default). */
+export const SNAPSHOT_TIMEOUT_MS = 30_000;
+
+const WAL_HEADER_BYTES = 32;
+const JOURNAL_HEADER_BYTES = 28;
+const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+/** Enough of page 1 to see it rewritten (a fresh IV changes every byte after the salt). */
+const PAGE1_PROBE_BYTES = 512;
+
+interface Observation {
+  mainSize: number;
+  page1: Uint8Array;
+  /** The WAL header, or null when there is no WAL with a header. */
+  wal: Uint8Array | null;
+  /** The identity of a live journal (magic, nonce, sizes: not its record count), or null. */
+  journal: Uint8Array | null;
+}
+
+export interface SnapshotOptions {
+  /** Give up with BusyError after this long (default 30 s). */
+  timeoutMs?: number;
+  /** Called after the main file is copied. */
+  onCopied?: (bytes: number) => void | Promise<void>;
+  /** Holds writers of this process off while a copy is taken (see BackupHost.readLock). */
+  readLock?: (timeoutMs: number) => Promise<() => void>;
+}
+
+export interface Snapshot {
+  /** The copied WAL or journal beside `target`, to be applied by `materialize`. */
+  pending: 'wal' | 'journal' | null;
+  /** Attempts it took (1 when nothing disturbed the copy). */
+  attempts: number;
+}
+
+/**
+ * Copies `source` (and its WAL or live journal) to `target` (and
+ * `target-wal` / `target-journal`) until the copies are known consistent.
+ * Reads the source only. `target` must not exist.
+ */
+export async function copySnapshot(files: FileStore, source: string, target: string, options: SnapshotOptions = {}): Promise<Snapshot> {
+  const deadline = Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
+  for (let attempt = 1, delay = 2; ; attempt++, delay = Math.min(delay * 2, 100)) {
+    const unlock = await options.readLock?.(Math.max(0, deadline - Date.now()));
+    let before: Observation, after: Observation, copied: boolean, pending: Snapshot['pending'];
+    try {
+      before = await observe(files, source);
+      await copyPrefix(files, source, target, before.mainSize);
+      pending = before.wal ? 'wal' : before.journal ? 'journal' : null;
+      // A side file that vanished between the look and the copy means a writer moved on: take it again.
+      copied = pending === null || (await copySide(files, `${source}-${pending}`, `${target}-${pending}`));
+      after = await observe(files, source);
+    } finally {
+      unlock?.();
+    }
+    const consistent = copied && (
+      pending === 'wal' ? same(before.wal, after.wal) && same(before.wal, await files.read(`${target}-wal`, 0, WAL_HEADER_BYTES))
+      : after.wal === null && same(before.journal, after.journal) && (pending === 'journal'
+        ? same(before.journal, journalIdentity(await files.read(`${target}-journal`, 0, JOURNAL_HEADER_BYTES)))
+        : after.mainSize === before.mainSize && same(before.page1, after.page1)));
+    if (consistent) {
+      await options.onCopied?.(before.mainSize);
+      return { pending, attempts: attempt };
+    }
+    await discard(files, target);
+    if (Date.now() + delay > deadline) {
+      throw new BusyError(`another process kept writing ${files.basename(source)}: no consistent copy after ${attempt} attempts in ${options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS} ms`);
+    }
+    await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+  }
+}
+
+/**
+ * Applies the copied WAL or journal to the copy through SQLite, on the copy
+ * only (recovery and a checkpoint for a WAL, rollback for a journal), and
+ * leaves the copy a rollback-journal file: one that opens read-only anywhere,
+ * with no `-wal` or `-shm` to create (read-only media, native readers).
+ * `db` is the copy opened read-write; the caller closes it. Returns the
+ * journal mode the database had, for whoever puts the copy back in its place.
+ */
+export async function materialize(db: Database, pending: Snapshot['pending']): Promise<JournalMode> {
+  // Any read makes SQLite recover the WAL or roll back the hot journal.
+  await db.query('SELECT count(*) FROM sqlite_schema');
+  const [{ journal_mode: mode } = { journal_mode: 'delete' }] = await db.query<{ journal_mode: string }>('PRAGMA journal_mode');
+  if (pending === 'wal') await db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  if (String(mode).toLowerCase() !== 'wal') return 'delete';
+  await db.exec('PRAGMA journal_mode = DELETE');
+  return 'wal';
+}
+
+/** Removes a snapshot copy and whatever was copied beside it. */
+export async function discard(files: FileStore, target: string): Promise<void> {
+  for (const p of [target, ...SIDE_FILES.map((s) => `${target}${s}`)]) await files.remove(p).catch(() => false);
+}
+
+export const SIDE_FILES = ['-wal', '-journal', '-shm'] as const;
+
+async function observe(files: FileStore, source: string): Promise<Observation> {
+  const [main, page1, wal, journal] = await Promise.all([
+    files.stat(source),
+    readIfExists(files, source, PAGE1_PROBE_BYTES),
+    readIfExists(files, `${source}-wal`, WAL_HEADER_BYTES),
+    readIfExists(files, `${source}-journal`, JOURNAL_HEADER_BYTES),
+  ]);
+  return {
+    mainSize: main?.size ?? 0,
+    page1: page1 ?? new Uint8Array(0),
+    wal: wal?.length === WAL_HEADER_BYTES ? wal : null,
+    journal: journalIdentity(journal ?? new Uint8Array(0)),
+  };
+}
+
+/**
+ * The first bytes of a file, or null when it does not exist. Any other
+ * failure (permissions) is thrown: a WAL we cannot read is not an absent one.
+ */
+async function readIfExists(files: FileStore, path: string, length: number): Promise<Uint8Array | null> {
+  if (!(await files.stat(path))) return null;
+  try {
+    return await files.read(path, 0, length);
+  } catch (e) {
+    if (notFound(e) || !(await files.stat(path))) return null;
+    throw e;
+  }
+}
+
+async function copySide(files: FileStore, from: string, to: string): Promise<boolean> {
+  const size = (await files.stat(from))?.size;
+  if (size === undefined) return false;
+  try {
+    await copyPrefix(files, from, to, size);
+    return true;
+  } catch (e) {
+    if (notFound(e) || !(await files.stat(from))) return false;
+    throw e;
+  }
+}
+
+/** A file that vanished: Node's ENOENT, OPFS's NotFoundError. (It may be back already: a new transaction.) */
+function notFound(e: unknown): boolean {
+  return (e as { code?: unknown })?.code === 'ENOENT' || (e as { name?: unknown })?.name === 'NotFoundError';
+}
+
+/**
+ * A journal whose header carries the magic has been synced, so the main file
+ * may hold that transaction's changes: it is live (or hot). Until then SQLite
+ * keeps the magic zeroed, and after a commit in PERSIST mode it zeroes the
+ * header: in both cases the main file is not being changed by it.
+ */
+function journalIdentity(header: Uint8Array): Uint8Array | null {
+  if (header.length < JOURNAL_HEADER_BYTES || !JOURNAL_MAGIC.every((b, i) => header[i] === b)) return null;
+  const id = header.slice();
+  id.fill(0, 8, 12); // the record count grows within one transaction
+  return id;
+}
+
+function same(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+async function copyPrefix(files: FileStore, from: string, to: string, length: number): Promise<void> {
+  if (files.copyPrefix) return files.copyPrefix(from, to, length);
+  const writer = await files.create(to);
+  try {
+    for (let done = 0; done < length; ) {
+      const chunk = await files.read(from, done, Math.min(4 << 20, length - done));
+      if (chunk.length === 0) break;
+      await writer.write(chunk);
+      done += chunk.length;
+    }
+    await writer.close();
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Checking a backup file: it opens with the key, every page carries the HMAC
+ * SQLite wrote under that key, its page count matches its size, and (at full
+ * depth) SQLite's own quick_check passes. Opens read-only: a check never
+ * writes to what it checks.
+ */
+import { deriveKey, resolveSettings, SALT_BYTES, type KeyMaterial } from '../engine/cipher.ts';
+import type { Database, OpenOptions } from '../engine/database.ts';
+import { NotEncryptedError, WrongKeyError } from '../engine/errors.ts';
+import type { FileStore } from '../files/file-store.ts';
+import type { KeyProfile } from './key-profiles.ts';
+import { checkPageHmacs } from './page-check.ts';
+
+/** How deep createBackup checks its copy; verifyBackup, restore and import always run 'full'. */
+export type VerifyDepth = 'pages' | 'full';
+export type VerifyFailure = 'missing' | 'empty' | 'truncated' | 'not-encrypted' | 'wrong-key' | 'corrupt' | 'live';
+export type VerifyResult = { ok: true; pages: number; tables: number } | { ok: false; reason: VerifyFailure; detail: string };
+
+export interface VerifyContext {
+  files: FileStore;
+  open(path: string, options: OpenOptions): Promise<Database>;
+  profile: KeyProfile;
+}
+
+/** The raw key SQLCipher derives for the file at `path` (its salt is its first 16 bytes). */
+export async function rawKeyFor(ctx: VerifyContext, material: KeyMaterial, path: string): Promise<KeyMaterial> {
+  if (material.key !== undefined) return material;
+  const salt = await ctx.files.read(path, 0, SALT_BYTES);
+  if (salt.length < SALT_BYTES) return material; // let open() name the problem
+  return { key: await deriveKey(material, salt, resolveSettings(ctx.profile.cipher)) };
+}
+
+/**
+ * Both depths open the file with the key, check the HMAC of every page (in
+ * use or free: proof that each page is the one SQLite wrote under this key,
+ * without decrypting it), match the page count to the file size and read the
+ * first row of every table. 'full' adds PRAGMA quick_check in the engine
+ * (decrypts every page in use and checks the b-trees: catches a source that
+ * was already damaged); 'pages' skips it.
+ */
+export async function verifyFile(
+  ctx: VerifyContext, path: string, material: KeyMaterial,
+  onProgress?: (done: number, total: number) => void | Promise<void>, depth: VerifyDepth = 'full',
+): Promise<VerifyResult> {
+  const info = await ctx.files.stat(path);
+  if (!info) return { ok: false, reason: 'missing', detail: `no such file: ${path}` };
+  if (info.size === 0) return { ok: false, reason: 'empty', detail: `empty file: ${path}` };
+  // A WAL or journal beside it holds pages the file lacks: that is a database in use, not a backup.
+  for (const side of ['-wal', '-journal']) {
+    if ((await ctx.files.stat(`${path}${side}`))?.size) {
+      return { ok: false, reason: 'live', detail: `${ctx.files.basename(path)}${side} exists: a database in use, not a backup (back it up to check it)` };
+    }
+  }
+  const settings = resolveSettings(ctx.profile.cipher);
+  const pageSize = settings.pageSize;
+  if (info.size % pageSize !== 0) {
+    return { ok: false, reason: 'truncated', detail: `${info.size} bytes is not a whole number of ${pageSize}-byte pages` };
+  }
+  const report = (done: number) => Promise.resolve(onProgress?.(Math.min(done, info.size), info.size)).catch(() => {});
+  let db: Database | undefined;
+  await report(0);
+  try {
+    // Derive once: the same raw key opens the file and checks its pages.
+    const raw = await rawKeyFor(ctx, material, path);
+    db = await ctx.open(path, { ...raw, cipher: ctx.profile.cipher, busyTimeoutMs: 0, readonly: true });
+    const key = raw.key;
+    if (key !== undefined) {
+      const opened = db;
+      const pages = await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, depth === 'pages' ? report : undefined);
+      if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
+    }
+    if (depth === 'full') {
+      let done = 0;
+      const unwatch = db.watchReads((n) => void report((done += n)));
+      try {
+        const check = await db.query<{ quick_check: string }>('PRAGMA quick_check');
+        if (check.length !== 1 || check[0]!.quick_check !== 'ok') {
+          return { ok: false, reason: 'corrupt', detail: check.slice(0, 3).map((r) => r.quick_check).join('; ') };
+        }
+      } finally {
+        unwatch();
+      }
+    }
+    const tables = await db.query<{ name: string }>("SELECT name FROM sqlite_schema WHERE type = 'table'");
+    for (const { name } of tables) await db.query(`SELECT * FROM "${name.replace(/"/g, '""')}" LIMIT 1`);
+    const [{ n: pages } = { n: 0 }] = await db.query<{ n: number }>('SELECT page_count AS n FROM pragma_page_count()');
+    if (Number(pages) * pageSize !== info.size) {
+      return { ok: false, reason: 'truncated', detail: `file has ${info.size / pageSize} pages, the database ${pages}` };
+    }
+    return { ok: true, pages: Number(pages), tables: tables.length };
+  } catch (e) {
+    if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: e.message };
+    if (e instanceof NotEncryptedError) return { ok: false, reason: 'not-encrypted', detail: e.message };
+    return { ok: false, reason: 'corrupt', detail: e instanceof Error ? e.message : String(e) };
+  } finally {
+    await db?.close().catch(() => {});
+  }
+}
