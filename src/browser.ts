@@ -10,7 +10,12 @@ export { WorkerFailedError } from './worker/client.ts';
 export * from './engine/errors.ts';
 
 export interface OpenCipherkeepOptions extends KeepOptions {
-  /** A worker running cipherkeep's worker entry, or its URL (default: ./worker.js beside this module). */
+  /**
+   * A worker running cipherkeep's worker entry, or its URL. Default: the
+   * prebuilt worker that ships beside this module (dist/browser/worker.js),
+   * which fetches the engine from beside itself; bundlers that follow
+   * `new Worker(new URL(…, import.meta.url))` (Vite, webpack 5) emit both.
+   */
   worker?: Worker | URL | string;
 }
 
@@ -20,7 +25,7 @@ export async function openCipherkeep(options: OpenCipherkeepOptions): Promise<Ke
   // Persistence can only be requested from the page, not from the worker.
   await navigator.storage.persist?.().catch(() => false);
   // No await between creating the worker and listening for its errors.
-  const worker = given instanceof Worker ? given : new Worker(given ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+  const worker = given instanceof Worker ? given : given ? new Worker(given, { type: 'module' }) : defaultWorker();
   return startKeep(
     {
       endpoint: worker,
@@ -33,6 +38,14 @@ export async function openCipherkeep(options: OpenCipherkeepOptions): Promise<Ke
     },
     keepOptions,
   );
+}
+
+/**
+ * The shipped worker. Written out in full, in this exact form, because
+ * bundlers only follow `new Worker(new URL('literal', import.meta.url))`.
+ */
+function defaultWorker(): Worker {
+  return new Worker(new URL('./browser/worker.js', import.meta.url), { type: 'module' });
 }
 
 /**

@@ -19,4 +19,4 @@ export {
 } from './backup/backup-service.ts';
 export { KEY_PROFILES, referenceApp, sqlcipher4, type KeyProfile } from './backup/key-profiles.ts';
 export { HostVFS, type PathInfo } from './vfs/host-vfs.ts';
-export { ENGINE_PIN } from '../wasm/pin.ts';
+export { ENGINE_PIN } from './engine/pin.ts';

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { startKeep, type KeepClient } from './worker/client.ts';
 import type { KeepOptions } from './worker/api.ts';
-import { ENGINE_PIN } from '../wasm/pin.ts';
+import { ENGINE_PIN } from './engine/pin.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { openDatabase as openWith, type Database, type OpenOptions } from './engine/database.ts';
 import { NodeFsVFS } from './vfs/node-fs-vfs.ts';
@@ -69,10 +69,7 @@ export { NodeFileStore };
  * typed, non-blocking API browsers get. Crypto and I/O never block this thread.
  */
 export async function openKeepWorker(options: KeepOptions): Promise<KeepClient> {
-  // Deno runs the TypeScript entry itself. It must not start with an await:
-  // a Deno worker that awaits before Comlink.expose loses its first message.
-  const entry = 'Deno' in globalThis ? './node-worker.ts' : './node-worker-bootstrap.mjs';
-  const worker = new Worker(new URL(entry, import.meta.url));
+  const worker = new Worker(new URL(workerEntry(), import.meta.url));
   return startKeep(
     {
       endpoint: nodeEndpoint(worker),
@@ -84,4 +81,17 @@ export async function openKeepWorker(options: KeepOptions): Promise<KeepClient> 
     },
     options,
   );
+}
+
+/**
+ * The worker thread's first module. The package runs its compiled JavaScript
+ * (dist/node-worker.js). From the TypeScript sources (this repository's
+ * tests), Deno runs the .ts entry itself, and Node needs a bootstrap that
+ * registers tsx, since Node 20 does not pass `--import tsx` on to worker
+ * threads. The entry must not start with an await: a Deno worker that awaits
+ * before Comlink.expose loses its first message.
+ */
+function workerEntry(): string {
+  if (!import.meta.url.endsWith('.ts')) return './node-worker.js';
+  return 'Deno' in globalThis ? './node-worker.ts' : './node-worker-bootstrap.mjs';
 }

@@ -2,9 +2,12 @@
  * A Deno script that backs up a database on a schedule-like loop (bounded):
  *   CIPHERKEEP_PASSWORD=... deno run -A examples/deno/scheduled-backup.ts [dir] [rounds] [interval-ms]
  * Creates <dir>/app.db on first run; each round writes a little, then backs up
- * (forced, so every round makes one) and keeps the newest three.
+ * (forced, so every round makes one) and keeps the newest three. It imports
+ * the package as an app would; in this repository `cipherkeep/node` is the
+ * package itself, built by `npm run build` (in an app: `npm install
+ * cipherkeep`, or the specifier `npm:cipherkeep/node`).
  */
-import { BackupService, openDatabase } from '../../src/node.ts';
+import { BackupService, openDatabase } from 'cipherkeep/node';
 
 const [dir = 'deno-backup-demo', rounds = '3', interval = '1000'] = Deno.args;
 const password = Deno.env.get('CIPHERKEEP_PASSWORD');

@@ -1,12 +1,12 @@
 /**
  * The wasm engine: SQLite 3.53 with SQLite3 Multiple Ciphers, instantiated from
- * bytes whose SHA-256 must match the pin in wasm/pin.ts. Every host hands us
+ * bytes whose SHA-256 must match the pin in ./pin.ts. Every host hands us
  * the bytes (read from disk on Node/Deno, fetched in browsers), so one check
  * covers every runtime.
  */
 import SQLiteESMFactory from '@journeyapps/wa-sqlite/dist/mc-wa-sqlite.mjs';
 import * as SQLite from '@journeyapps/wa-sqlite';
-import { ENGINE_PIN } from '../../wasm/pin.ts';
+import { ENGINE_PIN } from './pin.ts';
 import { EngineLoadError } from './errors.ts';
 import { toHex } from './cipher.ts';
 import type { HostVFS } from '../vfs/host-vfs.ts';

@@ -7,7 +7,7 @@
 import * as Comlink from 'comlink';
 import type { KeepApi, KeepOptions } from './api.ts';
 import { installTransferHandlers } from './protocol.ts';
-import { CipherkeepError } from '../engine/errors.ts';
+import { CipherkeepError, registerErrorCode } from '../engine/errors.ts';
 
 type Promisified<T> = {
   [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
@@ -18,9 +18,12 @@ export type KeepClient = Promisified<KeepApi> & {
   terminate(): Promise<void>;
 };
 
+/** The worker failed to load, crashed, exited or was terminated. */
 export class WorkerFailedError extends CipherkeepError {
+  override name = 'WorkerFailedError';
   override readonly code = 'WORKER_FAILED';
 }
+registerErrorCode('WORKER_FAILED', WorkerFailedError);
 
 export interface WorkerLike {
   endpoint: Comlink.Endpoint;

@@ -1,10 +1,12 @@
 /**
  * What crosses the worker boundary besides Comlink's own messages: errors
  * keep their class, code and SQLite code (Comlink alone turns them into plain
- * Errors), and nothing else is added to the wire.
+ * Errors), and nothing else is added to the wire. The class is found from the
+ * stable `code`, never from a class or function name: a minifier renames
+ * classes differently in the page's bundle and the worker's.
  */
 import * as Comlink from 'comlink';
-import * as errors from '../engine/errors.ts';
+import { errorClassForCode, type CipherkeepError } from '../engine/errors.ts';
 
 export interface WireError {
   name: string;
@@ -13,21 +15,15 @@ export interface WireError {
   sqliteCode?: number;
 }
 
-const classes = Object.fromEntries(
-  Object.values(errors)
-    .filter((v): v is typeof errors.CipherkeepError => typeof v === 'function' && (v === errors.CipherkeepError || v.prototype instanceof errors.CipherkeepError))
-    .map((c) => [c.name, c]),
-);
-
 /** An error as plain data (for any channel that clones: Comlink here, Playwright in the browser tests). */
 export function toWire(e: unknown): WireError {
   const err = e instanceof Error ? e : new Error(String(e));
-  return { name: err.name, message: err.message, code: (err as { code?: string }).code, sqliteCode: (err as errors.CipherkeepError).sqliteCode };
+  return { name: err.name, message: err.message, code: (err as { code?: string }).code, sqliteCode: (err as CipherkeepError).sqliteCode };
 }
 
 /** The error again, with its class when it is one of ours. */
 export function fromWire(w: WireError): Error {
-  const Class = classes[w.name];
+  const Class = errorClassForCode(w.code);
   if (Class) return new Class(w.message, w.sqliteCode === undefined ? undefined : { sqliteCode: w.sqliteCode });
   return Object.assign(new Error(w.message), { name: w.name, code: w.code });
 }

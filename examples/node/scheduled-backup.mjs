@@ -1,11 +1,13 @@
 /**
  * The same loop in Node, through the worker-thread API: the database and every
  * backup run in a worker, so this thread's event loop never blocks.
- *   CIPHERKEEP_PASSWORD=... node --import tsx examples/node/scheduled-backup.ts [dir] [rounds] [interval-ms]
+ *   CIPHERKEEP_PASSWORD=... node examples/node/scheduled-backup.mjs [dir] [rounds] [interval-ms]
+ * Plain JavaScript importing the package as an app would; in this repository
+ * `cipherkeep/node` is the package itself, built by `npm run build`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { openKeepWorker } from '../../src/node.ts';
+import { openKeepWorker } from 'cipherkeep/node';
 
 const [dir = 'node-backup-demo', rounds = '3', interval = '1000'] = process.argv.slice(2);
 const password = process.env.CIPHERKEEP_PASSWORD;
@@ -27,5 +29,5 @@ try {
   console.log(`kept: ${(await keep.listBackups()).map((b) => b.filename).join(', ')}`);
 } finally {
   await keep.close();
-  await keep.terminate();
+  await keep.terminate(); // close() closes the database; the worker thread lives until terminate()
 }
