@@ -1,8 +1,8 @@
 /**
  * The main job, end to end on the local filesystem: create an encrypted
  * database, write and read it, show that the file is ciphertext, refuse a
- * wrong password, back it up, verify the backup, rotate, change the password
- * (which replaces every backup), and restore.
+ * wrong password, back it up, verify the backup, prune to the retention
+ * limit, change the password (which replaces every backup), and restore.
  *
  * The password comes from CIPHERKEEP_PASSWORD or is generated; it is never printed.
  */
@@ -14,6 +14,7 @@ const dir = path.resolve(process.argv[2] ?? 'demo-data');
 const file = path.join(dir, 'notes.db');
 const password = process.env.CIPHERKEEP_PASSWORD ?? crypto.randomUUID();
 const say = (line: string) => console.log(`cipherkeep demo: ${line}`);
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
 fs.rmSync(dir, { recursive: true, force: true });
 fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -44,7 +45,7 @@ try {
   say(`wrong password refused: ${e instanceof WrongKeyError ? 'WrongKeyError' : String(e)}`);
 }
 
-// Backups: export, verify, rotate.
+// Backups: export, verify, prune (retention keeps the newest maxBackups).
 const backupDir = path.join(dir, 'backups');
 const service = (secret: string) => new BackupService({ databasePath: file, password: secret, backupDir, maxBackups: 2, logger: { debug() {}, info: (m) => say(`  log: ${m}`), warn: (m) => say(`  warn: ${m}`) } });
 let backups = service(password);
@@ -53,10 +54,10 @@ say(`backup: ${first.success ? `${path.basename(first.backupPath!)} (${first.siz
 const again = await backups.createBackup();
 say(`second backup today: ${again.existing ? 'skipped, one per day (returned the existing one)' : 'created'}`);
 const verified = await backups.verifyBackup(first.backupPath!);
-say(`verify: ${verified.ok ? `ok (${verified.pages} pages, ${verified.tables} tables, quick_check passed)` : `FAILED: ${verified.reason}`}`);
+say(`verify: ${verified.ok ? `ok (${plural(verified.pages, 'page')}, ${plural(verified.tables, 'table')}, quick_check passed)` : `FAILED: ${verified.reason}`}`);
 for (let i = 0; i < 2; i++) await backups.createBackup({ force: true });
 const kept = await backups.listBackups();
-say(`rotate: forced 2 more, kept the newest ${kept.length} (maxBackups 2): ${kept.map((b) => b.filename).join(', ')}`);
+say(`prune: forced 2 more backups, retention kept the newest ${kept.length} (maxBackups 2): ${kept.map((b) => b.filename).join(', ')}`);
 
 // Change the password: rekey the database, replace every backup.
 const newPassword = crypto.randomUUID();

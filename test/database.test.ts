@@ -1,6 +1,7 @@
 /** The Database API: statements, parameters, transactions, rekey, close. */
 import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { ClosedError, InvalidArgumentError, SqliteError, WrongKeyError } from '../src/index.ts';
 import { openDatabase } from '../src/node.ts';
@@ -102,12 +103,15 @@ describe('Database', () => {
       const salt = Buffer.from(db.salt).toString('hex');
       await db.exec("CREATE TABLE t (v); INSERT INTO t VALUES ('kept')");
       await db.rekey({ password: 'new' });
+      const newSalt = Buffer.from(db.salt).toString('hex');
+      assert.notEqual(newSalt, salt, 'rekey draws a fresh salt');
       assert.deepEqual(await db.query('SELECT v FROM t'), [{ v: 'kept' }]);
       assert.deepEqual(await db.query('PRAGMA journal_mode'), [{ journal_mode: journalMode }]);
       await db.close();
+      assert.equal(fs.readFileSync(file).subarray(0, 16).toString('hex'), newSalt, 'the file carries the new salt');
       await assert.rejects(openDatabase(file, { password: 'old' }), WrongKeyError);
       const again = await openDatabase(file, { password: 'new' });
-      assert.equal(Buffer.from(again.salt).toString('hex'), salt, 'the salt stays (given explicitly)');
+      assert.equal(Buffer.from(again.salt).toString('hex'), newSalt);
       await again.close();
       assert.deepEqual(nativeQuery(file, passphraseKey('new'), 'SELECT v FROM t'), [{ v: 'kept' }]);
     });

@@ -10,9 +10,14 @@ import path from 'node:path';
 import { execFile, execFileSync } from 'node:child_process';
 import { BackupService, referenceApp, sqlcipher4 } from '../src/node.ts';
 import { sha256, tempDir } from './helpers.ts';
-import { ledger, nativeApp, PASSWORD, TOTAL } from './native-app.ts';
+import { cipherkeepApp, ledger, nativeApp, PASSWORD, TOTAL } from './native-app.ts';
 
 const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
+
+/** The CLI under this test's runtime; resolves with its exit code. */
+const runCli = (args: string[]) => new Promise<number>((resolve) =>
+  execFile(process.execPath, [...('Deno' in globalThis ? ['run', '-A'] : []), path.join(here, '..', 'bin', 'cipherkeep.mjs'), ...args],
+    { env: { ...process.env, CIPHERKEEP_PASSWORD: PASSWORD } }, (e) => resolve(e ? (e.code as number) : 0)));
 
 const sides = (db: string) => [db, `${db}-wal`, `${db}-shm`, `${db}-journal`];
 const hashes = (db: string) => sides(db).map((f) => (fs.existsSync(f) ? sha256(fs.readFileSync(f)) : null));
@@ -46,6 +51,30 @@ describe('a database another process is using', { timeout: 300_000 }, () => {
     }
   }
 
+  for (const mode of ['wal', 'delete'] as const) {
+    it(`${mode}: two cipherkeep processes — the app through the library, a script through the CLI — are the same case`, { timeout: 120_000 }, async () => {
+      const dir = tempDir('twock');
+      const db = path.join(dir, 'app.db');
+      const app = cipherkeepApp(db, mode);
+      await app.ready;
+      const backups = path.join(dir, 'backups');
+      for (let i = 0; i < 3; i++) {
+        const r = await runCli(['backup', '--db', db, '--backup-dir', backups, '--force', '--max-backups', '5', '--quiet']);
+        assert.equal(r, 0, 'the CLI backed up');
+      }
+      const { commits, errors } = await app.stop();
+      assert.deepEqual(errors, [], 'the app never saw an error');
+      assert.ok(commits > 10, `the app kept committing (${commits})`);
+      const files = fs.readdirSync(backups).filter((n) => n.endsWith('.db'));
+      assert.equal(files.length, 3);
+      for (const f of files) {
+        const copy = await ledger(path.join(backups, f), sqlcipher4);
+        assert.deepEqual({ ok: copy.ok, total: copy.total, gapless: copy.gapless }, { ok: true, total: TOTAL, gapless: true }, `${f} is a committed state`);
+      }
+      assert.deepEqual(await ledger(db, sqlcipher4), { ok: true, total: TOTAL, rows: commits, gapless: true });
+    });
+  }
+
   it('verifyBackup, createBackup and the CLI verify leave a live WAL database, its -wal and -shm byte for byte unchanged', { timeout: 60_000 }, async () => {
     const dir = tempDir('untouched');
     const db = path.join(dir, 'app.db');
@@ -57,9 +86,7 @@ describe('a database another process is using', { timeout: 300_000 }, () => {
     assert.equal((await svc.verifyBackup(db) as { reason?: string }).reason, 'live', 'a live database is not taken for a backup');
     const r = await svc.createBackup();
     assert.equal(r.success, true, r.error);
-    const cli = await new Promise<number>((resolve) =>
-      execFile(process.execPath, [...('Deno' in globalThis ? ['run', '-A'] : []), path.join(here, '..', 'bin', 'cipherkeep.mjs'), 'verify', db, '--quiet'],
-        { env: { ...process.env, CIPHERKEEP_PASSWORD: PASSWORD } }, (e) => resolve(e ? (e.code as number) : 0)));
+    const cli = await runCli(['verify', db, '--quiet']);
     assert.equal(cli, 3, 'the CLI says verification failed');
     assert.deepEqual(hashes(db), before, 'database, -wal, -shm, -journal unchanged');
     const { errors } = await app.stop();

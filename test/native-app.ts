@@ -15,9 +15,17 @@ export const TOTAL = 100 * 1000;
 
 /** The native app: a child process running real SQLCipher (always Node: the addon is Node's). */
 export function nativeApp(db: string, mode: 'wal' | 'delete', profile: KeyProfile, action: 'write' | 'hold') {
-  const child = spawn('node', [path.join(here, 'fixtures', 'native-writer.mjs'), db, mode, profile.name, action], {
-    env: { ...process.env, CK_PASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  return appProcess('node', [path.join(here, 'fixtures', 'native-writer.mjs'), db, mode, profile.name, action]);
+}
+
+/** The same ledger written by another cipherkeep process (the app using the library), under this test's runtime. */
+export function cipherkeepApp(db: string, mode: 'wal' | 'delete') {
+  const runtime = 'Deno' in globalThis ? [process.execPath, 'run', '-A'] : [process.execPath, '--import', 'tsx'];
+  return appProcess(runtime[0]!, [...runtime.slice(1), path.join(here, 'fixtures', 'cipherkeep-writer.ts'), db, mode]);
+}
+
+function appProcess(command: string, args: string[]) {
+  const child = spawn(command, args, { env: { ...process.env, CK_PASSWORD: PASSWORD }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));

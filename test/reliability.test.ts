@@ -166,8 +166,13 @@ describe('reliability', () => {
           await tx.run('INSERT INTO log (writer, n) VALUES (?, ?)', [w, commits[w]! + 1]);
         });
         commits[w]!++;
-        // Writers share this one JS thread with the backups; a few ms between
-        // transactions keeps them busy without starving everything else.
+        // Writers share this one JS thread with the backups. A timer alone is
+        // not enough: when a transaction (sync fsyncs on this thread) takes
+        // longer than the pause, Node runs the expired timers again and again
+        // and never reaches the I/O phase — every fs promise of the backup
+        // (and the lock's heartbeat) waits forever. That was the hang. Yield
+        // to I/O first, as any app must, then pause.
+        await new Promise((r) => setImmediate(r));
         await new Promise((r) => setTimeout(r, 3));
       }
     });

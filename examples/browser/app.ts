@@ -14,6 +14,7 @@ const progress = (p: { bytesDone: number; bytesTotal: number; phase: string }) =
   bar.value = p.bytesDone;
   bar.title = p.phase;
 };
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 let keep: KeepClient;
 
 async function refresh() {
@@ -81,12 +82,12 @@ on('verify', async () => {
   const path = await latest();
   if (path) {
     const r = await keep.verifyBackup(path, progress);
-    log(r.ok ? `verified ${path}: ${r.pages} pages, ${r.tables} tables` : `verification FAILED (${r.reason}): ${r.detail}`);
+    log(r.ok ? `verified ${path}: ${plural(r.pages, 'page')}, ${plural(r.tables, 'table')}` : `verification FAILED (${r.reason}): ${r.detail}`);
   }
 });
-on('rotate', async () => {
+on('purge-refresh', async () => {
   const r = await keep.purgeAndRefresh(progress);
-  log(r.success ? `rotated: only ${r.backupPath} remains` : `rotate failed: ${r.error}`);
+  log(r.success ? `purged and refreshed: only ${r.backupPath} remains` : `purge and refresh failed: ${r.error}`);
 });
 on('change-password', async () => {
   const r = await keep.changePassword({ password: $<HTMLInputElement>('new-password').value }, progress);

@@ -11,14 +11,15 @@ import type { Database, JournalMode, OpenOptions } from '../engine/database.ts';
 import {
   CipherkeepError, CorruptDatabaseError, DatabaseNotFoundError, InUseError, InvalidArgumentError, OtherDatabaseError, StorageFullError, WrongKeyError,
 } from '../engine/errors.ts';
-import type { FileInfo, FileStore, HeldLock } from '../files/file-store.ts';
+import type { FileStore, HeldLock } from '../files/file-store.ts';
 import { copyFile } from '../files/file-store.ts';
 import { KeyedMutex } from '../files/keyed-mutex.ts';
 import { sqlcipher4, type KeyProfile } from './key-profiles.ts';
-import { backupName, parseBackupName, tmpPath, utcDay, validatePrefix } from './names.ts';
+import { backupName, tmpPath, utcDay, validatePrefix } from './names.ts';
 import { writeStream } from './intake.ts';
+import { DatabaseCopies } from './copies.ts';
 import { Catalog, identityOf, retentionVictims, sameIdentity, type Listed } from './catalog.ts';
-import { copySnapshot, discard, materialize, SIDE_FILES } from './snapshot.ts';
+import { discard, SIDE_FILES } from './snapshot.ts';
 import { rawKeyFor, verifyFile, type VerifyContext, type VerifyDepth, type VerifyResult } from './verify.ts';
 
 export type { VerifyDepth, VerifyFailure, VerifyResult } from './verify.ts';
@@ -139,6 +140,7 @@ export class BackupService {
   readonly #snapshotTimeoutMs: number | undefined;
   readonly #ctx: VerifyContext;
   readonly #catalog: Catalog;
+  readonly #copies: DatabaseCopies;
 
   constructor(options: BackupServiceOptions) {
     this.prefix = validatePrefix(options.prefix ?? 'backup');
@@ -157,6 +159,7 @@ export class BackupService {
     this.#lockStaleMs = options.lockStaleMs;
     this.#snapshotTimeoutMs = options.snapshotTimeoutMs;
     this.#ctx = { files: this.#files, open: (path, o) => this.#host.open(path, o), profile: this.keyProfile };
+    this.#copies = new DatabaseCopies({ ...this.#ctx, databasePath: this.databasePath, log: this.#log, snapshotTimeoutMs: options.snapshotTimeoutMs, readLock: options.host.readLock?.bind(options.host) });
     this.#catalog = new Catalog(this.#files, this.backupDir, this.prefix, (name, why) => this.#log.warn(`skipped ${name} in the backup directory: ${why}`));
   }
 
@@ -203,9 +206,13 @@ export class BackupService {
     return this.#verify(path, material, options.onProgress);
   }
 
-  /** Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted. */
-  cleanupOldBackups(): Promise<number> {
+  /**
+   * Applies retention: count, age, stale `.tmp` files. Returns how many backups were deleted.
+   * A failure (the lock held elsewhere …) is logged and counts 0, or with `throwOnError` thrown.
+   */
+  cleanupOldBackups(options: { throwOnError?: boolean } = {}): Promise<number> {
     return this.#locked((held) => this.#cleanup(held)).catch((e) => {
+      if (options.throwOnError) throw e;
       this.#log.warn(`backup cleanup failed: ${messageOf(e)}`);
       return 0;
     });
@@ -270,23 +277,23 @@ export class BackupService {
       let oldKey: KeyMaterial;
       let journalMode: JournalMode;
       try {
-        ({ raw: oldKey, journalMode } = await this.#snapshotTo(staged, this.#secret));
+        ({ raw: oldKey, journalMode } = await this.#copies.snapshotTo(staged, this.#secret));
       } catch (e) {
         if (!(e instanceof WrongKeyError)) throw e;
         await discard(this.#files, staged);
-        await this.#snapshotTo(staged, next); // throws WrongKeyError if neither password opens it
+        await this.#copies.snapshotTo(staged, next); // throws WrongKeyError if neither password opens it
         return false;
       }
       const copy = await this.#host.open(staged, { ...oldKey, cipher: this.keyProfile.cipher });
       try {
-        await copy.rekey(await this.keyProfile.keyFor(next, this.#files, this.databasePath));
+        await copy.rekey(await this.keyProfile.keyFor(next, this.#files, this.databasePath), { keepSalt: true });
       } finally {
         await copy.close();
       }
       const newKey = await rawKeyFor(this.#ctx, await this.keyProfile.keyFor(next, this.#files, this.databasePath), staged);
       const check = await this.#verify(staged, newKey, undefined, 'pages');
       if (!check.ok) throw new CorruptDatabaseError(`the rekeyed copy failed verification (${check.reason}): ${check.detail}`);
-      await this.#setJournalMode(staged, newKey, journalMode);
+      await this.#copies.setJournalMode(staged, newKey, journalMode);
       await this.#files.restrictToOwner(staged, 'file');
       await this.#files.matchOwner?.(this.databasePath, staged);
       await held.check();
@@ -320,9 +327,9 @@ export class BackupService {
             ...options,
             onBytes: (n) => options.onProgress?.({ phase: 'copy', bytesDone: n, bytesTotal: options.sizeHint ?? n }),
           });
-          await this.#refuseOtherDatabase(staged, 'import');
           const check = await this.verifyBackup(staged, options);
           if (!check.ok) throw new CorruptDatabaseError(`imported file failed verification (${check.reason}): ${check.detail}`);
+          await this.#refuseOtherDatabase(staged, 'import');
           await this.#files.restrictToOwner(staged, 'file');
           await held.check();
           await this.#files.rename(staged, finalPath);
@@ -368,7 +375,7 @@ export class BackupService {
       // Named to the second and after this holding: two restores never share a name, and nothing is deleted to make room.
       const stamp = backupName('pre-restore', this.#clock()).slice('pre-restore_'.length, -'.db'.length);
       const preRestorePath = (await this.#files.stat(db)) ? `${db}.pre-restore-${stamp}-${held.db.token}` : undefined;
-      const journalMode = preRestorePath ? await this.#keepCurrent(preRestorePath) : this.keyProfile.journalMode;
+      const journalMode = preRestorePath ? await this.#copies.keepCurrent(preRestorePath, this.#secret) : this.keyProfile.journalMode;
 
       const staged = tmpPath(`${db}.restore`, held.db.token);
       const stagedSidecars = this.keyProfile.sidecars.map((s) => [`${path}${s}`, `${staged}${s}`, `${db}${s}`] as const);
@@ -378,7 +385,7 @@ export class BackupService {
         for (const [from, to] of stagedSidecars) await copyFile(this.#files, from, to);
         const again = await this.#verify(staged, material);
         if (!again.ok) throw new CorruptDatabaseError(`the copied backup failed verification (${again.reason}): ${again.detail}`);
-        await this.#setJournalMode(staged, await rawKeyFor(this.#ctx, material, staged), journalMode);
+        await this.#copies.setJournalMode(staged, await rawKeyFor(this.#ctx, material, staged), journalMode);
         await held.check();
         // Journals of the replaced database must not be replayed into the restored one.
         await this.#removeAll(SIDE_FILES.map((s) => `${db}${s}`));
@@ -410,7 +417,7 @@ export class BackupService {
     const started = Date.now();
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
-      const { raw: material } = await this.#snapshotTo(staged, this.#secret, onProgress);
+      const { raw: material } = await this.#copies.snapshotTo(staged, this.#secret, onProgress);
       for (const [from, to] of sidecars) {
         await copyFile(this.#files, from, to);
         await this.#files.restrictToOwner(to, 'file');
@@ -432,42 +439,9 @@ export class BackupService {
     }
   }
 
-  /**
-   * Writes a consistent copy of the database to `target` without writing to
-   * the database (snapshot.ts), applies its WAL or journal on the copy, and
-   * returns the raw key that opens it.
-   */
-  async #snapshotTo(target: string, secret: KeyMaterial, onProgress?: OnProgress): Promise<{ raw: KeyMaterial; journalMode: JournalMode }> {
-    const material = await this.keyProfile.keyFor(secret, this.#files, this.databasePath);
-    const snapshot = await copySnapshot(this.#files, this.databasePath, target, {
-      timeoutMs: this.#snapshotTimeoutMs,
-      readLock: this.#host.readLock && ((ms) => this.#host.readLock!(this.databasePath, ms)),
-      onCopied: (bytes) => onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
-    });
-    if (snapshot.attempts > 1) this.#log.debug(`snapshot of ${this.#files.basename(this.databasePath)} took ${snapshot.attempts} attempts (another process was writing)`);
-    // The copy has the source's salt, so one key derivation serves the copy and its check.
-    const raw = await rawKeyFor(this.#ctx, material, target);
-    const db = await this.#host.open(target, { ...raw, cipher: this.keyProfile.cipher });
-    let journalMode: JournalMode;
-    try {
-      journalMode = await materialize(db, snapshot.pending);
-    } finally {
-      await db.close();
-    }
-    for (const s of SIDE_FILES) await this.#files.remove(`${target}${s}`).catch(() => false);
-    return { raw, journalMode };
-  }
 
-  /** Backups are rollback-journal files; a file put in the database's place gets the database's journal mode back. */
-  async #setJournalMode(path: string, raw: KeyMaterial, mode: JournalMode): Promise<void> {
-    if (mode !== 'wal') return;
-    const db = await this.#host.open(path, { ...raw, cipher: this.keyProfile.cipher });
-    try {
-      await db.exec('PRAGMA journal_mode = WAL');
-    } finally {
-      await db.close();
-    }
-  }
+
+
 
   #verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {
     return verifyFile(this.#ctx, path, material, (done, total) => onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: total }), depth);
@@ -522,27 +496,7 @@ export class BackupService {
     return result;
   }
 
-  /**
-   * Keeps the database about to be replaced: a consistent snapshot if it
-   * opens, its raw files if not. Returns its journal mode (the profile's when
-   * it does not open).
-   */
-  async #keepCurrent(target: string): Promise<JournalMode> {
-    let journalMode = this.keyProfile.journalMode;
-    try {
-      ({ journalMode } = await this.#snapshotTo(target, this.#secret));
-    } catch (e) {
-      this.#log.warn(`current database does not open (${codeOf(e)}); keeping its raw files`);
-      await discard(this.#files, target);
-      await copyFile(this.#files, this.databasePath, target);
-      if (await this.#files.stat(`${this.databasePath}-wal`)) await copyFile(this.#files, `${this.databasePath}-wal`, `${target}-wal`);
-    }
-    await this.#files.restrictToOwner(target, 'file');
-    for (const s of this.keyProfile.sidecars) {
-      if (await this.#files.stat(`${this.databasePath}${s}`)) await copyFile(this.#files, `${this.databasePath}${s}`, `${target}${s}`);
-    }
-    return journalMode;
-  }
+
 
   /** Operations that replace the database refuse while anyone else may have it open. */
   async #refuseIfInUse(what: string): Promise<void> {

@@ -20,7 +20,7 @@ const CHECK_EVERY = 8 << 20;
 
 export async function writeStream(files: FileStore, path: string, source: AsyncIterable<Uint8Array>, options: IntakeOptions = {}): Promise<number> {
   const { signal, stallTimeoutMs = 60_000 } = options;
-  signal?.throwIfAborted();
+  if (signal?.aborted) throw new AbortedError('import cancelled before it began', { cause: signal.reason });
   const writer = await files.create(path);
   const iterator = source[Symbol.asyncIterator]();
   let done = 0;

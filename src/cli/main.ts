@@ -1,17 +1,20 @@
 /**
  * The `cipherkeep` command line, for scripts, schedulers and CI on Node and
- * Deno. Arguments are parsed with node:util's parseArgs: the commands are few
- * and flat, and a dependency would buy nothing but size.
+ * Deno. Each run prints its result once: human lines on stdout, or one JSON
+ * object with --json; a failure is one line on stderr (in the JSON object
+ * with --json), and the exit code says what kind.
  */
-import { parseArgs } from 'node:util';
 import fs from 'node:fs';
-import { BackupService, openDatabase } from '../node.ts';
+import path from 'node:path';
+import { BackupService, NodeFileStore, openDatabase } from '../node.ts';
 import { KEY_PROFILES, type KeyProfile } from '../backup/key-profiles.ts';
 import type { BackupResult } from '../backup/backup-service.ts';
-import type { CipherSettings, HashAlgorithm } from '../engine/cipher.ts';
-import { CipherkeepError, InvalidArgumentError } from '../engine/errors.ts';
+import { resolveSettings, type CipherSettings, type HashAlgorithm } from '../engine/cipher.ts';
+import { AlreadyExistsError, CipherkeepError, MissingDirectoryError, NotAFileError } from '../engine/errors.ts';
+import { parseCommandLine, usage, wholeNumber, UsageError, type Flags } from './args.ts';
 import { readSecret } from './secrets.ts';
 import { progressReporter } from './progress.ts';
+import { formatBytes, plural } from './format.ts';
 
 /** Exit codes, documented in the README; distinct so scripts can act on them. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, VERIFY_FAILED: 3, WRONG_PASSWORD: 4, LOCK_HELD: 5, NO_SPACE: 6 } as const;
@@ -46,12 +49,14 @@ options:
   --force                   back up even if today's backup exists
   --profile NAME            key profile: sqlcipher4 (default) or reference-app
   --kdf-iter N --page-size N --hmac SHA1|SHA256|SHA512 --kdf-algorithm SHA1|SHA256|SHA512
+  --allow-weak-kdf          accept --kdf-iter below 1000 (makes guessing the password cheaper)
   --journal-mode delete|wal (create)
   --password-env NAME       read the password from this environment variable
-  --password-fd N           read the password from file descriptor N (0 = stdin)
-  --new-password-env NAME, --new-password-fd N   the new password (rotate-key)
+  --password-fd N           read the password from the next line of file descriptor N (0 = stdin)
+  --new-password-env NAME, --new-password-fd N   the new password (rotate-key; one fd can carry
+                            both passwords, current first, one per line)
   --lock-timeout-ms N       wait this long for another backup of the same database (default: 60000)
-  --json                    print one JSON object on stdout
+  --json                    print one JSON object on stdout, failures included
   --quiet                   no progress on stderr
   -h, --help
 
@@ -61,156 +66,193 @@ else prompted for (echo off) when stdin is a terminal. Passwords are never taken
 exit codes: 0 ok, 1 failure, 2 bad usage, 3 verification failed, 4 wrong password,
             5 lock held by another process, 6 not enough space`;
 
-const OPTIONS = {
-  db: { type: 'string' },
-  'backup-dir': { type: 'string' },
-  prefix: { type: 'string' },
-  'max-backups': { type: 'string' },
-  'max-age-days': { type: 'string' },
-  force: { type: 'boolean' },
-  profile: { type: 'string' },
-  'kdf-iter': { type: 'string' },
-  'page-size': { type: 'string' },
-  hmac: { type: 'string' },
-  'kdf-algorithm': { type: 'string' },
-  'journal-mode': { type: 'string' },
-  'password-env': { type: 'string' },
-  'password-fd': { type: 'string' },
-  'new-password-env': { type: 'string' },
-  'new-password-fd': { type: 'string' },
-  'lock-timeout-ms': { type: 'string' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
-type Flags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-class UsageError extends InvalidArgumentError {}
-
-export async function main(argv: string[]): Promise<number> {
-  let flags: Flags;
-  let positionals: string[];
-  try {
-    ({ values: flags, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }));
-  } catch (e) {
-    process.stderr.write(`cipherkeep: ${(e as Error).message} (see cipherkeep --help)\n`);
-    return EXIT.USAGE;
-  }
-  if (flags.help || positionals.length === 0) {
-    (flags.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
-    return flags.help ? EXIT.OK : EXIT.USAGE;
-  }
-  const [command, ...args] = positionals as [string, ...string[]];
-  const out = (human: string, json: object) => process.stdout.write(flags.json ? `${JSON.stringify(json)}\n` : `${human}\n`);
-  try {
-    return await run(command, args, flags, out);
-  } catch (e) {
-    const code = e instanceof CipherkeepError ? e.code : 'FAILURE';
-    const message = e instanceof Error ? e.message : String(e);
-    if (flags.json) out('', { ok: false, code, error: message });
-    process.stderr.write(`cipherkeep: ${message}${e instanceof UsageError ? ' (see cipherkeep --help)' : ''}\n`);
-    return EXIT_FOR_CODE[code] ?? EXIT.FAILURE;
-  }
+/** How a command ends: what to print, and the exit code. */
+interface Outcome {
+  exit: number;
+  /** Success: the line(s) for stdout. Failure: the message for stderr. */
+  text: string;
+  json: Record<string, unknown>;
 }
 
-async function run(command: string, args: string[], flags: Flags, out: (human: string, json: object) => void): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
+  let flags: Flags = {};
+  let outcome: Outcome;
+  try {
+    const parsed = parseCommandLine(argv);
+    flags = parsed.flags;
+    if (flags.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return EXIT.OK;
+    }
+    if (parsed.positionals.length === 0) usage('no command given');
+    const [command, ...args] = parsed.positionals as [string, ...string[]];
+    outcome = await run(command, args, flags);
+  } catch (e) {
+    outcome = failure(e);
+  }
+  if (flags.json) process.stdout.write(`${JSON.stringify({ ok: outcome.exit === EXIT.OK, ...outcome.json })}\n`);
+  else if (outcome.exit === EXIT.OK) process.stdout.write(`${outcome.text}\n`);
+  else process.stderr.write(`cipherkeep: ${outcome.text}\n`);
+  return outcome.exit;
+}
+
+function failure(e: unknown): Outcome {
+  const code = e instanceof CipherkeepError ? e.code : 'FAILURE';
+  const message = e instanceof Error ? e.message : String(e);
+  const exit = e instanceof UsageError ? EXIT.USAGE : EXIT_FOR_CODE[code] ?? EXIT.FAILURE;
+  return { exit, text: `${message}${e instanceof UsageError ? ' (see cipherkeep --help)' : ''}`, json: { code, error: message } };
+}
+
+const ok = (text: string, json: Record<string, unknown>): Outcome => ({ exit: EXIT.OK, text, json });
+
+/** A BackupResult as an outcome; `success` becomes the one field `ok`. */
+function fromResult(r: BackupResult, done: (r: BackupResult) => string, failed: string): Outcome {
+  const { success, ...rest } = r;
+  if (success) return ok(done(r), rest);
+  return { exit: EXIT_FOR_CODE[r.errorCode ?? ''] ?? EXIT.FAILURE, text: `${failed}: ${r.error}`, json: { code: r.errorCode, ...rest } };
+}
+
+async function run(command: string, args: string[], flags: Flags): Promise<Outcome> {
   const need = (name: 'db' | 'backup-dir') => flags[name] ?? usage(`${command} needs --${name}`);
-  const positional = () => (args.length === 1 ? args[0]! : usage(`${command} takes exactly one file`));
+  const positional = () => (args.length === 1 ? args[0]! : usage(`${command} takes exactly one file${args.length ? `, not ${args.length}` : ''}`));
+  if (!['verify', 'restore'].includes(command) && args.length) usage(`${command} takes no file (got ${JSON.stringify(args[0])})`);
+  // Every option is checked before anything is read or written.
   const profile = keyProfile(flags);
-  const password = (prompt = 'password: ') =>
-    readSecret({ env: flags['password-env'] ?? (flags['password-fd'] === undefined ? envIfSet('CIPHERKEEP_PASSWORD') : undefined), fd: flags['password-fd'], prompt });
+  const limits = {
+    maxBackups: wholeNumber(flags['max-backups'], 'max-backups'),
+    maxAgeDays: wholeNumber(flags['max-age-days'], 'max-age-days'),
+    lockTimeoutMs: wholeNumber(flags['lock-timeout-ms'], 'lock-timeout-ms'),
+  };
+  const password = (prompt = 'password: ') => readSecret({
+    env: flags['password-env'] ?? (flags['password-fd'] === undefined ? envIfSet('CIPHERKEEP_PASSWORD') : undefined),
+    fd: flags['password-fd'],
+    prompt,
+    missing: 'no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N',
+  });
   const onProgress = progressReporter(flags.quiet || flags.json ? 'none' : process.stderr.isTTY ? 'bar' : 'lines');
-  const service = async (options: { db?: string; secret?: string } = {}) =>
+  const service = (options: { db?: string; secret?: string } = {}) =>
     new BackupService({
-      databasePath: options.db ?? need('db'),
+      databasePath: options.db ?? databasePath(need('db')),
       backupDir: flags['backup-dir'] ?? '.',
       // list, latest and prune never decrypt anything, so they need no password
       // (and list and latest no database: its path only names the lock).
       password: options.secret ?? 'not-needed-for-this-command',
       prefix: flags.prefix,
-      maxBackups: int(flags['max-backups'], 'max-backups'),
-      maxAgeDays: int(flags['max-age-days'], 'max-age-days'),
-      lockTimeoutMs: int(flags['lock-timeout-ms'], 'lock-timeout-ms'),
+      ...limits,
       keyProfile: profile,
     });
-  const finish = (r: BackupResult, what: string) => {
-    out(r.success ? `${what}: ${r.backupPath} (${r.sizeBytes} bytes)${r.existing ? ' — already backed up today' : ''}` : `${what} failed: ${r.error}`, { ok: r.success, ...r });
-    if (!r.success) process.stderr.write(`cipherkeep: ${r.error}\n`);
-    return r.success ? EXIT.OK : EXIT_FOR_CODE[r.errorCode ?? ''] ?? EXIT.FAILURE;
-  };
 
   switch (command) {
     case 'create': {
-      const db = need('db');
-      if (fs.existsSync(db)) throw new CipherkeepError(`already exists: ${db}`);
-      const secret = await readSecret({ env: flags['password-env'] ?? (flags['password-fd'] === undefined ? envIfSet('CIPHERKEEP_PASSWORD') : undefined), fd: flags['password-fd'], prompt: 'new password: ', confirm: true });
+      const db = databasePath(need('db'));
+      if (fs.existsSync(db)) throw new AlreadyExistsError(`already exists: ${db}`);
       const mode = flags['journal-mode'] ?? profile.journalMode;
       if (mode !== 'delete' && mode !== 'wal') usage('--journal-mode is delete or wal');
+      const secret = await readSecret({
+        env: flags['password-env'] ?? (flags['password-fd'] === undefined ? envIfSet('CIPHERKEEP_PASSWORD') : undefined),
+        fd: flags['password-fd'], prompt: 'new password: ', confirm: true,
+        missing: 'no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N',
+      });
       const database = await openDatabase(db, { password: secret, create: true, cipher: profile.cipher, journalMode: mode });
-      const path = database.path;
+      const created = database.path;
       await database.close();
-      out(`created ${path} (encrypted, SQLCipher 4 format, journal mode ${mode})`, { ok: true, path, journalMode: mode });
-      return EXIT.OK;
+      return ok(`created ${created} (encrypted, SQLCipher 4 format, journal mode ${mode})`, { path: created, journalMode: mode });
     }
-    case 'backup':
+    case 'backup': {
       need('backup-dir');
-      return finish(await (await service({ secret: await password() })).createBackup({ force: flags.force, onProgress }), 'backup');
+      const svc = service({ secret: await password() });
+      return fromResult(await svc.createBackup({ force: flags.force, onProgress }),
+        (r) => `backup: ${r.backupPath} (${formatBytes(r.sizeBytes)})${r.existing ? ' — already backed up today' : ''}`, 'backup failed');
+    }
     case 'verify': {
       const file = positional();
-      const r = await (await service({ db: file, secret: await password() })).verifyBackup(file, { onProgress });
-      out(r.ok ? `ok: ${file} (${r.pages} pages, ${r.tables} tables)` : `FAILED (${r.reason}): ${r.detail}`, { ...r, path: file });
-      return r.ok ? EXIT.OK : r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : EXIT.VERIFY_FAILED;
+      const r = await service({ db: file, secret: await password() }).verifyBackup(file, { onProgress });
+      if (r.ok) return ok(`ok: ${file} (${plural(r.pages, 'page')}, ${plural(r.tables, 'table')})`, { path: file, pages: r.pages, tables: r.tables });
+      const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : EXIT.VERIFY_FAILED;
+      return { exit, text: `verification failed (${r.reason}): ${r.detail}`, json: { code: 'VERIFY_FAILED', path: file, reason: r.reason, error: r.detail } };
     }
     case 'list': {
-      need('backup-dir');
-      const list = await (await service({ db: flags.db ?? need('backup-dir') })).listBackups();
-      out(list.map((b) => `${b.createdAt}  ${String(b.sizeBytes).padStart(12)}  ${b.path}`).join('\n') || '(no backups)', { ok: true, backups: list });
-      return EXIT.OK;
+      const dir = existingDir(need('backup-dir'), 'backup directory');
+      const list = await service({ db: flags.db ?? dir }).listBackups();
+      const lines = list.map((b) => `${b.createdAt}  ${formatBytes(b.sizeBytes).padStart(10)}  ${b.path}`);
+      return ok(lines.join('\n') || '(no backups)', { backups: list });
     }
     case 'latest': {
-      need('backup-dir');
-      const b = await (await service({ db: flags.db ?? need('backup-dir') })).getLatestBackup();
-      out(b ? b.path : '(no backups)', { ok: true, latest: b });
-      return b ? EXIT.OK : EXIT.FAILURE;
+      const dir = existingDir(need('backup-dir'), 'backup directory');
+      const b = await service({ db: flags.db ?? dir }).getLatestBackup();
+      if (!b) return { exit: EXIT.FAILURE, text: `no backups in ${flags['backup-dir']}`, json: { code: 'NO_BACKUPS', error: 'no backups', latest: null } };
+      return ok(b.path, { latest: b });
     }
     case 'prune': {
-      need('backup-dir');
-      const deleted = await (await service()).cleanupOldBackups();
-      out(`deleted ${deleted} backup(s)`, { ok: true, deleted });
-      return EXIT.OK;
+      existingDir(need('backup-dir'), 'backup directory');
+      const deleted = await service().cleanupOldBackups({ throwOnError: true });
+      return ok(`deleted ${plural(deleted, 'backup')}`, { deleted });
     }
     case 'rotate-key': {
       need('backup-dir');
+      const db = databasePath(need('db'));
       const current = await password('current password: ');
-      const next = await readSecret({ env: flags['new-password-env'], fd: flags['new-password-fd'], prompt: 'new password: ', confirm: true });
-      return finish(await (await service({ secret: current })).changePassword({ password: next }, { onProgress }), 'password changed; new backup');
+      const next = await readSecret({
+        env: flags['new-password-env'], fd: flags['new-password-fd'], prompt: 'new password: ', confirm: true,
+        missing: 'no new password: use --new-password-env NAME or --new-password-fd N',
+      });
+      const r = await service({ secret: current }).changePassword({ password: next }, { onProgress });
+      // Whether the password changed is what the file says: it opens with the new one or it does not.
+      const changed = r.success || (await opensWith(profile, db, next));
+      const outcome = fromResult(r, (x) => `password changed; new backup: ${x.backupPath} (${formatBytes(x.sizeBytes)})`,
+        changed ? 'password changed, but the new backup failed' : 'password not changed');
+      return { ...outcome, json: { passwordChanged: changed, ...outcome.json } };
     }
     case 'restore': {
       const file = positional();
       need('backup-dir');
-      const r = await (await service({ secret: await password() })).restoreBackup(file, { onProgress });
-      out(r.success ? `restored ${flags.db} from ${file}; the replaced database is kept as ${r.preRestorePath ?? '(none)'}` : `restore failed: ${r.error}`, { ok: r.success, ...r });
-      if (!r.success) process.stderr.write(`cipherkeep: ${r.error}\n`);
-      return r.success ? EXIT.OK : EXIT_FOR_CODE[r.errorCode ?? ''] ?? EXIT.FAILURE;
+      const svc = service({ secret: await password() });
+      const r = await svc.restoreBackup(file, { onProgress });
+      if (r.success) return ok(`restored ${flags.db} from ${file}; the replaced database is kept as ${r.preRestorePath ?? '(none)'}`, { preRestorePath: r.preRestorePath });
+      let code = r.errorCode;
+      if (code === 'VERIFY_FAILED') {
+        // Refused: say whether it was the password (exit 4) or the file (exit 3).
+        const check = await svc.verifyBackup(file);
+        if (!check.ok && check.reason === 'wrong-key') code = 'WRONG_KEY';
+      }
+      return { exit: EXIT_FOR_CODE[code ?? ''] ?? EXIT.FAILURE, text: `restore failed: ${r.error}`, json: { code, error: r.error } };
     }
     default:
       return usage(`unknown command: ${command}`);
   }
 }
 
-function usage(message: string): never {
-  throw new UsageError(message);
+/** The --db path, whose directory must exist (the lock file and the backups' source live there). */
+function databasePath(db: string): string {
+  const dir = path.dirname(path.resolve(db));
+  if (!fs.existsSync(dir)) throw new MissingDirectoryError(`the directory of --db does not exist: ${dir}`);
+  return db;
+}
+
+/** A directory that must already exist: a typo is an error, not an empty list. */
+function existingDir(dir: string, what: string): string {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch {
+    throw new MissingDirectoryError(`no such ${what}: ${dir}`);
+  }
+  if (!stat.isDirectory()) throw new NotAFileError(`not a directory: ${dir}`);
+  return dir;
+}
+
+async function opensWith(profile: KeyProfile, db: string, password: string): Promise<boolean> {
+  try {
+    const material = await profile.keyFor({ password }, new NodeFileStore(), db);
+    await (await openDatabase(db, { ...material, cipher: profile.cipher, readonly: true })).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function envIfSet(name: string): string | undefined {
   return process.env[name] ? name : undefined;
-}
-
-function int(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) usage(`--${name} must be a whole number`);
-  return Number(value);
 }
 
 function keyProfile(flags: Flags): KeyProfile {
@@ -223,9 +265,15 @@ function keyProfile(flags: Flags): KeyProfile {
   };
   const cipher: CipherSettings = { ...base.cipher };
   const set = <K extends keyof CipherSettings>(k: K, v: CipherSettings[K] | undefined) => v !== undefined && (cipher[k] = v);
-  set('kdfIterations', int(flags['kdf-iter'], 'kdf-iter'));
-  set('pageSize', int(flags['page-size'], 'page-size'));
+  set('kdfIterations', wholeNumber(flags['kdf-iter'], 'kdf-iter', 1));
+  set('pageSize', wholeNumber(flags['page-size'], 'page-size', 1));
   set('hmacAlgorithm', hash(flags.hmac, 'hmac'));
   set('kdfAlgorithm', hash(flags['kdf-algorithm'], 'kdf-algorithm'));
+  if (flags['allow-weak-kdf']) cipher.allowWeakKdf = true;
+  try {
+    resolveSettings(cipher); // bad settings are bad usage, whatever the command
+  } catch (e) {
+    usage((e as Error).message.replace('allowWeakKdf: true (CLI: --allow-weak-kdf)', '--allow-weak-kdf'));
+  }
   return { ...base, cipher };
 }

@@ -13,6 +13,8 @@ export interface SecretSource {
   prompt: string;
   /** Ask twice on the terminal and require both to match (new passwords). */
   confirm?: boolean;
+  /** What to say when there is no source and no terminal to prompt on. */
+  missing: string;
 }
 
 export async function readSecret(source: SecretSource): Promise<string> {
@@ -23,18 +25,46 @@ export async function readSecret(source: SecretSource): Promise<string> {
   }
   if (source.fd !== undefined) {
     const fd = Number(source.fd);
-    if (!Number.isInteger(fd) || fd < 0) throw new InvalidArgumentError(`not a file descriptor: ${source.fd}`);
-    const value = fs.readFileSync(fd, 'utf8').split(/\r?\n/)[0] ?? '';
-    if (!value) throw new InvalidArgumentError(`nothing to read as a password on file descriptor ${fd}`);
+    if (!/^\d+$/.test(source.fd) || !Number.isSafeInteger(fd)) throw new InvalidArgumentError(`not a file descriptor: ${source.fd}`);
+    const value = readLine(fd);
+    if (!value) throw new InvalidArgumentError(`nothing to read as a password on file descriptor ${fd} (its next line is empty)`);
     return value;
   }
-  if (!process.stdin.isTTY) {
-    throw new InvalidArgumentError('no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N (stdin is not a terminal to prompt on)');
-  }
+  if (!process.stdin.isTTY) throw new InvalidArgumentError(`${source.missing} (stdin is not a terminal to prompt on)`);
   const first = await prompt(source.prompt);
   if (source.confirm && (await prompt('again: ')) !== first) throw new InvalidArgumentError('the two passwords differ');
   if (!first) throw new InvalidArgumentError('empty password');
   return first;
+}
+
+/**
+ * Reads one line from `fd`, a byte at a time so nothing past it is consumed:
+ * the next line is there for the next password (rotate-key reads both from
+ * one descriptor), and a pipe whose writer stays open does not block us
+ * waiting for its end.
+ */
+function readLine(fd: number): string {
+  const bytes: number[] = [];
+  const one = new Uint8Array(1);
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, one, 0, 1, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // A non-blocking descriptor with nothing yet: wait a little, synchronously, and read again.
+      if (code === 'EAGAIN') {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
+      if (code === 'EBADF') throw new InvalidArgumentError(`file descriptor ${fd} is not open for reading`);
+      throw e;
+    }
+    if (n === 0 || one[0] === 0x0a) break;
+    bytes.push(one[0]!);
+  }
+  if (bytes.at(-1) === 0x0d) bytes.pop();
+  return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
 /** Reads one line from the terminal without echoing it. */

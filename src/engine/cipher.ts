@@ -18,13 +18,28 @@ export interface CipherSettings {
   hmacAlgorithm?: HashAlgorithm;
   /** PBKDF2 hash. Default SHA512. */
   kdfAlgorithm?: HashAlgorithm;
+  /**
+   * Accept `kdfIterations` below MIN_KDF_ITERATIONS (1000). Each iteration
+   * less makes guessing the password cheaper by the same factor: only for
+   * files made that way elsewhere, or tests. Default false.
+   */
+  allowWeakKdf?: boolean;
 }
+
+/**
+ * The fewest PBKDF2 iterations accepted without `allowWeakKdf`: the minimum
+ * PKCS #5 (RFC 8018, section 4.2) has recommended since 2000. It is a floor
+ * against mistakes (`kdfIterations: 1`), not advice: SQLCipher 4's 256000
+ * is the default and what new files should use.
+ */
+export const MIN_KDF_ITERATIONS = 1000;
 
 export const SQLCIPHER4_DEFAULTS: Required<CipherSettings> = {
   kdfIterations: 256_000,
   pageSize: 4096,
   hmacAlgorithm: 'SHA512',
   kdfAlgorithm: 'SHA512',
+  allowWeakKdf: false,
 };
 
 /** Either a passphrase (run through PBKDF2 like SQLCipher does) or a raw 32-byte key. */
@@ -40,6 +55,13 @@ export function resolveSettings(settings: CipherSettings = {}): Required<CipherS
   const s = { ...SQLCIPHER4_DEFAULTS, ...settings };
   if (!Number.isInteger(s.kdfIterations) || s.kdfIterations < 1) {
     throw new InvalidArgumentError('kdfIterations must be a positive integer');
+  }
+  if (s.kdfIterations < MIN_KDF_ITERATIONS && s.allowWeakKdf !== true) {
+    throw new InvalidArgumentError(
+      `kdfIterations ${s.kdfIterations} is below the minimum of ${MIN_KDF_ITERATIONS}: it makes guessing the password ` +
+        `${Math.round(SQLCIPHER4_DEFAULTS.kdfIterations / s.kdfIterations)} times cheaper than the default; ` +
+        'pass allowWeakKdf: true (CLI: --allow-weak-kdf) to accept that',
+    );
   }
   if (!Number.isInteger(s.pageSize) || s.pageSize < 512 || s.pageSize > 65536 || (s.pageSize & (s.pageSize - 1)) !== 0) {
     throw new InvalidArgumentError('pageSize must be a power of two between 512 and 65536');

@@ -9,19 +9,17 @@ import {
 } from './cipher.ts';
 import {
   BusyError, ClosedError, CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError,
-  MissingDirectoryError, NotEncryptedError, SqliteError, StorageFullError, WrongKeyError, CipherkeepError,
+  MissingDirectoryError, NotEncryptedError, WrongKeyError,
 } from './errors.ts';
+import { codeOf, toCipherkeepError } from './error-map.ts';
+import { eachRow, lastChange, type Row, type RunResult } from './statements.ts';
+import type { Params } from './values.ts';
+import { CallQueue } from './call-queue.ts';
 import type { Engine } from './engine.ts';
 import type { HostVFS } from '../vfs/host-vfs.ts';
 
-export type SqlValue = number | bigint | string | Uint8Array | boolean | null;
-/** Positional (`?`) or named (`:name`, `@name`, `$name`; keys given without the prefix) parameters. */
-export type Params = readonly SqlValue[] | Readonly<Record<string, SqlValue>>;
-export type Row = Record<string, SqlValue>;
-export interface RunResult {
-  changes: number;
-  lastInsertRowid: number | bigint;
-}
+export type { Params, SqlValue } from './values.ts';
+export type { Row, RunResult } from './statements.ts';
 
 export type JournalMode = 'delete' | 'wal';
 
@@ -46,17 +44,22 @@ export interface Transaction {
 const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
 
 export async function openDatabase(engine: Engine, vfsName: string, path: string, options: OpenOptions): Promise<Database> {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+    throw new InvalidArgumentError('a database path must be a non-empty string without NUL characters');
+  }
   validateKeyMaterial(options);
   const settings = resolveSettings(options.cipher);
   if (options.create && options.readonly) throw new InvalidArgumentError('create and readonly exclude each other');
   const host = engine.hostFor(vfsName);
   const fullPath = host.resolve(path);
-  const { created } = await host.prepare(fullPath, !!options.create);
+  // What the host's storage throws (EISDIR, EACCES, a DOMException …) becomes a typed error.
+  const typed = (e: unknown) => toCipherkeepError(e, `cannot open ${fullPath}`);
+  const { created } = await host.prepare(fullPath, !!options.create).catch((e) => Promise.reject(typed(e)));
   try {
     return await openPrepared(engine, host, vfsName, fullPath, created, settings, options);
   } catch (e) {
     await host.release(fullPath);
-    throw e;
+    throw typed(e);
   }
 }
 
@@ -115,7 +118,7 @@ async function openPrepared(
 
 export class Database {
   #handle: number | null;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue: CallQueue;
   #settings: Required<CipherSettings>;
   #salt: Uint8Array;
 
@@ -133,11 +136,12 @@ export class Database {
     this.#handle = handle;
     this.#salt = salt;
     this.#settings = settings;
+    this.#queue = new CallQueue(busyTimeoutMs);
   }
 
   /** @internal Keys the connection and proves the key works. */
   async _applyKey(key: Uint8Array, isNew: boolean, journalMode: JournalMode): Promise<void> {
-    await this.#serial(async () => {
+    await this.#serial('open', async () => {
       for (const sql of cipherPragmas(this.#settings)) await this.#run(sql);
       try {
         await this.#run(`PRAGMA key = ${rawKeyLiteral(key, this.#salt)}`);
@@ -163,30 +167,34 @@ export class Database {
 
   /** Runs one or more statements, ignoring any rows. */
   exec(sql: string): Promise<void> {
-    return this.#serial(() => this.#run(sql));
+    return this.#serial('exec()', () => this.#run(sql));
   }
 
   /** Runs a statement and returns its rows as objects keyed by column name. */
   query<T extends Row = Row>(sql: string, params?: Params): Promise<T[]> {
-    return this.#serial(() => this.#query<T>(sql, params));
+    return this.#serial('query()', () => this.#query<T>(sql, params));
   }
 
   /** Runs a statement that changes data; returns the change count and last rowid. */
   run(sql: string, params?: Params): Promise<RunResult> {
-    return this.#serial(() => this.#runResult(sql, params));
+    return this.#serial('run()', () => this.#runResult(sql, params));
   }
 
   /**
    * Runs `fn` inside BEGIN IMMEDIATE ... COMMIT; rolls back if it throws.
-   * Use the `tx` it is given: calls on the Database itself wait for the end.
+   * Use the `tx` it is given. Calls on the Database itself wait for the end
+   * of the transaction; made from inside `fn` they would wait forever, so
+   * they fail instead (see CallQueue): at once with DeadlockError when made
+   * before `fn`'s first `await`, else with BusyError once the transaction
+   * has sat idle for the busy timeout.
    */
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
-    return this.#serial(async () => {
+    return this.#serial('transaction()', async () => {
       await this.#run('BEGIN IMMEDIATE');
       let open = true;
       const guard = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A) => {
         if (!open) return Promise.reject(new ClosedError('transaction already ended'));
-        return f(...a);
+        return this.#queue.active(() => f(...a));
       };
       const tx: Transaction = {
         exec: guard((sql: string) => this.#run(sql)),
@@ -194,7 +202,7 @@ export class Database {
         run: guard((sql: string, params?: Params) => this.#runResult(sql, params)),
       };
       try {
-        const result = await fn(tx);
+        const result = await this.#queue.runCallback(() => fn(tx));
         await this.#run('COMMIT');
         return result;
       } catch (e) {
@@ -207,25 +215,31 @@ export class Database {
   }
 
   /**
-   * Changes the key, re-encrypting every page in one SQLite transaction. The
-   * salt stays, given explicitly (sqlite3mc would otherwise draw a new one
-   * and our derived key would no longer match what SQLCipher derives from the
-   * password); keeping it also lets a crash mid-rekey roll back under the old
-   * password. WAL databases are switched to DELETE for the rekey (sqlite3mc
+   * Changes the key, re-encrypting every page in one SQLite transaction,
+   * under a fresh random salt: the new key shares nothing with the old one,
+   * and a file's salt never outlives its password. The salt is drawn here and
+   * handed over with the key (as at creation), so the key we derive is the
+   * one SQLCipher derives from the password and the file's new first 16
+   * bytes. WAL databases are switched to DELETE for the rekey (sqlite3mc
    * 2.3.3 cannot rekey in WAL) and back. For a password change that is
    * atomic on disk, use BackupService.changePassword (rekeys a copy, then
-   * renames it into place).
+   * renames it into place). `keepSalt` keeps the salt instead: the backup
+   * service does, because the salt is how a database's backups are known
+   * as its own (catalog.ts).
    */
-  rekey(material: KeyMaterial): Promise<void> {
-    return this.#serial(async () => {
-      const key = await deriveKey(material, this.#salt, this.#settings);
+  rekey(material: KeyMaterial, options: { keepSalt?: boolean } = {}): Promise<void> {
+    return this.#serial('rekey()', async () => {
+      const salt = options.keepSalt ? this.#salt : newSalt();
+      const key = await deriveKey(material, salt, this.#settings);
       try {
         const wal = (await this.#journalMode()) === 'wal';
         if (wal) await this.#run('PRAGMA journal_mode = DELETE');
         try {
-          await this.#run(`PRAGMA rekey = ${rawKeyLiteral(key, this.#salt)}`);
+          await this.#run(`PRAGMA rekey = ${rawKeyLiteral(key, salt)}`);
+          this.#salt = salt;
         } catch (e) {
-          throw new CipherkeepError('rekey failed', { sqliteCode: codeOf(e) });
+          // Not the SQLite message: it could quote the statement, and so the key.
+          throw toCipherkeepError({ code: codeOf(e) ?? SQLite.SQLITE_ERROR, message: 'rekey failed' }, 'rekey');
         } finally {
           if (wal) await this.#run('PRAGMA journal_mode = WAL');
         }
@@ -257,19 +271,20 @@ export class Database {
     if (handle !== null) await this.engine.sqlite3.close(handle).catch(() => {});
   }
 
-  /** Closes the connection. Safe to call more than once. */
-  async close(): Promise<void> {
-    await this.#queue.catch(() => {});
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    this.#handle = null;
-    try {
-      await this.engine.sqlite3.close(handle);
-    } catch (e) {
-      throw toCipherkeepError(e, 'close failed');
-    } finally {
-      await this.host.release(this.path);
-    }
+  /** Closes the connection once every earlier call has finished. Safe to call more than once. */
+  close(): Promise<void> {
+    return this.#queue.enqueue(async () => {
+      if (this.#handle === null) return;
+      const handle = this.#handle;
+      this.#handle = null;
+      try {
+        await this.engine.sqlite3.close(handle);
+      } catch (e) {
+        throw toCipherkeepError(e, 'close failed');
+      } finally {
+        await this.host.release(this.path);
+      }
+    }, 'close()');
   }
 
   get closed(): boolean {
@@ -286,8 +301,8 @@ export class Database {
     return this.#handle;
   }
 
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.#queue.then(async () => {
+  #serial<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return this.#queue.enqueue(async () => {
       this.#live();
       await this.host.enter(this.path);
       try {
@@ -295,9 +310,7 @@ export class Database {
       } finally {
         this.host.exit(this.path);
       }
-    });
-    this.#queue = next.catch(() => {});
-    return next;
+    }, what);
   }
 
   async #run(sql: string): Promise<void> {
@@ -312,99 +325,10 @@ export class Database {
 
   async #runResult(sql: string, params?: Params): Promise<RunResult> {
     await this.#each(sql, params, () => {});
-    const handle = this.#live();
-    const { module } = this.engine;
-    // wa-sqlite's last_insert_id drops the high 32 bits; read both halves.
-    const lo = module._sqlite3_last_insert_rowid(handle) >>> 0;
-    const hi = module.getTempRet0() | 0;
-    const rowid = hi === 0 ? lo : BigInt(hi) * 2n ** 32n + BigInt(lo);
-    return {
-      changes: this.engine.sqlite3.changes(handle),
-      lastInsertRowid: typeof rowid === 'bigint' && rowid <= BigInt(Number.MAX_SAFE_INTEGER) && rowid >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(rowid) : rowid,
-    };
+    return lastChange(this.engine, this.#live());
   }
 
-  // Steps every statement in `sql`; statements are finalized by the iterator on every path.
-  async #each(sql: string, params: Params | undefined, onRow: (row: Row) => void): Promise<void> {
-    const { sqlite3 } = this.engine;
-    const handle = this.#live();
-    try {
-      for await (const stmt of sqlite3.statements(handle, sql)) {
-        if (params !== undefined) bindAll(sqlite3, stmt, params);
-        const deadline = Date.now() + this.busyTimeoutMs;
-        let columns: string[] | undefined;
-        let gotRow = false;
-        // Short, capped waits: a connection that polls slowly loses every race
-        // against busy writers of the same engine (measured: seconds per backup).
-        for (let delay = 1; ; delay = Math.min(delay * 2, 4)) {
-          try {
-            while ((await sqlite3.step(stmt)) === SQLite.SQLITE_ROW) {
-              gotRow = true;
-              columns ??= sqlite3.column_names(stmt);
-              const values = sqlite3.row(stmt);
-              const row: Row = {};
-              columns.forEach((c, i) => (row[c] = values[i] as SqlValue));
-              onRow(row);
-            }
-            break;
-          } catch (e) {
-            // Another connection of this engine holds the lock; it can only let go
-            // if we yield to the event loop, so wait asynchronously and retry.
-            if (codeOf(e) !== SQLite.SQLITE_BUSY || gotRow || Date.now() > deadline) throw e;
-            await sqlite3.reset(stmt).catch(() => {});
-            await new Promise((r) => setTimeout(r, delay));
-          }
-        }
-      }
-    } catch (e) {
-      throw toCipherkeepError(e, 'statement failed');
-    }
-  }
-}
-
-function bindAll(sqlite3: SQLiteAPI, stmt: number, params: Params): void {
-  const count = sqlite3.bind_parameter_count(stmt);
-  for (let i = 1; i <= count; i++) {
-    let value: SqlValue | undefined;
-    if (Array.isArray(params)) {
-      value = (params as readonly SqlValue[])[i - 1];
-    } else {
-      const name = sqlite3.bind_parameter_name(stmt, i);
-      value = (params as Record<string, SqlValue>)[name.slice(1)] ?? (params as Record<string, SqlValue>)[name];
-    }
-    if (value === undefined) throw new InvalidArgumentError(`no value for SQL parameter ${i}`);
-    // Integers beyond 32 bits must bind as int64, not double (wa-sqlite's default).
-    if (typeof value === 'number' && Number.isSafeInteger(value) && (value | 0) !== value) {
-      sqlite3.bind_int64(stmt, i, BigInt(value));
-    } else {
-      sqlite3.bind(stmt, i, typeof value === 'boolean' ? Number(value) : value);
-    }
-  }
-}
-
-function codeOf(e: unknown): number | undefined {
-  if (e instanceof CipherkeepError) return e.sqliteCode;
-  const code = (e as { code?: unknown })?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/** Maps a SQLite error to the typed error a caller can act on. */
-export function toCipherkeepError(e: unknown, context: string): Error {
-  if (e instanceof CipherkeepError) return e;
-  const code = codeOf(e);
-  if (code === undefined) return e instanceof Error ? e : new CipherkeepError(`${context}: ${String(e)}`);
-  const message = `${context}: ${(e as Error).message}`;
-  const opts = { sqliteCode: code, cause: e };
-  switch (code & 0xff) {
-    case SQLite.SQLITE_BUSY:
-    case SQLite.SQLITE_LOCKED:
-      return new BusyError(message, opts);
-    case SQLite.SQLITE_CORRUPT:
-    case SQLite.SQLITE_NOTADB:
-      return new CorruptDatabaseError(message, opts);
-    case SQLite.SQLITE_FULL:
-      return new StorageFullError(message, opts);
-    default:
-      return new SqliteError(message, opts);
+  #each(sql: string, params: Params | undefined, onRow: (row: Row) => void): Promise<void> {
+    return eachRow(this.engine, this.#live(), sql, params, this.busyTimeoutMs, onRow);
   }
 }

@@ -34,7 +34,7 @@ async function harness(page: Page): Promise<void> {
   await expect(page.locator('#status')).toHaveText('ready');
 }
 
-test('create, verify, list and rotate in OPFS; the file is really encrypted', async ({ page }) => {
+test('create, verify, list, prune, purge and refresh in OPFS; the file is really encrypted', async ({ page }) => {
   await harness(page);
   const out = await page.evaluate(async () => {
     const keep = await window.harness.open({ maxBackups: 2 });
@@ -44,17 +44,17 @@ test('create, verify, list and rotate in OPFS; the file is really encrypted', as
     const verified = await keep.verifyBackup(first.backupPath!);
     await keep.createBackup({ force: true });
     await keep.createBackup({ force: true });
-    const afterRotate = await keep.listBackups();
+    const afterPrune = await keep.listBackups();
     const purged = await keep.purgeAndRefresh();
     const afterPurge = await keep.listBackups();
     await keep.close();
-    return { first, again, verified, afterRotate, purged, afterPurge, db: await window.harness.readOpfs('/app.db'), files: await window.harness.listOpfs('/') };
+    return { first, again, verified, afterPrune, purged, afterPurge, db: await window.harness.readOpfs('/app.db'), files: await window.harness.listOpfs('/') };
   });
   expect(out.first.success).toBe(true);
   expect(out.again.existing).toBe(true);
   expect(out.verified).toMatchObject({ ok: true, tables: 1 });
-  expect(out.afterRotate).toHaveLength(2);
-  expect(out.afterRotate[0]!.verifiedAt).toBeTruthy();
+  expect(out.afterPrune).toHaveLength(2);
+  expect(out.afterPrune[0]!.verifiedAt).toBeTruthy();
   expect(out.afterPurge.map((b) => b.path)).toEqual([out.purged.backupPath]);
   const db = bytesOf(out.db);
   expect(Buffer.from(db.subarray(0, 16)).toString('latin1')).not.toBe('SQLite format 3\0');
@@ -107,7 +107,7 @@ test('20 new OPFS databases get 20 distinct random salts, each opening in native
   files.forEach((f, i) => expect(nativeRows(bytesOf(f), `pw${i}`, 'SELECT v FROM t')).toEqual([{ v: i }]));
 });
 
-test('a database made by native SQLCipher opens from OPFS, and an imported backup is verified first', async ({ page }) => {
+test('a database made by native SQLCipher opens from OPFS; an imported backup is verified first, and another database\'s is refused', async ({ page }) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cipherkeep-native-'));
   const native = new NativeDatabase(path.join(dir, 'n.db'));
   native.pragma("key = 'pw'");
@@ -124,15 +124,23 @@ test('a database made by native SQLCipher opens from OPFS, and an imported backu
     const keep = await window.harness.open();
     await keep.exec('CREATE TABLE mine (x)');
     const bytes = Uint8Array.from(atob(made), (c) => c.charCodeAt(0));
-    const accepted = await keep.importBackup(new Blob([bytes]));
+    const foreignImport = await keep.importBackup(new Blob([bytes]));
+    // A backup of this database, downloaded and imported back: accepted.
+    const own = await keep.createBackup({ force: true });
+    const ownBytes = Uint8Array.from(atob(await window.harness.readOpfs(own.backupPath!)), (c) => c.charCodeAt(0));
+    await keep.purgeAndRefresh(); // a fresh backup replaces it: the import below is the second file
+    const accepted = await keep.importBackup(new Blob([ownBytes]));
     const garbage = await keep.importBackup(new Blob([crypto.getRandomValues(new Uint8Array(8192))]));
-    return { rows, accepted, garbage, backups: await window.harness.listOpfs('/backups') };
+    const backups = await window.harness.listOpfs('/backups');
+    return { rows, foreignImport, accepted, garbage, backups };
   }, made);
   expect(out.rows).toEqual([{ v: 'made natively' }]);
+  expect([out.foreignImport.success, out.foreignImport.errorCode]).toEqual([false, 'OTHER_DATABASE']);
   expect(out.accepted.success).toBe(true);
   expect(out.garbage.success).toBe(false);
   expect(out.garbage.error).toMatch(/wrong-key/);
-  expect(out.backups).toEqual([out.accepted.backupPath!.split('/').pop()]);
+  expect(out.backups.filter((n: string) => !n.startsWith('.'))).toContain(out.accepted.backupPath!.split('/').pop());
+  expect(out.backups.filter((n: string) => !n.startsWith('.')).length).toBe(2);
 });
 
 test('WAL databases work over OPFS', async ({ page }) => {
@@ -284,8 +292,8 @@ test('the example page works when clicked through', async ({ page }) => {
   await page.click('#verify');
   await expect(page.locator('#log')).toContainText('verified');
   await expect(page.locator('#backups tr td').nth(3)).toHaveText('yes');
-  await page.click('#rotate');
-  await expect(page.locator('#log')).toContainText('rotated');
+  await page.click('#purge-refresh');
+  await expect(page.locator('#log')).toContainText('purged and refreshed');
   await page.fill('#new-password', 'second password');
   await page.click('#change-password');
   await expect(page.locator('#log')).toContainText('password changed');
