@@ -223,13 +223,13 @@ export function errorClassForCode(code: string | undefined): ErrorClass | undefi
   return code === undefined ? undefined : byCode.get(code);
 }
 
-// Every class above (test/errors.test.ts fails for one left out).
+// Every class above (test/error-wire.test.ts fails for one left out).
 for (const Class of [
   CipherkeepError, WrongKeyError, NotEncryptedError, CorruptDatabaseError, DatabaseNotFoundError,
   MissingDirectoryError, BusyError, StorageFullError, ClosedError, InvalidArgumentError, EngineLoadError, SqliteError,
   LockTimeoutError, InUseError, UnsafeDirectoryError, OtherDatabaseError, AbortedError, LockLostError,
-  TargetUnreachableError, TargetDeniedError, TargetNotFoundError, TargetRejectedError,
-  TooBigError, DeadlockError, NotAFileError, PermissionDeniedError, FileSystemError, AlreadyExistsError, InternalError,
+  TargetUnreachableError, TargetDeniedError, TargetNotFoundError, TargetRejectedError, TooBigError, DeadlockError,
+  NotAFileError, PermissionDeniedError, FileSystemError, AlreadyExistsError, InternalError,
 ]) {
   registerErrorCode(new Class('').code, Class);
 }

@@ -71,7 +71,7 @@ describe('consumers: Node, Deno and the CLI from an npm install of the tarball',
       const cli = path.join(project, 'node_modules/.bin/cipherkeep');
       run(cli, ['create', '--db', db], { cwd: project, env });
       const backedUp = JSON.parse(run(cli, ['backup', '--db', db, '--backup-dir', backups, '--json'], { cwd: project, env }));
-      assert.equal(backedUp.success, true, JSON.stringify(backedUp));
+      assert.equal(backedUp.ok, true, JSON.stringify(backedUp));
       assert.match(run(cli, ['verify', backedUp.backupPath], { cwd: project, env }), /ok/i);
       assert.throws(
         () => run(cli, ['backup', '--db', db, '--backup-dir', backups, '--force'], { cwd: project, env: { ...env, CIPHERKEEP_PASSWORD: 'wrong' } }),
