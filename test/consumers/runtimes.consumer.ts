@@ -80,7 +80,7 @@ describe('consumers: Node, Deno and the CLI from an npm install of the tarball',
       );
       const script = path.join(project, 'node_modules/cipherkeep/bin/cipherkeep.mjs');
       const viaDeno = JSON.parse(run(deno, ['run', '-A', script, 'backup', '--db', db, '--backup-dir', backups, '--force', '--json'], { cwd: project, env }));
-      assert.equal(viaDeno.success, true, JSON.stringify(viaDeno));
+      assert.equal(viaDeno.ok, true, JSON.stringify(viaDeno));
       const viaSpecifier = JSON.parse(run(deno, ['run', '-A', 'npm:cipherkeep', 'verify', viaDeno.backupPath, '--json'], { cwd: project, env }));
       assert.equal(viaSpecifier.ok, true, `deno run -A npm:cipherkeep: ${JSON.stringify(viaSpecifier)}`);
       assert.equal(JSON.parse(run(cli, ['list', '--backup-dir', backups, '--json'], { cwd: project, env })).backups.length, 1, 'one backup per day: the forced one replaced nothing else (max 1)');
