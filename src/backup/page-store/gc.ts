@@ -1,0 +1,209 @@
+/**
+ * Retention and garbage collection, ordered so that a crash at any point
+ * leaves every kept generation whole: the manifest that says what to keep is
+ * written first, then expired manifests go, then repacks write new packs and
+ * rewrite manifests to name them (each rewrite an atomic replace), and only
+ * then are packs no manifest names deleted.
+ */
+import { CorruptDatabaseError } from '../../engine/errors.ts';
+import type { FileStore, HeldLock } from '../../files/file-store.ts';
+import { locate, toRuns, type RetainedEntry } from './format.ts';
+import { DEFAULT_PACK_BYTES, PackWriter } from './packs.ts';
+import { GenerationChecker, PackReader, type OnPageStoreProgress } from './pages.ts';
+import { planRetention, validateRetention, type RetentionSettings } from './retention.ts';
+import { deriveStoreKeys, isOpened, type OpenedManifest, type StoreKeys } from './seal.ts';
+import { findHead, holdingOf, isOurs, loadManifest, scanStore, writeManifest, type Holding, type Scan, type StoredManifest } from './state.ts';
+
+export interface CleanupResult {
+  /** Generations whose manifests were deleted (expired, or under another key when purging). */
+  deleted: string[];
+  packsDeleted: number;
+  bytesFreed: number;
+  repack: { packs: number; pagesMoved: number; manifestsRewritten: number };
+  /** What could not be done; the store stays consistent (the next run tries again). */
+  warnings: string[];
+}
+
+export interface CleanupOptions {
+  purgeOtherKeys?: boolean;
+  /** Repack packs whose live share is below this (default 0.5; 0 never repacks). */
+  repackBelow?: number;
+  packBytes?: number;
+  onProgress?: OnPageStoreProgress;
+}
+
+/** Removes temporary manifests of writers that cannot still be at work. */
+export async function removeStaleTmps(store: FileStore, scan: Scan, holding: Holding): Promise<void> {
+  for (const t of scan.tmps) {
+    if (t.token !== holding.token && (await holding.mayBeAlive(t.token))) continue;
+    await store.remove(t.path).catch(() => false);
+  }
+}
+
+/**
+ * Applies `retention` to the generations the newest manifest retains: the
+ * newest manifest is resealed with the shorter list first, then the rest is
+ * collected. Callers hold the store's lock.
+ */
+export async function applyRetention(
+  store: FileStore, dir: string, key: Uint8Array, retention: RetentionSettings,
+  options: CleanupOptions & { now: Date; lock?: HeldLock },
+): Promise<CleanupResult> {
+  validateRetention(retention);
+  const keys = await deriveStoreKeys(key);
+  const holding = holdingOf(options.lock);
+  const scan = await scanStore(store, dir);
+  await removeStaleTmps(store, scan, holding);
+  const head = await findHead(store, keys, scan);
+  if (head.kind === 'damaged') throw new CorruptDatabaseError(`page store: the newest manifest ${head.stored.name} is damaged (${head.detail})`);
+  if (head.kind === 'ok') {
+    const before: RetainedEntry[] = head.manifest.body.retained;
+    const keep = planRetention(before, retention, options.now);
+    if (keep.size < before.length) {
+      const body = { ...head.manifest.body, retained: before.filter((e) => keep.has(e.seq)) };
+      await writeManifest(store, dir, keys, holding, head.manifest.header.packs, body, true);
+    }
+  }
+  return cleanupStore(store, dir, key, keys, holding, options);
+}
+
+/** Deletes what the newest manifest no longer retains, repacks, and collects unnamed packs. Never throws: problems become warnings. */
+export async function cleanupStore(
+  store: FileStore, dir: string, key: Uint8Array, keys: StoreKeys, holding: Holding, options: CleanupOptions,
+): Promise<CleanupResult> {
+  const result: CleanupResult = { deleted: [], packsDeleted: 0, bytesFreed: 0, repack: { packs: 0, pagesMoved: 0, manifestsRewritten: 0 }, warnings: [] };
+  try {
+    let scan = await scanStore(store, dir);
+    await removeStaleTmps(store, scan, holding);
+    const head = await findHead(store, keys, scan);
+    if (head.kind === 'damaged') {
+      result.warnings.push(`nothing collected: the newest manifest ${head.stored.name} is damaged (${head.detail})`);
+      return result;
+    }
+    if (head.kind === 'ok') {
+      const retained = new Set(head.manifest.body.retained.map((e) => e.seq));
+      const doomed = scan.manifests.filter((m) => m !== head.stored && (isOurs(m, keys) ? !retained.has(m.seq) : !!options.purgeOtherKeys));
+      if (doomed.length) await holding.check();
+      for (const m of doomed) {
+        if (await store.remove(m.path)) {
+          result.deleted.push(String(m.seq));
+          result.bytesFreed += m.size;
+        }
+      }
+      const repackBelow = options.repackBelow ?? 0.5;
+      if (repackBelow > 0) {
+        scan = await scanStore(store, dir);
+        await repack(store, dir, key, keys, holding, scan, repackBelow, options.packBytes ?? DEFAULT_PACK_BYTES, result);
+      }
+    }
+    scan = await scanStore(store, dir);
+    const unreadable = scan.manifests.find((m) => !m.header);
+    if (unreadable) {
+      result.warnings.push(`packs not collected: ${unreadable.name} is damaged, so which packs it needs is unknown`);
+      return result;
+    }
+    const named = new Set(scan.manifests.flatMap((m) => m.header!.packs));
+    let checked = false;
+    for (const p of scan.packs) {
+      if (named.has(p.name) || (p.token !== holding.token && (await holding.mayBeAlive(p.token)))) continue;
+      if (!checked) await holding.check();
+      checked = true;
+      if (await store.remove(p.path)) {
+        result.packsDeleted++;
+        result.bytesFreed += p.size;
+      }
+    }
+    await options.onProgress?.({ phase: 'cleanup', bytesDone: 1, bytesTotal: 1 });
+  } catch (e) {
+    result.warnings.push(`cleanup stopped: ${(e as Error).message}`);
+  }
+  return result;
+}
+
+interface Owned {
+  stored: StoredManifest;
+  manifest: OpenedManifest;
+}
+
+/**
+ * Copies the live pages of mostly-dead packs into new packs (checked at their
+ * page numbers on the way), then rewrites every manifest that named them.
+ * The old packs are left for the collection that follows: by then no
+ * manifest names them. Packs named by manifests we cannot rewrite (another
+ * key, damaged) are left alone.
+ */
+async function repack(
+  store: FileStore, dir: string, key: Uint8Array, keys: StoreKeys, holding: Holding, scan: Scan,
+  repackBelow: number, packBytes: number, result: CleanupResult,
+): Promise<void> {
+  if (scan.manifests.some((m) => !m.header)) return;
+  const ours: Owned[] = [];
+  const pinned = new Set<string>();
+  for (const m of scan.manifests) {
+    const opened = isOurs(m, keys) ? await loadManifest(store, keys, m) : null;
+    if (opened && isOpened(opened)) ours.push({ stored: m, manifest: opened });
+    else m.header!.packs.forEach((p) => pinned.add(p));
+  }
+  // Live slots of every pack, each with one generation that names it (for its salt and fingerprint).
+  const live = new Map<string, { pageSize: number; slots: Map<number, { pgno: number; owner: Owned }> }>();
+  for (const owner of ours) {
+    const { pageSize } = owner.manifest.body.logical;
+    for (const run of owner.manifest.body.runs) {
+      const name = owner.manifest.header.packs[run.pack]!;
+      let entry = live.get(name);
+      if (!entry) live.set(name, (entry = { pageSize, slots: new Map() }));
+      for (let k = 0; k < run.count; k++) entry.slots.set(run.firstSlot + k, { pgno: run.firstPgno + k, owner });
+    }
+  }
+  const sizes = new Map(scan.packs.map((p) => [p.name, p.size]));
+  const candidates = [...live].filter(([name, e]) => !pinned.has(name) && sizes.has(name) && e.slots.size < repackBelow * (sizes.get(name)! / e.pageSize));
+  if (candidates.length === 0) return;
+
+  const moved = new Map<string, { pack: string; slot: number }>();
+  const checkers = new Map<Owned, GenerationChecker>();
+  const reader = new PackReader(store, dir, 256 << 10, Math.min(128, 2 * candidates.length + 8));
+  for (const pageSize of new Set(candidates.map(([, e]) => e.pageSize))) {
+    const pages = candidates.filter(([, e]) => e.pageSize === pageSize)
+      .flatMap(([name, e]) => [...e.slots].map(([slot, at]) => ({ name, slot, ...at })))
+      .sort((a, b) => a.pgno - b.pgno || a.name.localeCompare(b.name) || a.slot - b.slot);
+    const writer = new PackWriter(store, dir, holding.token, pageSize, packBytes);
+    const page = new Uint8Array(pageSize);
+    try {
+      for (const p of pages) {
+        await reader.copy(p.name, p.slot, 1, pageSize, page);
+        let checker = checkers.get(p.owner);
+        if (!checker) checkers.set(p.owner, (checker = await GenerationChecker.create(key, p.owner.manifest.body.logical)));
+        const problem = checker.problem(page, p.pgno);
+        if (problem) throw new CorruptDatabaseError(`repack stopped: ${p.name} slot ${p.slot}: ${problem}`);
+        await writer.add(page, p.pgno, (_, pack, slot) => moved.set(`${p.name}#${p.slot}`, { pack, slot }));
+      }
+      await writer.finish();
+    } catch (e) {
+      await writer.discard();
+      throw e;
+    }
+    result.repack.pagesMoved += pages.length;
+  }
+  result.repack.packs = candidates.length;
+
+  // Rewrite the manifests that name a repacked pack: same generation (same digest), new places.
+  for (const owner of ours) {
+    const { names, pack, slot } = locate(owner.manifest.header.packs, owner.manifest.body.runs, owner.manifest.body.logical.pageCount);
+    if (!names.some((n) => candidates.some(([c]) => c === n))) continue;
+    const newNames: string[] = [];
+    const index = new Map<string, number>();
+    const n = owner.manifest.body.logical.pageCount;
+    const newPack = new Uint32Array(n);
+    const newSlot = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const oldName = names[pack[i]!]!;
+      const to = moved.get(`${oldName}#${slot[i]}`) ?? { pack: oldName, slot: slot[i]! };
+      let idx = index.get(to.pack);
+      if (idx === undefined) index.set(to.pack, (idx = newNames.push(to.pack) - 1));
+      newPack[i] = idx;
+      newSlot[i] = to.slot;
+    }
+    await writeManifest(store, dir, keys, holding, newNames, { ...owner.manifest.body, runs: toRuns(newPack, newSlot, n) }, true);
+    result.repack.manifestsRewritten++;
+  }
+}
