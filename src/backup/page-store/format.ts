@@ -138,6 +138,8 @@ class Writer {
 
 /** Thrown by the decoders: the bytes are not a well-formed version-1 manifest. */
 export class FormatError extends Error {}
+/** The bytes end before the structure does. */
+class ShortError extends FormatError {}
 
 class Reader {
   readonly view: DataView;
@@ -146,7 +148,7 @@ class Reader {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
   need(n: number) {
-    if (this.at + n > this.bytes.length) throw new FormatError(`manifest ends early (needs ${n} bytes at ${this.at} of ${this.bytes.length})`);
+    if (this.at + n > this.bytes.length) throw new ShortError(`manifest ends early (needs ${n} bytes at ${this.at} of ${this.bytes.length})`);
   }
   u8() { this.need(1); return this.view.getUint8(this.at++); }
   u16() { this.need(2); const v = this.view.getUint16(this.at, true); this.at += 2; return v; }
@@ -183,8 +185,8 @@ export function encodeHeader(h: Omit<ManifestHeader, 'headerLength' | 'version'>
 
 /**
  * Parses the header at the start of `bytes`. Throws FormatError when it is
- * not a manifest, and RangeError-free `null` when `bytes` is too short to
- * hold the whole header (the caller reads more and tries again).
+ * not a manifest; returns null when `bytes` ends before the header does (the
+ * caller reads more and tries again).
  */
 export function decodeHeader(bytes: Uint8Array): ManifestHeader | null {
   const r = new Reader(bytes);
@@ -208,7 +210,7 @@ export function decodeHeader(bytes: Uint8Array): ManifestHeader | null {
     const cipherLength = r.u32();
     return { version, seq, keyId, packs, nonce, cipherLength, headerLength: r.at };
   } catch (e) {
-    if (e instanceof FormatError && /ends early/.test(e.message)) return null;
+    if (e instanceof ShortError) return null;
     throw e;
   }
 }
