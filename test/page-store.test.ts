@@ -8,10 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { MemoryFileStore, MemoryVFS, openDatabaseWith, type CipherSettings } from '../src/index.ts';
 import { nodeBackupHost, nodeEngine } from '../src/node.ts';
 import { planRetention } from '../src/backup/page-store/index.ts';
-import { pageStoreContract, type PageStoreTestHost } from './contract/page-store.contract.ts';
+import { Fixture, pageStoreContract, readAll, type PageStoreTestHost } from './contract/page-store.contract.ts';
+import { scanStore } from '../src/backup/page-store/state.ts';
 import { pageStoreTamperContract } from './contract/page-store-tamper.contract.ts';
 import { pageStoreCrashContract } from './contract/page-store-crash.contract.ts';
 import { nativeQuery, rawKey, tempDir } from './helpers.ts';
@@ -82,5 +84,75 @@ describe('page store retention rules', { timeout: 10_000 }, () => {
   it('rejects bad settings', () => {
     assert.throws(() => planRetention(gens, { keepLast: -1 }, now), { code: 'INVALID_ARGUMENT' });
     assert.throws(() => planRetention(gens, { daily: 1.5 }, now), { code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('page store: processes killed mid-backup and mid-collection', { timeout: 600_000 }, () => {
+  const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
+  const RUNTIME = 'Deno' in globalThis ? [process.execPath, 'run', '-A'] : [process.execPath, '--import', 'tsx'];
+  const TORTURE = !!process.env.TORTURE;
+
+  /** Runs the child; kills it `delayMs` after it says "ready" (never, when null). Resolves with its output. */
+  function child(args: string[], key: string, delayMs: number | null): Promise<string> {
+    const proc = spawn(RUNTIME[0]!, [...RUNTIME.slice(1), path.join(here, 'fixtures', 'page-store-child.ts'), ...args], {
+      env: { ...process.env, CK_KEY: key }, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    return new Promise((resolve) => {
+      proc.stdout.on('data', (d) => {
+        out += d;
+        if (delayMs !== null && out.includes('ready') && !proc.killed) setTimeout(() => proc.kill('SIGKILL'), delayMs);
+      });
+      proc.on('close', () => resolve(out));
+    });
+  }
+
+  it('SIGKILL at random moments: every kept generation restores byte for byte; the next run cleans up', async () => {
+    const f = await new Fixture({ ...nodeBackupHost(), freshDir: async () => tempDir('page-store-kill') }).setup(40_000);
+    const files = f.files;
+    const points = TORTURE ? 60 : 5;
+    const tally = { backup: 0, gc: 0, finished: 0, committed: 0 };
+    // Takes the lock as the children do: one left by a killed child is taken over (its process is dead).
+    const locked = async <T>(fn: () => Promise<T>) => {
+      await files.ensureDir(f.store);
+      const lock = await files.lock(`${f.store}.lock`, 10_000);
+      try {
+        return await fn();
+      } finally {
+        await lock.release();
+      }
+    };
+    await locked(() => f.backup()); // the full one: the children's backups are incremental
+    let duration = { backup: 0, gc: 0 };
+    for (let i = -1; i < points; i++) {
+      for (const op of ['backup', 'gc'] as const) {
+        await f.change(op === 'backup' ? 300 : 100);
+        if (op === 'gc') await locked(() => f.backup({ repackBelow: 0 })); // garbage for the collection to find
+        const snap = await f.snapshot();
+        const snapBytes = await readAll(files, snap);
+        const before = Math.max(0, ...(await scanStore(files, f.store)).manifests.map((m) => m.seq));
+        // The first round runs to the end and times each operation; later rounds kill somewhere within it.
+        const out = await child([op, f.store, op === 'backup' ? snap : '-', String(++f.day)], f.keyHex, i < 0 ? null : Math.random() * duration[op] * 1.3);
+        if (i < 0) duration = { ...duration, [op]: JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!).ms };
+        await files.remove(snap);
+        const after = Math.max(0, ...(await scanStore(files, f.store)).manifests.map((m) => m.seq));
+        if (after > before) {
+          f.snapshots.set(String(after), snapBytes);
+          tally.committed++;
+        }
+        if (out.includes('{')) tally.finished++;
+        tally[op]++;
+        await locked(() => f.everyRetainedRestores());
+      }
+    }
+    await f.change(5);
+    await locked(() => f.backup({ retention: { keepLast: 3 } }));
+    const scan = await scanStore(files, f.store);
+    assert.deepEqual(scan.tmps, []);
+    const named = new Set(scan.manifests.flatMap((m) => m.header!.packs));
+    assert.deepEqual(scan.packs.filter((p) => !named.has(p.name)).map((p) => p.name), []);
+    await locked(() => f.everyRetainedRestores());
+    await f.db.close();
+    console.log(`figures: kills ${tally.backup + tally.gc - 2} (backup ${tally.backup - 1}, gc ${tally.gc - 1}; ${tally.finished - 2} finished before the kill, ${tally.committed} generations committed); timed backup ${duration.backup.toFixed(0)} ms, gc ${duration.gc.toFixed(0)} ms; 0 kept generations lost`);
   });
 });
