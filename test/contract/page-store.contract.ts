@@ -83,11 +83,16 @@ export class Fixture {
 
   async backup(options: Partial<BackupGenerationOptions> = {}, key = this.key, files = this.files): Promise<GenerationResult> {
     const snap = await this.snapshot();
+    // Every other day the snapshot is read through its open connection (SnapshotSource), as a host may do.
+    const open = this.day % 2 ? await this.host.open(snap, { key, cipher: this.cipher, readonly: true }) : null;
     try {
-      const r = await backupGeneration(files, this.store, snap, key, this.cipher, { now: new Date(T0 + this.day++ * DAY), packBytes: PACK, ...options });
+      const size = (await this.files.stat(snap))!.size;
+      const source = open ? { size, read: (offset: number, into: Uint8Array) => open.readRaw(offset, into) } : snap;
+      const r = await backupGeneration(files, this.store, source, key, this.cipher, { now: new Date(T0 + this.day++ * DAY), packBytes: PACK, ...options });
       this.snapshots.set(r.generation, await readAll(this.files, snap));
       return r;
     } finally {
+      await open?.close();
       await discard(this.files, snap);
     }
   }

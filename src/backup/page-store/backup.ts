@@ -60,12 +60,24 @@ export interface GenerationResult {
 }
 
 /**
- * Backs up the snapshot copy at `snapshotPath` (a materialized copy: see
- * snapshot.ts) into the page store at `dir`. `key` is the database's 32-byte
- * raw key. Callers hold the store's lock: one writer at a time.
+ * A snapshot read through the caller's own means, e.g. `Database.readRaw` of
+ * the snapshot copy it has open: one reused buffer instead of a new one per
+ * read (FileStore.read allocates each chunk, which is garbage at 500 MB).
+ */
+export interface SnapshotSource {
+  size: number;
+  /** Fills `into` with the bytes at `offset`; returns how many. */
+  read(offset: number, into: Uint8Array): number | Promise<number>;
+}
+
+/**
+ * Backs up a snapshot copy (a materialized copy: see snapshot.ts), given by
+ * its path in `store` or as a SnapshotSource, into the page store at `dir`.
+ * `key` is the database's 32-byte raw key. Callers hold the store's lock:
+ * one writer at a time.
  */
 export async function backupGeneration(
-  store: FileStore, dir: string, snapshotPath: string, key: Uint8Array, settings: CipherSettings, options: BackupGenerationOptions,
+  store: FileStore, dir: string, snapshot: string | SnapshotSource, key: Uint8Array, settings: CipherSettings, options: BackupGenerationOptions,
 ): Promise<GenerationResult> {
   const s = resolveSettings(settings);
   const packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
@@ -75,8 +87,8 @@ export async function backupGeneration(
   const keys = await deriveStoreKeys(key);
   const holding = holdingOf(options.lock);
 
-  const info = await store.stat(snapshotPath);
-  if (!info) throw new DatabaseNotFoundError(`snapshot not found: ${snapshotPath}`);
+  const source = typeof snapshot === 'string' ? await fromStore(store, snapshot) : snapshot;
+  const info = { size: source.size };
   if (info.size === 0 || info.size % s.pageSize !== 0) {
     throw new CorruptDatabaseError(`snapshot of ${info.size} bytes is not a whole number of ${s.pageSize}-byte pages`);
   }
@@ -92,7 +104,8 @@ export async function backupGeneration(
     throw new CorruptDatabaseError(`page store rolled back: generation ${options.anchor.seq} was committed, the newest now is ${headSeq || 'none'}`);
   }
 
-  const salt = await store.read(snapshotPath, 0, SALT_BYTES);
+  const salt = new Uint8Array(SALT_BYTES);
+  if ((await source.read(0, salt)) !== SALT_BYTES) throw new CorruptDatabaseError('snapshot ended before its salt');
   const parent = head.kind === 'ok' ? head.manifest : null;
   const pl = parent?.body.logical;
   const full = !!options.full || !pl || !bytesEqual(pl.salt, salt) || pl.pageSize !== s.pageSize
@@ -117,13 +130,14 @@ export async function backupGeneration(
 
   let newPages = 0;
   let committed = false;
+  const buffer = new Uint8Array(Math.min(Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize)), pageCount) * s.pageSize);
   const pause = yielder();
   try {
     const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize));
     for (let first = 0; first < pageCount; first += chunkPages) {
       const want = Math.min(chunkPages, pageCount - first) * s.pageSize;
-      const chunk = await store.read(snapshotPath, first * s.pageSize, want);
-      if (chunk.length !== want) throw new CorruptDatabaseError(`snapshot ended early at page ${first + Math.floor(chunk.length / s.pageSize) + 1}`);
+      const chunk = buffer.subarray(0, want);
+      if ((await source.read(first * s.pageSize, chunk)) !== want) throw new CorruptDatabaseError(`snapshot ended early, within pages ${first + 1}…${first + want / s.pageSize}`);
       let changedFrom = -1; // start (page index in chunk) of the current run of changed pages
       const count = want / s.pageSize;
       for (let i = 0; i <= count; i++) {
@@ -182,6 +196,19 @@ export async function backupGeneration(
   } finally {
     pause.close();
   }
+}
+
+async function fromStore(store: FileStore, path: string): Promise<SnapshotSource> {
+  const info = await store.stat(path);
+  if (!info) throw new DatabaseNotFoundError(`snapshot not found: ${path}`);
+  return {
+    size: info.size,
+    async read(offset, into) {
+      const bytes = await store.read(path, offset, into.length);
+      into.set(bytes);
+      return bytes.length;
+    },
+  };
 }
 
 /**

@@ -30,6 +30,8 @@ export interface CleanupOptions {
   repackBelow?: number;
   packBytes?: number;
   onProgress?: OnPageStoreProgress;
+  /** Look for packs to repack even when no manifest was deleted (applyRetention does; a backup does not). */
+  repackAlways?: boolean;
 }
 
 /** Removes temporary manifests of writers that cannot still be at work. */
@@ -64,7 +66,7 @@ export async function applyRetention(
       await writeManifest(store, dir, keys, holding, head.manifest.header.packs, body, true);
     }
   }
-  return cleanupStore(store, dir, key, keys, holding, options);
+  return cleanupStore(store, dir, key, keys, holding, { repackAlways: true, ...options });
 }
 
 /** Deletes what the newest manifest no longer retains, repacks, and collects unnamed packs. Never throws: problems become warnings. */
@@ -90,8 +92,9 @@ export async function cleanupStore(
           result.bytesFreed += m.size;
         }
       }
+      // Packs only lose live pages when manifests go: without a delete there is nothing new to repack.
       const repackBelow = options.repackBelow ?? 0.5;
-      if (repackBelow > 0) {
+      if (repackBelow > 0 && (result.deleted.length > 0 || options.repackAlways)) {
         scan = await scanStore(store, dir);
         await repack(store, dir, key, keys, holding, scan, repackBelow, options.packBytes ?? DEFAULT_PACK_BYTES, result);
       }
@@ -144,20 +147,38 @@ async function repack(
     if (opened && isOpened(opened)) ours.push({ stored: m, manifest: opened });
     else m.header!.packs.forEach((p) => pinned.add(p));
   }
-  // Live slots of every pack, each with one generation that names it (for its salt and fingerprint).
+  // Which slots of each pack any generation names: a bitmap per pack, marked run by run.
+  const sizes = new Map(scan.packs.map((p) => [p.name, p.size]));
+  const usage = new Map<string, { pageSize: number; used: Uint8Array }>();
+  for (const owner of ours) {
+    const { pageSize } = owner.manifest.body.logical;
+    for (const run of owner.manifest.body.runs) {
+      const name = owner.manifest.header.packs[run.pack]!;
+      let u = usage.get(name);
+      if (!u) {
+        const size = sizes.get(name);
+        if (size === undefined) continue; // a missing pack: verify reports it, nothing to move
+        usage.set(name, (u = { pageSize, used: new Uint8Array(Math.ceil(size / pageSize)) }));
+      }
+      u.used.fill(1, run.firstSlot, run.firstSlot + run.count);
+    }
+  }
+  const liveSlots = (used: Uint8Array) => used.reduce((n, b) => n + b, 0);
+  const chosen = new Set([...usage].filter(([name, u]) => !pinned.has(name) && liveSlots(u.used) < repackBelow * u.used.length).map(([name]) => name));
+  if (chosen.size === 0) return;
+  // The pages to move, each with one generation that names it (for its salt and fingerprint).
   const live = new Map<string, { pageSize: number; slots: Map<number, { pgno: number; owner: Owned }> }>();
   for (const owner of ours) {
     const { pageSize } = owner.manifest.body.logical;
     for (const run of owner.manifest.body.runs) {
       const name = owner.manifest.header.packs[run.pack]!;
+      if (!chosen.has(name)) continue;
       let entry = live.get(name);
       if (!entry) live.set(name, (entry = { pageSize, slots: new Map() }));
-      for (let k = 0; k < run.count; k++) entry.slots.set(run.firstSlot + k, { pgno: run.firstPgno + k, owner });
+      for (let k = 0; k < run.count; k++) if (!entry.slots.has(run.firstSlot + k)) entry.slots.set(run.firstSlot + k, { pgno: run.firstPgno + k, owner });
     }
   }
-  const sizes = new Map(scan.packs.map((p) => [p.name, p.size]));
-  const candidates = [...live].filter(([name, e]) => !pinned.has(name) && sizes.has(name) && e.slots.size < repackBelow * (sizes.get(name)! / e.pageSize));
-  if (candidates.length === 0) return;
+  const candidates = [...live];
 
   const moved = new Map<string, { pack: string; slot: number }>();
   const checkers = new Map<Owned, GenerationChecker>();

@@ -4,7 +4,7 @@
  * SQLCipher pages. Runtime-agnostic: storage only through a FileStore.
  * The format is specified in docs/page-store.md.
  */
-export { backupGeneration, type BackupGenerationOptions, type GenerationResult } from './backup.ts';
+export { backupGeneration, type BackupGenerationOptions, type GenerationResult, type SnapshotSource } from './backup.ts';
 export {
   exportGeneration, listGenerations, parseGeneration, restoreGeneration, verifyGeneration,
   type GenerationInfo, type GenerationList, type GenerationVerifyFailure, type GenerationVerifyResult, type ReadOptions, type RestoreGenerationResult,
