@@ -9,7 +9,7 @@ import { CorruptDatabaseError } from '../../engine/errors.ts';
 import type { FileStore, HeldLock } from '../../files/file-store.ts';
 import { locate, toRuns, type RetainedEntry } from './format.ts';
 import { DEFAULT_PACK_BYTES, PackWriter } from './packs.ts';
-import { GenerationChecker, PackReader, type OnPageStoreProgress } from './pages.ts';
+import { GenerationChecker, type OnPageStoreProgress } from './pages.ts';
 import { planRetention, validateRetention, type RetentionSettings } from './retention.ts';
 import { deriveStoreKeys, isOpened, type OpenedManifest, type StoreKeys } from './seal.ts';
 import { findHead, holdingOf, isOurs, loadManifest, scanStore, writeManifest, type Holding, type Scan, type StoredManifest } from './state.ts';
@@ -180,30 +180,29 @@ async function repack(
   }
   const candidates = [...live];
 
+  // Pack by pack (each read whole: a few MiB), live pages in slot order, checked, into new packs.
   const moved = new Map<string, { pack: string; slot: number }>();
   const checkers = new Map<Owned, GenerationChecker>();
-  const reader = new PackReader(store, dir, 256 << 10, Math.min(128, 2 * candidates.length + 8));
   for (const pageSize of new Set(candidates.map(([, e]) => e.pageSize))) {
-    const pages = candidates.filter(([, e]) => e.pageSize === pageSize)
-      .flatMap(([name, e]) => [...e.slots].map(([slot, at]) => ({ name, slot, ...at })))
-      .sort((a, b) => a.pgno - b.pgno || a.name.localeCompare(b.name) || a.slot - b.slot);
     const writer = new PackWriter(store, dir, holding.token, pageSize, packBytes);
-    const page = new Uint8Array(pageSize);
     try {
-      for (const p of pages) {
-        await reader.copy(p.name, p.slot, 1, pageSize, page);
-        let checker = checkers.get(p.owner);
-        if (!checker) checkers.set(p.owner, (checker = await GenerationChecker.create(key, p.owner.manifest.body.logical)));
-        const problem = checker.problem(page, p.pgno);
-        if (problem) throw new CorruptDatabaseError(`repack stopped: ${p.name} slot ${p.slot}: ${problem}`);
-        await writer.add(page, p.pgno, (_, pack, slot) => moved.set(`${p.name}#${p.slot}`, { pack, slot }));
+      for (const [name, e] of candidates.filter(([, c]) => c.pageSize === pageSize).sort(([a], [b]) => a.localeCompare(b))) {
+        const bytes = await store.read(store.join(dir, name), 0, sizes.get(name)!);
+        for (const [slot, at] of [...e.slots].sort(([a], [b]) => a - b)) {
+          const page = bytes.subarray(slot * pageSize, (slot + 1) * pageSize);
+          let checker = checkers.get(at.owner);
+          if (!checker) checkers.set(at.owner, (checker = await GenerationChecker.create(key, at.owner.manifest.body.logical)));
+          const problem = page.length === pageSize ? checker.problem(page, at.pgno) : 'the pack is cut short';
+          if (problem) throw new CorruptDatabaseError(`repack stopped: ${name} slot ${slot}: ${problem}`);
+          await writer.add(page, at.pgno, (_, pack, to) => moved.set(`${name}#${slot}`, { pack, slot: to }));
+          result.repack.pagesMoved++;
+        }
       }
       await writer.finish();
     } catch (e) {
       await writer.discard();
       throw e;
     }
-    result.repack.pagesMoved += pages.length;
   }
   result.repack.packs = candidates.length;
 

@@ -48,50 +48,70 @@ export class GenerationChecker {
   }
 }
 
+/** A pack that is missing or shorter than a slot a generation needs. */
+export class PackReadError extends Error {
+  constructor(readonly pack: string, readonly pgno: number, readonly why: string) {
+    super(`pack ${pack}, holding page ${pgno}, ${why}`);
+  }
+}
+
+/** Dead slots up to this many between two needed ones are read through rather than split into two reads. */
+const GAP_SLOTS = 16;
+
 /**
- * Reads pack slots through a small cache of aligned windows (a few MiB in
- * all), so that assembling a generation from many packs costs a few large
- * reads per pack instead of one per page: pages of one pack are laid out in
- * page order, and a generation is read in page order.
+ * Fills `into` with pages from…to-1 (0-based) of a generation whose page i
+ * lives in slot `slot[i]` of pack `names[pack[i]]`. Each pack's slots for the
+ * stretch are read as few contiguous spans, one read each: a generation made
+ * over many days draws each stretch from its base pack and a few pages from
+ * every day's packs, and one read per page (or a small cache of windows over
+ * dozens of packs) would be thousands of reads per stretch.
  */
-export class PackReader {
-  readonly #windows = new Map<string, { start: number; bytes: Uint8Array }>();
-  constructor(
-    readonly store: FileStore,
-    readonly dir: string,
-    readonly windowBytes = 1 << 20,
-    readonly maxWindows = 16,
-  ) {}
-
-  /** Copies `count` pages from `pack` starting at `slot` into `into` (count × pageSize bytes). Throws when the pack is missing or short. */
-  async copy(pack: string, slot: number, count: number, pageSize: number, into: Uint8Array): Promise<void> {
-    let done = 0;
-    const total = count * pageSize;
-    while (done < total) {
-      const offset = slot * pageSize + done;
-      const w = await this.#window(pack, offset);
-      const from = offset - w.start;
-      const n = Math.min(total - done, w.bytes.length - from);
-      if (n <= 0) throw Object.assign(new Error(`pack ${pack} ends before slot ${Math.floor(offset / pageSize)} (truncated)`), { code: 'SHORT_PACK' });
-      into.set(w.bytes.subarray(from, from + n), done);
-      done += n;
-    }
+export async function gatherPages(
+  store: FileStore, dir: string, names: string[], pack: Uint32Array, slot: Uint32Array,
+  from: number, to: number, pageSize: number, into: Uint8Array,
+): Promise<void> {
+  const wanted = new Map<number, number[]>();
+  for (let i = from; i < to; i++) {
+    const list = wanted.get(pack[i]!);
+    if (list) list.push(slot[i]!);
+    else wanted.set(pack[i]!, [slot[i]!]);
   }
-
-  async #window(pack: string, offset: number): Promise<{ start: number; bytes: Uint8Array }> {
-    const start = offset - (offset % this.windowBytes);
-    const key = `${pack}@${start}`;
-    const hit = this.#windows.get(key);
-    if (hit) {
-      this.#windows.delete(key);
-      this.#windows.set(key, hit); // most recently used last
-      return hit;
+  const spans = new Map<number, Array<{ first: number; last: number; bytes: Uint8Array }>>();
+  for (const [p, slots] of wanted) {
+    slots.sort((a, b) => a - b);
+    const list: Array<{ first: number; last: number; bytes: Uint8Array }> = [];
+    for (const s of slots) {
+      const last = list.at(-1);
+      if (last && s <= last.last + GAP_SLOTS) last.last = Math.max(last.last, s);
+      else list.push({ first: s, last: s, bytes: new Uint8Array(0) });
     }
-    const w = { start, bytes: await this.store.read(this.store.join(this.dir, pack), start, this.windowBytes) };
-    this.#windows.set(key, w);
-    if (this.#windows.size > this.maxWindows) this.#windows.delete(this.#windows.keys().next().value!);
-    return w;
+    const name = names[p]!;
+    for (const span of list) {
+      const length = (span.last - span.first + 1) * pageSize;
+      try {
+        span.bytes = await store.read(store.join(dir, name), span.first * pageSize, length);
+      } catch (e) {
+        const missing = (e as { code?: string }).code === 'ENOENT' || (e as { name?: string }).name === 'NotFoundError';
+        throw new PackReadError(name, firstPgnoAt(pack, slot, from, to, p, span.first), missing ? 'is missing' : `cannot be read (${(e as Error).message})`);
+      }
+      if (span.bytes.length < length) {
+        throw new PackReadError(name, firstPgnoAt(pack, slot, from, to, p, span.first + Math.floor(span.bytes.length / pageSize)), 'is cut short (truncated)');
+      }
+    }
+    spans.set(p, list);
   }
+  for (let i = from; i < to; i++) {
+    const s = slot[i]!;
+    const span = spans.get(pack[i]!)!.find((x) => s >= x.first && s <= x.last)!;
+    const at = (s - span.first) * pageSize;
+    into.set(span.bytes.subarray(at, at + pageSize), (i - from) * pageSize);
+  }
+}
+
+/** The page number (1-based) of the first page in from…to-1 held in pack `p` at `slot` or later. */
+function firstPgnoAt(pack: Uint32Array, slot: Uint32Array, from: number, to: number, p: number, atLeast: number): number {
+  for (let i = from; i < to; i++) if (pack[i] === p && slot[i]! >= atLeast) return i + 1;
+  return from + 1;
 }
 
 /**

@@ -7,8 +7,8 @@
 import type { JournalMode } from '../../engine/database.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, WrongKeyError } from '../../engine/errors.ts';
 import type { FileStore } from '../../files/file-store.ts';
-import { hex, manifestName } from './format.ts';
-import { GenerationChecker, PackReader, yielder, type OnPageStoreProgress } from './pages.ts';
+import { hex, locate, manifestName } from './format.ts';
+import { gatherPages, GenerationChecker, PackReadError, yielder, type OnPageStoreProgress } from './pages.ts';
 import { deriveStoreKeys, type OpenedManifest } from './seal.ts';
 import { checkConsistency, scanStore, type Anchor, type Checked, type GenerationState } from './state.ts';
 
@@ -167,43 +167,30 @@ async function* assemble(
 ): AsyncGenerator<Uint8Array> {
   const l = m.body.logical;
   const checker = await GenerationChecker.create(key, l);
-  const reader = new PackReader(store, dir);
+  const { names, pack, slot } = locate(m.header.packs, m.body.runs, l.pageCount);
   const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / l.pageSize));
   const total = l.pageCount * l.pageSize;
   let buffer = new Uint8Array(Math.min(chunkPages, l.pageCount) * l.pageSize);
-  let filled = 0; // pages in buffer
-  let done = 0; // pages yielded
   const pause = yielder();
-  const flush = async function* () {
-    const chunk = buffer.subarray(0, filled * l.pageSize);
-    for (let i = 0; i < filled; i++) {
-      const problem = checker.problem(chunk.subarray(i * l.pageSize, (i + 1) * l.pageSize), done + i + 1);
-      if (problem) throw fail('corrupt', `generation ${l.seq}: ${problem}`);
-    }
-    done += filled;
-    filled = 0;
-    await onProgress?.({ phase, bytesDone: done * l.pageSize, bytesTotal: total });
-    yield chunk;
-    if (!reuse) buffer = new Uint8Array(Math.min(chunkPages, l.pageCount - done) * l.pageSize || l.pageSize);
-    await pause.next();
-  };
   try {
-    for (const run of m.body.runs) {
-      const pack = m.header.packs[run.pack]!;
-      for (let k = 0; k < run.count; ) {
-        const n = Math.min(run.count - k, chunkPages - filled);
-        try {
-          await reader.copy(pack, run.firstSlot + k, n, l.pageSize, buffer.subarray(filled * l.pageSize, (filled + n) * l.pageSize));
-        } catch (e) {
-          const why = (e as { code?: string }).code === 'ENOENT' || (e as { name?: string }).name === 'NotFoundError' ? 'is missing' : `cannot be read (${(e as Error).message})`;
-          throw fail('corrupt', `generation ${l.seq}: pack ${pack}, holding page ${run.firstPgno + k}, ${why}`);
-        }
-        filled += n;
-        k += n;
-        if (filled === chunkPages) yield* flush();
+    for (let from = 0; from < l.pageCount; from += chunkPages) {
+      const to = Math.min(l.pageCount, from + chunkPages);
+      if (!reuse) buffer = new Uint8Array((to - from) * l.pageSize);
+      const chunk = buffer.subarray(0, (to - from) * l.pageSize);
+      try {
+        await gatherPages(store, dir, names, pack, slot, from, to, l.pageSize, chunk);
+      } catch (e) {
+        if (e instanceof PackReadError) throw fail('corrupt', `generation ${l.seq}: ${e.message}`);
+        throw e;
       }
+      for (let i = from; i < to; i++) {
+        const problem = checker.problem(chunk.subarray((i - from) * l.pageSize, (i - from + 1) * l.pageSize), i + 1);
+        if (problem) throw fail('corrupt', `generation ${l.seq}: ${problem}`);
+      }
+      await onProgress?.({ phase, bytesDone: to * l.pageSize, bytesTotal: total });
+      yield chunk;
+      await pause.next();
     }
-    if (filled > 0) yield* flush();
   } finally {
     pause.close();
   }
