@@ -177,13 +177,14 @@ export async function backupGeneration(
       hmacAlgorithm: s.hmacAlgorithm, kdfAlgorithm: s.kdfAlgorithm, journalMode: options.journalMode ?? 'delete',
       full, newPages, pageCount, fingerprints,
     };
-    const digest = await generationDigest(encodeLogical(logical));
+    const logicalBytes = encodeLogical(logical);
+    const digest = await generationDigest(logicalBytes);
     const retained = retainedAfter(parent, { seq, createdAtMs: logical.createdAtMs, digest }, options);
     await options.onProgress?.({ phase: 'commit', bytesDone: info.size, bytesTotal: info.size });
-    const written = await writeManifest(store, dir, keys, holding, packNames, { logical, runs: toRuns(locPack, locSlot, pageCount), retained }, false);
+    const written = await writeManifest(store, dir, keys, holding, packNames, { logical, runs: toRuns(locPack, locSlot, pageCount), retained }, false, logicalBytes);
     committed = true;
     const cleanup = await cleanupStore(store, dir, key, keys, holding, {
-      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: options.repackBelow, packBytes, onProgress: options.onProgress,
+      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: options.repackBelow, packBytes, onProgress: options.onProgress, head: written.manifest,
     });
     return {
       generation: String(seq), seq, digest: hex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,

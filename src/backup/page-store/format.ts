@@ -235,8 +235,8 @@ export function encodeLogical(l: Logical): Uint8Array {
   return w.bytes;
 }
 
-export function encodeBody(body: ManifestBody): Uint8Array {
-  const logical = encodeLogical(body.logical);
+/** `logical`: the logical section already encoded (the digest needed it), to save encoding it twice. */
+export function encodeBody(body: ManifestBody, logical = encodeLogical(body.logical)): Uint8Array {
   const w = new Writer(logical.length + 4 + body.runs.length * 16 + 4 + body.retained.length * (16 + DIGEST_BYTES));
   w.raw(logical);
   w.u32(body.runs.length);
@@ -274,7 +274,8 @@ export function decodeBody(bytes: Uint8Array, packCount: number): { body: Manife
   if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) throw new FormatError(`bad page size ${pageSize}`);
   if (journal > 1 || flags > 1) throw new FormatError('unknown journal mode or flags');
   if (pageCount < 1) throw new FormatError('a generation has at least one page');
-  const fingerprints = r.raw(pageCount * FINGERPRINT_BYTES);
+  r.need(pageCount * FINGERPRINT_BYTES);
+  const fingerprints = bytes.subarray(r.at, (r.at += pageCount * FINGERPRINT_BYTES)); // a view: the plaintext is ours alone
   const logicalBytes = bytes.subarray(0, r.at);
   const runCount = r.u32();
   r.need(runCount * 16);

@@ -7,12 +7,12 @@
  */
 import { CorruptDatabaseError } from '../../engine/errors.ts';
 import type { FileStore, HeldLock } from '../../files/file-store.ts';
-import { locate, toRuns, type RetainedEntry } from './format.ts';
+import { hex, locate, toRuns, type RetainedEntry } from './format.ts';
 import { DEFAULT_PACK_BYTES, PackWriter } from './packs.ts';
-import { GenerationChecker, type OnPageStoreProgress } from './pages.ts';
+import { fingerprintOf, PageChecker, type OnPageStoreProgress } from './pages.ts';
 import { planRetention, validateRetention, type RetentionSettings } from './retention.ts';
 import { deriveStoreKeys, isOpened, type OpenedManifest, type StoreKeys } from './seal.ts';
-import { findHead, holdingOf, isOurs, loadManifest, scanStore, writeManifest, type Holding, type Scan, type StoredManifest } from './state.ts';
+import { findHead, holdingOf, isOurs, loadManifest, scanStore, writeManifest, type Head, type Holding, type Scan, type StoredManifest } from './state.ts';
 
 export interface CleanupResult {
   /** Generations whose manifests were deleted (expired, or under another key when purging). */
@@ -32,6 +32,8 @@ export interface CleanupOptions {
   onProgress?: OnPageStoreProgress;
   /** Look for packs to repack even when no manifest was deleted (applyRetention does; a backup does not). */
   repackAlways?: boolean;
+  /** The newest manifest, just written and read back by the caller (saves reading it again). */
+  head?: OpenedManifest;
 }
 
 /** Removes temporary manifests of writers that cannot still be at work. */
@@ -77,7 +79,10 @@ export async function cleanupStore(
   try {
     let scan = await scanStore(store, dir);
     await removeStaleTmps(store, scan, holding);
-    const head = await findHead(store, keys, scan);
+    const newest = scan.manifests[0];
+    const known = options.head;
+    const head: Head = known && newest && isOurs(newest, keys) && newest.seq === known.body.logical.seq
+      ? { kind: 'ok', stored: newest, manifest: known } : await findHead(store, keys, scan);
     if (head.kind === 'damaged') {
       result.warnings.push(`nothing collected: the newest manifest ${head.stored.name} is damaged (${head.detail})`);
       return result;
@@ -123,37 +128,44 @@ export async function cleanupStore(
   return result;
 }
 
-interface Owned {
-  stored: StoredManifest;
-  manifest: OpenedManifest;
-}
-
 /**
  * Copies the live pages of mostly-dead packs into new packs (checked at their
  * page numbers on the way), then rewrites every manifest that named them.
  * The old packs are left for the collection that follows: by then no
  * manifest names them. Packs named by manifests we cannot rewrite (another
- * key, damaged) are left alone.
+ * key, damaged) are left alone. Manifests are read one at a time (a few MB
+ * each at 500 MB), in three passes: which slots live, which pages move,
+ * rewrite.
  */
 async function repack(
   store: FileStore, dir: string, key: Uint8Array, keys: StoreKeys, holding: Holding, scan: Scan,
   repackBelow: number, packBytes: number, result: CleanupResult,
 ): Promise<void> {
   if (scan.manifests.some((m) => !m.header)) return;
-  const ours: Owned[] = [];
   const pinned = new Set<string>();
-  for (const m of scan.manifests) {
-    const opened = isOurs(m, keys) ? await loadManifest(store, keys, m) : null;
-    if (opened && isOpened(opened)) ours.push({ stored: m, manifest: opened });
-    else m.header!.packs.forEach((p) => pinned.add(p));
-  }
+  for (const m of scan.manifests) if (!isOurs(m, keys)) m.header!.packs.forEach((p) => pinned.add(p));
+  const ours: StoredManifest[] = [];
+  const each = async (manifests: StoredManifest[], fn: (m: OpenedManifest, stored: StoredManifest) => Promise<void> | void) => {
+    for (const stored of manifests) {
+      const opened = await loadManifest(store, keys, stored);
+      if (!isOpened(opened)) throw new CorruptDatabaseError(`repack stopped: ${stored.name} is damaged (${opened.detail})`);
+      await fn(opened, stored);
+    }
+  };
+
   // Which slots of each pack any generation names: a bitmap per pack, marked run by run.
   const sizes = new Map(scan.packs.map((p) => [p.name, p.size]));
   const usage = new Map<string, { pageSize: number; used: Uint8Array }>();
-  for (const owner of ours) {
-    const { pageSize } = owner.manifest.body.logical;
-    for (const run of owner.manifest.body.runs) {
-      const name = owner.manifest.header.packs[run.pack]!;
+  for (const m of scan.manifests.filter((x) => isOurs(x, keys))) {
+    const opened = await loadManifest(store, keys, m);
+    if (!isOpened(opened)) {
+      m.header!.packs.forEach((p) => pinned.add(p)); // damaged: its packs stay as they are
+      continue;
+    }
+    ours.push(m);
+    const { pageSize } = opened.body.logical;
+    for (const run of opened.body.runs) {
+      const name = opened.header.packs[run.pack]!;
       let u = usage.get(name);
       if (!u) {
         const size = sizes.get(name);
@@ -166,33 +178,41 @@ async function repack(
   const liveSlots = (used: Uint8Array) => used.reduce((n, b) => n + b, 0);
   const chosen = new Set([...usage].filter(([name, u]) => !pinned.has(name) && liveSlots(u.used) < repackBelow * u.used.length).map(([name]) => name));
   if (chosen.size === 0) return;
-  // The pages to move, each with one generation that names it (for its salt and fingerprint).
-  const live = new Map<string, { pageSize: number; slots: Map<number, { pgno: number; owner: Owned }> }>();
-  for (const owner of ours) {
-    const { pageSize } = owner.manifest.body.logical;
-    for (const run of owner.manifest.body.runs) {
-      const name = owner.manifest.header.packs[run.pack]!;
+
+  // The pages to move, each with what checks it: its number, fingerprint, and its generation's salt and settings.
+  interface Moving { pgno: number; fingerprint: Uint8Array; checker: PageChecker }
+  const live = new Map<string, { pageSize: number; slots: Map<number, Moving> }>();
+  const checkers = new Map<string, PageChecker>();
+  const affected: StoredManifest[] = [];
+  await each(ours, async (m, stored) => {
+    const l = m.body.logical;
+    const id = `${hex(l.salt)}/${l.pageSize}/${l.hmacAlgorithm}/${l.kdfAlgorithm}`;
+    let checker = checkers.get(id);
+    if (!checker) checkers.set(id, (checker = await PageChecker.create(key, l)));
+    let touches = false;
+    for (const run of m.body.runs) {
+      const name = m.header.packs[run.pack]!;
       if (!chosen.has(name)) continue;
+      touches = true;
       let entry = live.get(name);
-      if (!entry) live.set(name, (entry = { pageSize, slots: new Map() }));
-      for (let k = 0; k < run.count; k++) if (!entry.slots.has(run.firstSlot + k)) entry.slots.set(run.firstSlot + k, { pgno: run.firstPgno + k, owner });
+      if (!entry) live.set(name, (entry = { pageSize: l.pageSize, slots: new Map() }));
+      for (let k = 0; k < run.count; k++) {
+        if (!entry.slots.has(run.firstSlot + k)) entry.slots.set(run.firstSlot + k, { pgno: run.firstPgno + k, fingerprint: fingerprintOf(l, run.firstPgno + k).slice(), checker });
+      }
     }
-  }
-  const candidates = [...live];
+    if (touches) affected.push(stored);
+  });
 
   // Pack by pack (each read whole: a few MiB), live pages in slot order, checked, into new packs.
   const moved = new Map<string, { pack: string; slot: number }>();
-  const checkers = new Map<Owned, GenerationChecker>();
-  for (const pageSize of new Set(candidates.map(([, e]) => e.pageSize))) {
+  for (const pageSize of new Set([...live.values()].map((e) => e.pageSize))) {
     const writer = new PackWriter(store, dir, holding.token, pageSize, packBytes);
     try {
-      for (const [name, e] of candidates.filter(([, c]) => c.pageSize === pageSize).sort(([a], [b]) => a.localeCompare(b))) {
+      for (const [name, e] of [...live].filter(([, c]) => c.pageSize === pageSize).sort(([a], [b]) => a.localeCompare(b))) {
         const bytes = await store.read(store.join(dir, name), 0, sizes.get(name)!);
         for (const [slot, at] of [...e.slots].sort(([a], [b]) => a - b)) {
           const page = bytes.subarray(slot * pageSize, (slot + 1) * pageSize);
-          let checker = checkers.get(at.owner);
-          if (!checker) checkers.set(at.owner, (checker = await GenerationChecker.create(key, at.owner.manifest.body.logical)));
-          const problem = page.length === pageSize ? checker.problem(page, at.pgno) : 'the pack is cut short';
+          const problem = page.length === pageSize ? at.checker.problem(page, at.pgno, at.fingerprint) : 'the pack is cut short';
           if (problem) throw new CorruptDatabaseError(`repack stopped: ${name} slot ${slot}: ${problem}`);
           await writer.add(page, at.pgno, (_, pack, to) => moved.set(`${name}#${slot}`, { pack, slot: to }));
           result.repack.pagesMoved++;
@@ -204,15 +224,14 @@ async function repack(
       throw e;
     }
   }
-  result.repack.packs = candidates.length;
+  result.repack.packs = live.size;
 
   // Rewrite the manifests that name a repacked pack: same generation (same digest), new places.
-  for (const owner of ours) {
-    const { names, pack, slot } = locate(owner.manifest.header.packs, owner.manifest.body.runs, owner.manifest.body.logical.pageCount);
-    if (!names.some((n) => candidates.some(([c]) => c === n))) continue;
+  await each(affected, async (m) => {
+    const n = m.body.logical.pageCount;
+    const { names, pack, slot } = locate(m.header.packs, m.body.runs, n);
     const newNames: string[] = [];
     const index = new Map<string, number>();
-    const n = owner.manifest.body.logical.pageCount;
     const newPack = new Uint32Array(n);
     const newSlot = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
@@ -223,7 +242,7 @@ async function repack(
       newPack[i] = idx;
       newSlot[i] = to.slot;
     }
-    await writeManifest(store, dir, keys, holding, newNames, { ...owner.manifest.body, runs: toRuns(newPack, newSlot, n) }, true);
+    await writeManifest(store, dir, keys, holding, newNames, { ...m.body, runs: toRuns(newPack, newSlot, n) }, true);
     result.repack.manifestsRewritten++;
-  }
+  });
 }

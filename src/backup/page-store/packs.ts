@@ -9,6 +9,7 @@ import type { FileStore } from '../../files/file-store.ts';
 import { bytesEqual, newPackName } from './format.ts';
 
 export const DEFAULT_PACK_BYTES = 4 << 20;
+const READ_BACK_BYTES = 1 << 20;
 
 export interface WrittenPack {
   name: string;
@@ -83,11 +84,18 @@ export class PackWriter {
       await writer.abort().catch(() => {});
       throw e;
     }
-    // What the store holds must be what was checked: compare it before any manifest names it.
-    const back = await this.store.read(path, 0, bytes.length + 1);
-    if (!bytesEqual(back, bytes)) {
+    // What the store holds must be what was checked: compare it (in pieces: little garbage) before any manifest names it.
+    const size = (await this.store.stat(path))?.size;
+    for (let at = 0; at < bytes.length && size === bytes.length; at += READ_BACK_BYTES) {
+      const back = await this.store.read(path, at, Math.min(READ_BACK_BYTES, bytes.length - at));
+      if (!bytesEqual(back, bytes.subarray(at, at + back.length)) || back.length === 0) {
+        await this.store.remove(path).catch(() => false);
+        throw new CorruptDatabaseError(`pack ${name} read back different from what was written (at byte ${at})`);
+      }
+    }
+    if (size !== bytes.length) {
       await this.store.remove(path).catch(() => false);
-      throw new CorruptDatabaseError(`pack ${name} read back different from what was written (${back.length} of ${bytes.length} bytes)`);
+      throw new CorruptDatabaseError(`pack ${name} holds ${size ?? 'no'} bytes after writing ${bytes.length}`);
     }
     this.written.push({ name, pgnos: this.#pgnos, bytes: bytes.length });
     this.#pgnos = [];

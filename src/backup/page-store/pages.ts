@@ -23,29 +23,36 @@ export function hmacOffset(settings: Required<CipherSettings>): number {
   return settings.pageSize - (IV_BYTES + (settings.hmacAlgorithm === 'SHA512' ? 64 : 32)) + IV_BYTES;
 }
 
-export function settingsOf(l: Logical): Required<CipherSettings> {
+export function settingsOf(l: PageIdentity): Required<CipherSettings> {
   return { pageSize: l.pageSize, hmacAlgorithm: l.hmacAlgorithm, kdfAlgorithm: l.kdfAlgorithm, kdfIterations: 1 };
 }
 
-/** Checks pages of one generation: its HMAC at its number, its fingerprint, and page 1's salt. */
-export class GenerationChecker {
-  private constructor(readonly logical: Logical, readonly verifier: PageVerifier) {}
+/** What checking a page needs of its generation. */
+export type PageIdentity = Pick<Logical, 'salt' | 'pageSize' | 'hmacAlgorithm' | 'kdfAlgorithm'>;
 
-  static async create(key: Uint8Array, logical: Logical): Promise<GenerationChecker> {
-    return new GenerationChecker(logical, await createPageVerifier(key, logical.salt, settingsOf(logical)));
+/** Checks pages of generations with one salt and settings: the HMAC at the page's number, its fingerprint, page 1's salt. */
+export class PageChecker {
+  private constructor(readonly salt: Uint8Array, readonly verifier: PageVerifier) {}
+
+  static async create(key: Uint8Array, id: PageIdentity): Promise<PageChecker> {
+    return new PageChecker(id.salt, await createPageVerifier(key, id.salt, settingsOf(id)));
   }
 
-  /** null when the page is the one the manifest recorded; else why not. */
-  problem(page: Uint8Array, pgno: number): string | null {
-    const l = this.logical;
-    if (pgno === 1 && !bytesEqual(page.subarray(0, 16), l.salt)) return 'page 1 does not carry the generation\'s salt';
+  /** null when `page` is page `pgno` with the recorded `fingerprint`; else why not. */
+  problem(page: Uint8Array, pgno: number, fingerprint: Uint8Array): string | null {
+    if (pgno === 1 && !bytesEqual(page.subarray(0, 16), this.salt)) return 'page 1 does not carry the generation\'s salt';
     if (!this.verifier.check(page, pgno)) return `page ${pgno} failed its HMAC check`;
     const at = this.verifier.hmacOffset;
-    if (!bytesEqual(page.subarray(at, at + FINGERPRINT_BYTES), l.fingerprints.subarray((pgno - 1) * FINGERPRINT_BYTES, pgno * FINGERPRINT_BYTES))) {
+    if (!bytesEqual(page.subarray(at, at + FINGERPRINT_BYTES), fingerprint)) {
       return `page ${pgno} is an authentic page, but not the version this generation recorded (rolled back or from another generation)`;
     }
     return null;
   }
+}
+
+/** The fingerprint a generation recorded for page `pgno`. */
+export function fingerprintOf(l: Logical, pgno: number): Uint8Array {
+  return l.fingerprints.subarray((pgno - 1) * FINGERPRINT_BYTES, pgno * FINGERPRINT_BYTES);
 }
 
 /** A pack that is missing or shorter than a slot a generation needs. */

@@ -8,7 +8,7 @@ import type { JournalMode } from '../../engine/database.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, WrongKeyError } from '../../engine/errors.ts';
 import type { FileStore } from '../../files/file-store.ts';
 import { hex, locate, manifestName } from './format.ts';
-import { gatherPages, GenerationChecker, PackReadError, yielder, type OnPageStoreProgress } from './pages.ts';
+import { fingerprintOf, gatherPages, PackReadError, PageChecker, yielder, type OnPageStoreProgress } from './pages.ts';
 import { deriveStoreKeys, type OpenedManifest } from './seal.ts';
 import { checkConsistency, scanStore, type Anchor, type Checked, type GenerationState } from './state.ts';
 
@@ -166,7 +166,7 @@ async function* assemble(
   phase: 'restore' | 'verify' = 'restore',
 ): AsyncGenerator<Uint8Array> {
   const l = m.body.logical;
-  const checker = await GenerationChecker.create(key, l);
+  const checker = await PageChecker.create(key, l);
   const { names, pack, slot } = locate(m.header.packs, m.body.runs, l.pageCount);
   const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / l.pageSize));
   const total = l.pageCount * l.pageSize;
@@ -184,7 +184,7 @@ async function* assemble(
         throw e;
       }
       for (let i = from; i < to; i++) {
-        const problem = checker.problem(chunk.subarray((i - from) * l.pageSize, (i - from + 1) * l.pageSize), i + 1);
+        const problem = checker.problem(chunk.subarray((i - from) * l.pageSize, (i - from + 1) * l.pageSize), i + 1, fingerprintOf(l, i + 1));
         if (problem) throw fail('corrupt', `generation ${l.seq}: ${problem}`);
       }
       await onProgress?.({ phase, bytesDone: to * l.pageSize, bytesTotal: total });

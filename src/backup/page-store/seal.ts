@@ -5,9 +5,10 @@
  * id or pack list fails like a changed body), and generation digests.
  * WebCrypto only: the same in Node, Deno and browsers.
  */
+import { createSHA256 } from 'hash-wasm';
 import { InvalidArgumentError } from '../../engine/errors.ts';
 import {
-  bytesEqual, decodeBody, decodeHeader, encodeBody, encodeHeader, FormatError, KEY_ID_BYTES, NONCE_BYTES,
+  bytesEqual, decodeBody, decodeHeader, encodeBody, encodeHeader, encodeLogical, FormatError, KEY_ID_BYTES, NONCE_BYTES,
   type ManifestBody, type ManifestHeader,
 } from './format.ts';
 
@@ -42,23 +43,25 @@ export async function deriveStoreKeys(rawKey: Uint8Array): Promise<StoreKeys> {
   return { keyId, aead };
 }
 
+/** SHA-256 over the domain and the logical section (streamed: the section is megabytes at 500 MB). */
 export async function generationDigest(logicalBytes: Uint8Array): Promise<Uint8Array> {
-  const data = new Uint8Array(DIGEST_DOMAIN.length + logicalBytes.length);
-  data.set(DIGEST_DOMAIN);
-  data.set(logicalBytes, DIGEST_DOMAIN.length);
-  return new Uint8Array(await crypto.subtle.digest('SHA-256', data));
+  const sha = await createSHA256();
+  sha.init();
+  sha.update(DIGEST_DOMAIN);
+  sha.update(logicalBytes);
+  return sha.digest('binary');
 }
 
-/** The bytes of a manifest file for `body`, whose pages live in `packs`. */
-export async function sealManifest(keys: StoreKeys, packs: string[], body: ManifestBody): Promise<Uint8Array> {
-  const plain = encodeBody(body);
+/** WebCrypto's types want ArrayBuffer-backed views; ours are (nothing here is shared memory). */
+const own = (b: Uint8Array) => b as Uint8Array<ArrayBuffer>;
+
+/** A manifest file for `body` (whose pages live in `packs`), as its header and its sealed body: written one after the other. */
+export async function sealManifest(keys: StoreKeys, packs: string[], body: ManifestBody, logical = encodeLogical(body.logical)): Promise<{ header: Uint8Array; sealed: Uint8Array }> {
+  const plain = encodeBody(body, logical);
   const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
   const header = encodeHeader({ seq: body.logical.seq, keyId: keys.keyId, packs, nonce, cipherLength: plain.length + 16 });
-  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: header.slice(), tagLength: 128 }, keys.aead, plain.slice()));
-  const file = new Uint8Array(header.length + sealed.length);
-  file.set(header);
-  file.set(sealed, header.length);
-  return file;
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: own(header), tagLength: 128 }, keys.aead, own(plain)));
+  return { header, sealed };
 }
 
 export type OpenFailure = { reason: 'foreign-key' | 'damaged'; detail: string };
@@ -83,8 +86,8 @@ export async function openManifest(keys: StoreKeys, bytes: Uint8Array, seq: numb
   let plain: Uint8Array;
   try {
     plain = new Uint8Array(await crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: header.nonce.slice(), additionalData: bytes.slice(0, header.headerLength), tagLength: 128 },
-      keys.aead, bytes.slice(header.headerLength),
+      { name: 'AES-GCM', iv: own(header.nonce), additionalData: own(bytes.subarray(0, header.headerLength)), tagLength: 128 },
+      keys.aead, own(bytes.subarray(header.headerLength)),
     ));
   } catch {
     return { reason: 'damaged', detail: 'manifest failed authentication (changed since it was written)' };

@@ -51,7 +51,7 @@ export interface Scan {
   packs: StoredFile[];
 }
 
-const HEADER_PROBE_BYTES = 64 * 1024;
+const HEADER_PROBE_BYTES = 16 * 1024;
 
 export async function scanStore(store: FileStore, dir: string): Promise<Scan> {
   const manifests: StoredManifest[] = [];
@@ -224,28 +224,31 @@ export async function checkConsistency(store: FileStore, keys: StoreKeys, scan: 
  */
 export async function writeManifest(
   store: FileStore, dir: string, keys: StoreKeys, holding: Holding, packs: string[], body: ManifestBody, replace: boolean,
-): Promise<{ bytes: number; digest: Uint8Array }> {
+  logical?: Uint8Array,
+): Promise<{ bytes: number; digest: Uint8Array; manifest: OpenedManifest }> {
   const seq = body.logical.seq;
   const final = store.join(dir, manifestName(seq));
   const tmp = store.join(dir, tmpName(manifestName(seq), holding.token));
-  const file = await sealManifest(keys, packs, body);
+  const { header, sealed } = await sealManifest(keys, packs, body, logical);
   await store.remove(tmp).catch(() => false);
   try {
     const writer = await store.create(tmp);
     try {
-      await writer.write(file);
+      await writer.write(header);
+      await writer.write(sealed);
       await writer.close();
     } catch (e) {
       await writer.abort().catch(() => {});
       throw e;
     }
-    const back = await store.read(tmp, 0, file.length + 1);
-    const opened = await openManifest(keys, back, seq);
-    if (!bytesEqual(back, file) || !isOpened(opened)) throw new CorruptDatabaseError(`manifest ${manifestName(seq)} read back different from what was written`);
+    const back = await store.read(tmp, 0, header.length + sealed.length + 1);
+    const same = back.length === header.length + sealed.length && bytesEqual(back.subarray(0, header.length), header) && bytesEqual(back.subarray(header.length), sealed);
+    const opened = same ? await openManifest(keys, back, seq) : null;
+    if (!opened || !isOpened(opened)) throw new CorruptDatabaseError(`manifest ${manifestName(seq)} read back different from what was written`);
     await holding.check();
     if (!replace && (await store.stat(final))) throw new CorruptDatabaseError(`${manifestName(seq)} appeared while this generation was being written: is another writer using the store without the lock?`);
     await store.rename(tmp, final);
-    return { bytes: file.length, digest: opened.digest };
+    return { bytes: back.length, digest: opened.digest, manifest: opened };
   } finally {
     await store.remove(tmp).catch(() => false);
   }
