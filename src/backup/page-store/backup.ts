@@ -34,6 +34,8 @@ export interface BackupGenerationOptions {
   packBytes?: number;
   /** Repack packs whose live share fell below this (default 0.5; 0 never repacks). */
   repackBelow?: number;
+  /** At most this much live data is repacked per run (default 16 MiB). */
+  repackMaxBytes?: number;
   /** After a password change: delete every generation not under this key once this one is committed. */
   purgeOtherKeys?: boolean;
   /** The database's journal mode, recorded for whoever restores it (default 'delete'). */
@@ -184,7 +186,7 @@ export async function backupGeneration(
     const written = await writeManifest(store, dir, keys, holding, packNames, { logical, runs: toRuns(locPack, locSlot, pageCount), retained }, false, logicalBytes);
     committed = true;
     const cleanup = await cleanupStore(store, dir, key, keys, holding, {
-      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: options.repackBelow, packBytes, onProgress: options.onProgress, head: written.manifest,
+      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: options.repackBelow, repackMaxBytes: options.repackMaxBytes, packBytes, onProgress: options.onProgress, head: written.manifest,
     });
     return {
       generation: String(seq), seq, digest: hex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,

@@ -14,6 +14,9 @@ import { planRetention, validateRetention, type RetentionSettings } from './rete
 import { deriveStoreKeys, isOpened, type OpenedManifest, type StoreKeys } from './seal.ts';
 import { findHead, holdingOf, isOurs, loadManifest, scanStore, writeManifest, type Head, type Holding, type Scan, type StoredManifest } from './state.ts';
 
+const REPACK_MAX_BYTES = 16 << 20;
+const PIECE_BYTES = 1 << 20;
+
 export interface CleanupResult {
   /** Generations whose manifests were deleted (expired, or under another key when purging). */
   deleted: string[];
@@ -28,6 +31,8 @@ export interface CleanupOptions {
   purgeOtherKeys?: boolean;
   /** Repack packs whose live share is below this (default 0.5; 0 never repacks). */
   repackBelow?: number;
+  /** At most this much live data is moved per run, emptiest packs first (default 16 MiB): bounded time and memory. */
+  repackMaxBytes?: number;
   packBytes?: number;
   onProgress?: OnPageStoreProgress;
   /** Look for packs to repack even when no manifest was deleted (applyRetention does; a backup does not). */
@@ -101,7 +106,7 @@ export async function cleanupStore(
       const repackBelow = options.repackBelow ?? 0.5;
       if (repackBelow > 0 && (result.deleted.length > 0 || options.repackAlways)) {
         scan = await scanStore(store, dir);
-        await repack(store, dir, key, keys, holding, scan, repackBelow, options.packBytes ?? DEFAULT_PACK_BYTES, result);
+        await repack(store, dir, key, keys, holding, scan, repackBelow, options.packBytes ?? DEFAULT_PACK_BYTES, options.repackMaxBytes ?? REPACK_MAX_BYTES, result);
       }
     }
     scan = await scanStore(store, dir);
@@ -139,7 +144,7 @@ export async function cleanupStore(
  */
 async function repack(
   store: FileStore, dir: string, key: Uint8Array, keys: StoreKeys, holding: Holding, scan: Scan,
-  repackBelow: number, packBytes: number, result: CleanupResult,
+  repackBelow: number, packBytes: number, repackMaxBytes: number, result: CleanupResult,
 ): Promise<void> {
   if (scan.manifests.some((m) => !m.header)) return;
   const pinned = new Set<string>();
@@ -175,8 +180,18 @@ async function repack(
       u.used.fill(1, run.firstSlot, run.firstSlot + run.count);
     }
   }
+  // The emptiest packs first, up to a bounded amount of live data per run (the rest waits for the next run).
   const liveSlots = (used: Uint8Array) => used.reduce((n, b) => n + b, 0);
-  const chosen = new Set([...usage].filter(([name, u]) => !pinned.has(name) && liveSlots(u.used) < repackBelow * u.used.length).map(([name]) => name));
+  const below = [...usage].map(([name, u]) => ({ name, live: liveSlots(u.used), slots: u.used.length, pageSize: u.pageSize }))
+    .filter((p) => !pinned.has(p.name) && p.live < repackBelow * p.slots)
+    .sort((a, b) => a.live / a.slots - b.live / b.slots || a.name.localeCompare(b.name));
+  const chosen = new Set<string>();
+  let budget = repackMaxBytes;
+  for (const p of below) {
+    if (chosen.size && p.live * p.pageSize > budget) break;
+    chosen.add(p.name);
+    budget -= p.live * p.pageSize;
+  }
   if (chosen.size === 0) return;
 
   // The pages to move, each with what checks it: its number, fingerprint, and its generation's salt and settings.
@@ -209,9 +224,13 @@ async function repack(
     const writer = new PackWriter(store, dir, holding.token, pageSize, packBytes);
     try {
       for (const [name, e] of [...live].filter(([, c]) => c.pageSize === pageSize).sort(([a], [b]) => a.localeCompare(b))) {
-        const bytes = await store.read(store.join(dir, name), 0, sizes.get(name)!);
+        // Read in pieces, and only the pieces holding live pages.
+        const piecePages = Math.max(1, Math.floor(PIECE_BYTES / pageSize));
+        let piece: { first: number; bytes: Uint8Array } = { first: -1, bytes: new Uint8Array(0) };
         for (const [slot, at] of [...e.slots].sort(([a], [b]) => a - b)) {
-          const page = bytes.subarray(slot * pageSize, (slot + 1) * pageSize);
+          const first = slot - (slot % piecePages);
+          if (piece.first !== first) piece = { first, bytes: await store.read(store.join(dir, name), first * pageSize, piecePages * pageSize) };
+          const page = piece.bytes.subarray((slot - first) * pageSize, (slot - first + 1) * pageSize);
           const problem = page.length === pageSize ? at.checker.problem(page, at.pgno, at.fingerprint) : 'the pack is cut short';
           if (problem) throw new CorruptDatabaseError(`repack stopped: ${name} slot ${slot}: ${problem}`);
           await writer.add(page, at.pgno, (_, pack, to) => moved.set(`${name}#${slot}`, { pack, slot: to }));
