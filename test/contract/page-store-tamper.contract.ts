@@ -201,6 +201,25 @@ export function pageStoreTamperContract(label: string, host: PageStoreTestHost, 
       await f.db.close();
     });
 
+    it('a backup after a pack was lost or cut writes those pages again: the new generation is whole', async () => {
+      const f = await new Fixture(host).setup(2000);
+      await f.backup();
+      const lost = await placeOf(f, '1', 2);
+      const cut = await placeOf(f, '1', (await manifestOf(f, '1')).body.logical.pageCount);
+      assert.notEqual(lost.path, cut.path);
+      const lostPages = (await readAll(f.files, lost.path)).length / 4096;
+      await f.files.remove(lost.path);
+      await edit(f, cut.path, (b) => b.subarray(0, b.length - 4096));
+      await f.change(1);
+      const r = await f.backup();
+      assert.equal(r.full, false);
+      assert.ok(r.pagesWritten >= lostPages + 1, `${r.pagesWritten} pages written, ${lostPages} of them lost`);
+      assert.match(r.warnings.join(), /written again/);
+      await f.restoresExactly(r.generation);
+      await refused(f, '1', /is missing|cut short/);
+      await f.db.close();
+    });
+
     it('a generation number committed by someone else meanwhile is never overwritten', async () => {
       const f = await new Fixture(host).setup(200);
       await f.backup();

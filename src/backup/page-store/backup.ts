@@ -59,6 +59,8 @@ export interface GenerationResult {
   full: boolean;
   /** Retention and garbage collection after the commit (their failures are warnings: the generation stands). */
   cleanup: CleanupResult;
+  /** What the backup found wrong with the store and worked around. */
+  warnings: string[];
 }
 
 /**
@@ -121,6 +123,10 @@ export async function backupGeneration(
   const packIndex = new Map<string, number>();
   const indexOf = (name: string) => packIndex.get(name) ?? (packIndex.set(name, packNames.push(name) - 1), packNames.length - 1);
   const parentAt = parent && !full ? locate(parent.header.packs, parent.body.runs, parent.body.logical.pageCount) : null;
+  // A parent's page is only reused where its pack is still there and long enough; otherwise it is written again (the store heals).
+  const sizes = new Map(scan.packs.map((p) => [p.name, p.size]));
+  const packSize = Float64Array.from(parentAt?.names ?? [], (n) => sizes.get(n) ?? -1);
+  let healed = 0;
   const locPack = new Uint32Array(pageCount);
   const locSlot = new Uint32Array(pageCount);
   const fingerprints = new Uint8Array(pageCount * FINGERPRINT_BYTES);
@@ -150,7 +156,10 @@ export async function backupGeneration(
           const fp = page.subarray(verifier.hmacOffset, verifier.hmacOffset + FINGERPRINT_BYTES);
           fingerprints.set(fp, (pgno - 1) * FINGERPRINT_BYTES);
           const had = parentAt && pgno <= pl!.pageCount ? pl!.fingerprints.subarray((pgno - 1) * FINGERPRINT_BYTES, pgno * FINGERPRINT_BYTES) : null;
-          if (had && bytesEqual(fp, had)) {
+          const same = had !== null && bytesEqual(fp, had);
+          const reusable = same && packSize[parentAt!.pack[pgno - 1]!]! >= (parentAt!.slot[pgno - 1]! + 1) * s.pageSize;
+          if (same && !reusable) healed++;
+          if (reusable) {
             locPack[pgno - 1] = indexOf(parentAt!.names[parentAt!.pack[pgno - 1]!]!);
             locSlot[pgno - 1] = parentAt!.slot[pgno - 1]!;
           } else {
@@ -191,6 +200,7 @@ export async function backupGeneration(
     return {
       generation: String(seq), seq, digest: hex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,
       pageCount, full, cleanup,
+      warnings: healed ? [`${healed} unchanged pages were written again: the packs that held them are missing or cut short (see verify)`] : [],
     };
   } catch (e) {
     // Not committed: nothing names these packs (a crash leaves them to the next run's collection).
