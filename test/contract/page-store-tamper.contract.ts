@@ -76,7 +76,7 @@ export function pageStoreTamperContract(label: string, host: PageStoreTestHost, 
       cases.push(['cut the last pack short', async () => {
         const p = await placeOf(f, '3', last.pageCount);
         await edit(f, p.path, (b) => b.subarray(0, p.offset + 2000));
-      }, /cannot be read|truncated|ends before/]);
+      }, /cut short/]);
       cases.push(['delete a pack', async () => void (await f.files.remove((await placeOf(f, '3', 1)).path)), /is missing/]);
       cases.push(['swap two packs', async () => {
         const a = await placeOf(f, '3', 1);
@@ -85,7 +85,7 @@ export function pageStoreTamperContract(label: string, host: PageStoreTestHost, 
         const [ba, bb] = [await readAll(f.files, a.path), await readAll(f.files, b.path)];
         await overwrite(f.files, a.path, bb);
         await overwrite(f.files, b.path, ba);
-      }, /failed its HMAC check|cannot be read|truncated|ends before/]);
+      }, /failed its HMAC check|salt|cut short/]); // page 1's place gets another page: its salt bytes differ first
       cases.push(['swap two pages in a pack', async () => {
         const p = await placeOf(f, '3', 2);
         await edit(f, p.path, (b) => {

@@ -64,54 +64,132 @@ export class PackReadError extends Error {
 
 /** Dead slots up to this many between two needed ones are read through rather than split into two reads. */
 const GAP_SLOTS = 16;
+/** What all read-ahead windows together may hold, about. */
+const AHEAD_BUDGET_BYTES = 16 << 20;
+const MAX_WINDOW_BYTES = 1 << 20;
+/** The stretch a generation is assembled by (restore.ts reads 4 MiB at a time). */
+export const STRETCH_BYTES = 4 << 20;
+/** A window unused for this many stretches is dropped. */
+const AHEAD_IDLE_STRETCHES = 4;
+const WINDOWS_PER_PACK = 4;
 
 /**
- * Fills `into` with pages from…to-1 (0-based) of a generation whose page i
- * lives in slot `slot[i]` of pack `names[pack[i]]`. Each pack's slots for the
- * stretch are read as few contiguous spans, one read each: a generation made
- * over many days draws each stretch from its base pack and a few pages from
- * every day's packs, and one read per page (or a small cache of windows over
- * dozens of packs) would be thousands of reads per stretch.
+ * Assembles a generation stretch by stretch (page i lives in slot `slot[i]`
+ * of pack `names[pack[i]]`). Each pack's slots for a stretch are read as few
+ * contiguous spans; small spans read ahead (up to 1 MiB) and keep the
+ * window for the next stretches. A generation made over many days draws
+ * each stretch from its base pack plus a few pages from every day's pack,
+ * and those are laid out in page order: without the windows that is one
+ * read per day's pack per stretch — thousands of small reads.
  */
-export async function gatherPages(
-  store: FileStore, dir: string, names: string[], pack: Uint32Array, slot: Uint32Array,
-  from: number, to: number, pageSize: number, into: Uint8Array,
-): Promise<void> {
-  const wanted = new Map<number, number[]>();
-  for (let i = from; i < to; i++) {
-    const list = wanted.get(pack[i]!);
-    if (list) list.push(slot[i]!);
-    else wanted.set(pack[i]!, [slot[i]!]);
-  }
-  const spans = new Map<number, Array<{ first: number; last: number; bytes: Uint8Array }>>();
-  for (const [p, slots] of wanted) {
-    slots.sort((a, b) => a - b);
-    const list: Array<{ first: number; last: number; bytes: Uint8Array }> = [];
-    for (const s of slots) {
-      const last = list.at(-1);
-      if (last && s <= last.last + GAP_SLOTS) last.last = Math.max(last.last, s);
-      else list.push({ first: s, last: s, bytes: new Uint8Array(0) });
-    }
-    const name = names[p]!;
-    for (const span of list) {
-      const length = (span.last - span.first + 1) * pageSize;
-      try {
-        span.bytes = await store.read(store.join(dir, name), span.first * pageSize, length);
-      } catch (e) {
-        const missing = (e as { code?: string }).code === 'ENOENT' || (e as { name?: string }).name === 'NotFoundError';
-        throw new PackReadError(name, firstPgnoAt(pack, slot, from, to, p, span.first), missing ? 'is missing' : `cannot be read (${(e as Error).message})`);
+interface Window {
+  first: number;
+  /** Slots it holds (until read: that it asked for). */
+  slots: number;
+  bytes: Uint8Array;
+  /** The stretch that last used it. */
+  used: number;
+}
+
+export class PageGatherer {
+  /** Per pack, a few windows (a repacked pack holds several runs of pages in page order, read side by side). */
+  readonly #windows = new Map<number, Window[]>();
+  readonly #aheadSlots: number;
+  #stretch = 0;
+
+  constructor(
+    readonly store: FileStore, readonly dir: string, readonly names: string[],
+    readonly pack: Uint32Array, readonly slot: Uint32Array, readonly pageSize: number,
+  ) {
+    // Packs that feed many stretches (a day's changes, spread over the whole file) keep a window each, side by side: share the budget among them.
+    const stretchPages = Math.max(1, Math.floor(STRETCH_BYTES / pageSize));
+    const lastStretch = new Int32Array(names.length).fill(-1);
+    const stretches = new Uint32Array(names.length);
+    for (let i = 0; i < pack.length; i++) {
+      const p = pack[i]!;
+      const s = Math.floor(i / stretchPages);
+      if (lastStretch[p] !== s) {
+        lastStretch[p] = s;
+        stretches[p]!++;
       }
-      if (span.bytes.length < length) {
-        throw new PackReadError(name, firstPgnoAt(pack, slot, from, to, p, span.first + Math.floor(span.bytes.length / pageSize)), 'is cut short (truncated)');
+    }
+    const spread = stretches.reduce((n, k) => n + (k > 2 ? 1 : 0), 0);
+    const perPack = Math.min(MAX_WINDOW_BYTES, Math.floor(AHEAD_BUDGET_BYTES / Math.max(1, spread * WINDOWS_PER_PACK / 2)));
+    this.#aheadSlots = Math.max(GAP_SLOTS, Math.floor(perPack / pageSize));
+  }
+
+  /** Fills `into` with pages from…to-1 (0-based). Throws PackReadError for a missing or short pack. */
+  async gather(from: number, to: number, into: Uint8Array): Promise<void> {
+    const { pack, slot, pageSize } = this;
+    const stretch = ++this.#stretch;
+    const wanted = new Map<number, number[]>();
+    for (let i = from; i < to; i++) {
+      const list = wanted.get(pack[i]!);
+      if (list) list.push(slot[i]!);
+      else wanted.set(pack[i]!, [slot[i]!]);
+    }
+    // Plan: each span is covered by a kept window or a new read; all reads of the stretch then go out at once.
+    const spans = new Map<number, Array<{ first: number; last: number; window: Window }>>();
+    const reads: Array<Promise<void>> = [];
+    for (const [p, slots] of wanted) {
+      slots.sort((a, b) => a - b);
+      const list: Array<{ first: number; last: number; window: Window }> = [];
+      for (const s of slots) {
+        const last = list.at(-1);
+        if (last && s <= last.last + GAP_SLOTS) last.last = Math.max(last.last, s);
+        else list.push({ first: s, last: s, window: null! });
+      }
+      const kept = this.#windows.get(p) ?? [];
+      for (const span of list) {
+        let w = kept.find((x) => span.first >= x.first && span.last < x.first + x.slots);
+        if (!w) {
+          const count = Math.max(span.last - span.first + 1, this.#aheadSlots);
+          const window: Window = (w = { first: span.first, slots: count, bytes: new Uint8Array(0), used: stretch });
+          reads.push(this.#read(p, span.first, count, from, to).then((bytes) => {
+            window.bytes = bytes;
+            window.slots = Math.floor(bytes.length / pageSize);
+          }));
+          // Only small windows stay for later stretches; a large span is used once.
+          if (count === this.#aheadSlots) {
+            kept.push(w);
+            if (kept.length > WINDOWS_PER_PACK) kept.sort((a, b) => b.used - a.used).pop();
+            this.#windows.set(p, kept);
+          }
+        }
+        w.used = stretch;
+        span.window = w;
+      }
+      spans.set(p, list);
+    }
+    await Promise.all(reads);
+    for (const [p, list] of spans) {
+      for (const span of list) {
+        if (span.last >= span.window.first + span.window.slots) {
+          throw new PackReadError(this.names[p]!, firstPgnoAt(pack, slot, from, to, p, span.window.first + span.window.slots), 'is cut short (truncated)');
+        }
       }
     }
-    spans.set(p, list);
+    for (let i = from; i < to; i++) {
+      const s = slot[i]!;
+      const w = spans.get(pack[i]!)!.find((x) => s >= x.first && s <= x.last)!.window;
+      const at = (s - w.first) * pageSize;
+      into.set(w.bytes.subarray(at, at + pageSize), (i - from) * pageSize);
+    }
+    for (const [p, kept] of this.#windows) {
+      const fresh = kept.filter((w) => w.used >= stretch - AHEAD_IDLE_STRETCHES);
+      if (fresh.length) this.#windows.set(p, fresh);
+      else this.#windows.delete(p);
+    }
   }
-  for (let i = from; i < to; i++) {
-    const s = slot[i]!;
-    const span = spans.get(pack[i]!)!.find((x) => s >= x.first && s <= x.last)!;
-    const at = (s - span.first) * pageSize;
-    into.set(span.bytes.subarray(at, at + pageSize), (i - from) * pageSize);
+
+  async #read(p: number, first: number, count: number, from: number, to: number): Promise<Uint8Array> {
+    const name = this.names[p]!;
+    try {
+      return await this.store.read(this.store.join(this.dir, name), first * this.pageSize, count * this.pageSize);
+    } catch (e) {
+      const missing = (e as { code?: string }).code === 'ENOENT' || (e as { name?: string }).name === 'NotFoundError';
+      throw new PackReadError(name, firstPgnoAt(this.pack, this.slot, from, to, p, first), missing ? 'is missing' : `cannot be read (${(e as Error).message})`);
+    }
   }
 }
 

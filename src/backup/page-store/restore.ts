@@ -8,11 +8,10 @@ import type { JournalMode } from '../../engine/database.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, WrongKeyError } from '../../engine/errors.ts';
 import type { FileStore } from '../../files/file-store.ts';
 import { hex, locate, manifestName } from './format.ts';
-import { fingerprintOf, gatherPages, PackReadError, PageChecker, yielder, type OnPageStoreProgress } from './pages.ts';
+import { fingerprintOf, PackReadError, PageGatherer, STRETCH_BYTES, PageChecker, yielder, type OnPageStoreProgress } from './pages.ts';
 import { deriveStoreKeys, type OpenedManifest } from './seal.ts';
 import { checkConsistency, scanStore, type Anchor, type Checked, type GenerationState } from './state.ts';
 
-const CHUNK_BYTES = 4 << 20;
 
 export interface GenerationInfo {
   /** Its id: the sequence number in decimal. */
@@ -168,21 +167,33 @@ async function* assemble(
   const l = m.body.logical;
   const checker = await PageChecker.create(key, l);
   const { names, pack, slot } = locate(m.header.packs, m.body.runs, l.pageCount);
-  const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / l.pageSize));
+  const pages = new PageGatherer(store, dir, names, pack, slot, l.pageSize);
+  const chunkPages = Math.max(1, Math.floor(STRETCH_BYTES / l.pageSize));
   const total = l.pageCount * l.pageSize;
-  let buffer = new Uint8Array(Math.min(chunkPages, l.pageCount) * l.pageSize);
+  // Two buffers: the next stretch's reads run (in the host's I/O threads) while this one is checked and written.
+  const spare = reuse ? [new Uint8Array(Math.min(chunkPages, l.pageCount) * l.pageSize), new Uint8Array(Math.min(chunkPages, l.pageCount) * l.pageSize)] : null;
+  const fetch = (index: number) => {
+    const from = index * chunkPages;
+    const to = Math.min(l.pageCount, from + chunkPages);
+    const chunk = spare ? spare[index % 2]!.subarray(0, (to - from) * l.pageSize) : new Uint8Array((to - from) * l.pageSize);
+    const done = pages.gather(from, to, chunk).then(() => ({ from, to, chunk }));
+    done.catch(() => {}); // awaited below; this only keeps an abandoned prefetch from being an unhandled rejection
+    return done;
+  };
+  const stretches = Math.ceil(l.pageCount / chunkPages);
   const pause = yielder();
   try {
-    for (let from = 0; from < l.pageCount; from += chunkPages) {
-      const to = Math.min(l.pageCount, from + chunkPages);
-      if (!reuse) buffer = new Uint8Array((to - from) * l.pageSize);
-      const chunk = buffer.subarray(0, (to - from) * l.pageSize);
+    let next = fetch(0);
+    for (let index = 0; index < stretches; index++) {
+      let got: { from: number; to: number; chunk: Uint8Array };
       try {
-        await gatherPages(store, dir, names, pack, slot, from, to, l.pageSize, chunk);
+        got = await next;
       } catch (e) {
         if (e instanceof PackReadError) throw fail('corrupt', `generation ${l.seq}: ${e.message}`);
         throw e;
       }
+      if (index + 1 < stretches) next = fetch(index + 1);
+      const { from, to, chunk } = got;
       for (let i = from; i < to; i++) {
         const problem = checker.problem(chunk.subarray((i - from) * l.pageSize, (i - from + 1) * l.pageSize), i + 1, fingerprintOf(l, i + 1));
         if (problem) throw fail('corrupt', `generation ${l.seq}: ${problem}`);
