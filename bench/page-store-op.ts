@@ -5,6 +5,7 @@
  *   page-store-op.ts restore <store> <target>      restoreGeneration of the newest generation
  *   page-store-op.ts copy <file> <target>          a plain file copy with fsync
  *   page-store-op.ts copy-verify <file> <target>   the same, then the page HMAC check
+ *   page-store-op.ts service-restore <db> <dir>    the service's restoreBackup of a full backup of a copy of <db> (timed: the restore only)
  * The raw key comes as CK_KEY (hex). Prints one line of JSON.
  */
 import fs from 'node:fs';
@@ -12,7 +13,8 @@ import { resolveSettings } from '../src/engine/cipher.ts';
 import { checkPageHmacs } from '../src/backup/page-check.ts';
 import { copySnapshot, discard, materialize } from '../src/backup/snapshot.ts';
 import { backupGeneration, restoreGeneration } from '../src/backup/page-store/index.ts';
-import { NodeFileStore, nodeEngine, openDatabase } from '../src/node.ts';
+import { BackupService, NodeFileStore, nodeEngine, openDatabase } from '../src/node.ts';
+import { PASSWORD } from './workloads.ts';
 
 const [op, a, b, c] = process.argv.slice(2) as [string, string, string, string | undefined];
 const key = new Uint8Array(Buffer.from(process.env.CK_KEY!, 'hex'));
@@ -110,6 +112,19 @@ if (op === 'full' || op === 'copy' || op === 'copy-verify') {
   const t0 = now();
   const r = await restoreGeneration(files, a, 'latest', key, b);
   result = { totalMs: now() - t0, ...memory(), ...r };
+} else if (op === 'service-restore') {
+  fs.rmSync(b, { recursive: true, force: true });
+  fs.mkdirSync(b);
+  copyWithFsync(a, `${b}/app.db`);
+  const service = new BackupService({ databasePath: `${b}/app.db`, backupDir: `${b}/backups`, password: PASSWORD, maxBackups: 1 });
+  const backup = await service.createBackup({ force: true });
+  if (!backup.success) throw new Error(backup.error);
+  const memory = memoryFrom();
+  const t0 = now();
+  const r = await service.restoreBackup(backup.backupPath!);
+  if (!r.success) throw new Error(r.error);
+  result = { totalMs: now() - t0, ...memory() };
+  fs.rmSync(b, { recursive: true, force: true });
 } else {
   throw new Error(`unknown step ${op}`);
 }
