@@ -78,13 +78,13 @@ export interface ManifestHeader {
   headerLength: number;
 }
 
-/** Pages firstPgno … firstPgno+count-1 are slots firstSlot … of pack `pack`. */
-export interface Run {
-  firstPgno: number;
-  count: number;
-  pack: number;
-  firstSlot: number;
-}
+/**
+ * Runs, 4 numbers each (firstPgno, count, pack index, firstSlot): pages
+ * firstPgno … firstPgno+count-1 are slots firstSlot … of that pack. Flat:
+ * a generation made over weeks has tens of thousands.
+ */
+export type Runs = Uint32Array;
+export const RUN_FIELDS = 4;
 
 export interface RetainedEntry {
   seq: number;
@@ -114,7 +114,7 @@ export interface Logical {
 export interface ManifestBody {
   logical: Logical;
   /** Where each page lives; rewritten by repacks. */
-  runs: Run[];
+  runs: Runs;
   /** The generations the store should hold, as of the last time this manifest was sealed. */
   retained: RetainedEntry[];
 }
@@ -237,15 +237,10 @@ export function encodeLogical(l: Logical): Uint8Array {
 
 /** `logical`: the logical section already encoded (the digest needed it), to save encoding it twice. */
 export function encodeBody(body: ManifestBody, logical = encodeLogical(body.logical)): Uint8Array {
-  const w = new Writer(logical.length + 4 + body.runs.length * 16 + 4 + body.retained.length * (16 + DIGEST_BYTES));
+  const w = new Writer(logical.length + 4 + body.runs.length * 4 + 4 + body.retained.length * (16 + DIGEST_BYTES));
   w.raw(logical);
-  w.u32(body.runs.length);
-  for (const run of body.runs) {
-    w.u32(run.firstPgno);
-    w.u32(run.count);
-    w.u32(run.pack);
-    w.u32(run.firstSlot);
-  }
+  w.u32(body.runs.length / RUN_FIELDS);
+  for (const v of body.runs) w.u32(v);
   w.u32(body.retained.length);
   for (const e of body.retained) {
     w.u64(e.seq);
@@ -278,14 +273,13 @@ export function decodeBody(bytes: Uint8Array, packCount: number): { body: Manife
   const fingerprints = bytes.subarray(r.at, (r.at += pageCount * FINGERPRINT_BYTES)); // a view: the plaintext is ours alone
   const logicalBytes = bytes.subarray(0, r.at);
   const runCount = r.u32();
-  r.need(runCount * 16);
-  const runs: Run[] = [];
+  r.need(runCount * RUN_FIELDS * 4);
+  const runs = new Uint32Array(runCount * RUN_FIELDS);
   let next = 1;
-  for (let i = 0; i < runCount; i++) {
-    const run = { firstPgno: r.u32(), count: r.u32(), pack: r.u32(), firstSlot: r.u32() };
-    if (run.firstPgno !== next || run.count < 1 || run.pack >= packCount) throw new FormatError('runs do not cover the pages in order');
-    next += run.count;
-    runs.push(run);
+  for (let i = 0; i < runs.length; i += RUN_FIELDS) {
+    for (let k = 0; k < RUN_FIELDS; k++) runs[i + k] = r.u32();
+    if (runs[i] !== next || runs[i + 1]! < 1 || runs[i + 2]! >= packCount) throw new FormatError('runs do not cover the pages in order');
+    next += runs[i + 1]!;
   }
   if (next !== pageCount + 1) throw new FormatError('runs do not cover every page');
   const retainedCount = r.u32();
@@ -301,25 +295,31 @@ export function decodeBody(bytes: Uint8Array, packCount: number): { body: Manife
 }
 
 /** Runs from per-page pack indexes and slots (index i is page i+1). */
-export function toRuns(packs: Uint32Array, slots: Uint32Array, pageCount: number): Run[] {
-  const runs: Run[] = [];
-  let run: Run | undefined;
+export function toRuns(packs: Uint32Array, slots: Uint32Array, pageCount: number): Runs {
+  let count = 0;
+  for (let i = 0; i < pageCount; i++) if (i === 0 || packs[i] !== packs[i - 1] || slots[i] !== slots[i - 1]! + 1) count++;
+  const runs = new Uint32Array(count * RUN_FIELDS);
+  let at = -RUN_FIELDS;
   for (let i = 0; i < pageCount; i++) {
-    if (run && run.pack === packs[i] && run.firstSlot + run.count === slots[i]) run.count++;
-    else runs.push((run = { firstPgno: i + 1, count: 1, pack: packs[i]!, firstSlot: slots[i]! }));
+    if (i === 0 || packs[i] !== packs[i - 1] || slots[i] !== slots[i - 1]! + 1) {
+      at += RUN_FIELDS;
+      runs[at] = i + 1;
+      runs[at + 2] = packs[i]!;
+      runs[at + 3] = slots[i]!;
+    }
+    runs[at + 1]!++;
   }
   return runs;
 }
 
 /** Per page (index i is page i+1): the index into `packs` of its pack, and its slot. */
-export function locate(packs: string[], runs: Run[], pageCount: number): { names: string[]; pack: Uint32Array; slot: Uint32Array } {
+export function locate(packs: string[], runs: Runs, pageCount: number): { names: string[]; pack: Uint32Array; slot: Uint32Array } {
   const pack = new Uint32Array(pageCount);
   const slot = new Uint32Array(pageCount);
-  for (const run of runs) {
-    for (let k = 0; k < run.count; k++) {
-      pack[run.firstPgno - 1 + k] = run.pack;
-      slot[run.firstPgno - 1 + k] = run.firstSlot + k;
-    }
+  for (let r = 0; r < runs.length; r += RUN_FIELDS) {
+    const [firstPgno, count, p, firstSlot] = [runs[r]!, runs[r + 1]!, runs[r + 2]!, runs[r + 3]!];
+    pack.fill(p, firstPgno - 1, firstPgno - 1 + count);
+    for (let k = 0; k < count; k++) slot[firstPgno - 1 + k] = firstSlot + k;
   }
   return { names: packs, pack, slot };
 }

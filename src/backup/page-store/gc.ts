@@ -7,7 +7,7 @@
  */
 import { CorruptDatabaseError } from '../../engine/errors.ts';
 import type { FileStore, HeldLock } from '../../files/file-store.ts';
-import { hex, locate, toRuns, type RetainedEntry } from './format.ts';
+import { hex, locate, RUN_FIELDS, toRuns, type RetainedEntry } from './format.ts';
 import { DEFAULT_PACK_BYTES, PackWriter } from './packs.ts';
 import { fingerprintOf, PageChecker, type OnPageStoreProgress } from './pages.ts';
 import { planRetention, validateRetention, type RetentionSettings } from './retention.ts';
@@ -169,15 +169,16 @@ async function repack(
     }
     ours.push(m);
     const { pageSize } = opened.body.logical;
-    for (const run of opened.body.runs) {
-      const name = opened.header.packs[run.pack]!;
+    const runs = opened.body.runs;
+    for (let r = 0; r < runs.length; r += RUN_FIELDS) {
+      const name = opened.header.packs[runs[r + 2]!]!;
       let u = usage.get(name);
       if (!u) {
         const size = sizes.get(name);
         if (size === undefined) continue; // a missing pack: verify reports it, nothing to move
         usage.set(name, (u = { pageSize, used: new Uint8Array(Math.ceil(size / pageSize)) }));
       }
-      u.used.fill(1, run.firstSlot, run.firstSlot + run.count);
+      u.used.fill(1, runs[r + 3]!, runs[r + 3]! + runs[r + 1]!);
     }
   }
   // The emptiest packs first, up to a bounded amount of live data per run (the rest waits for the next run).
@@ -205,14 +206,16 @@ async function repack(
     let checker = checkers.get(id);
     if (!checker) checkers.set(id, (checker = await PageChecker.create(key, l)));
     let touches = false;
-    for (const run of m.body.runs) {
-      const name = m.header.packs[run.pack]!;
+    const runs = m.body.runs;
+    for (let r = 0; r < runs.length; r += RUN_FIELDS) {
+      const [firstPgno, count, p, firstSlot] = [runs[r]!, runs[r + 1]!, runs[r + 2]!, runs[r + 3]!];
+      const name = m.header.packs[p]!;
       if (!chosen.has(name)) continue;
       touches = true;
       let entry = live.get(name);
       if (!entry) live.set(name, (entry = { pageSize: l.pageSize, slots: new Map() }));
-      for (let k = 0; k < run.count; k++) {
-        if (!entry.slots.has(run.firstSlot + k)) entry.slots.set(run.firstSlot + k, { pgno: run.firstPgno + k, fingerprint: fingerprintOf(l, run.firstPgno + k).slice(), checker });
+      for (let k = 0; k < count; k++) {
+        if (!entry.slots.has(firstSlot + k)) entry.slots.set(firstSlot + k, { pgno: firstPgno + k, fingerprint: fingerprintOf(l, firstPgno + k).slice(), checker });
       }
     }
     if (touches) affected.push(stored);

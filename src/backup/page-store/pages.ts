@@ -89,12 +89,28 @@ interface Window {
   bytes: Uint8Array;
   /** The stretch that last used it. */
   used: number;
+  /** Kept for later stretches, in a buffer of the pool. */
+  kept: boolean;
+}
+
+/**
+ * A store that can read into the caller's buffer: then no read allocates
+ * (at 500 MB, a new buffer per read is hundreds of MB of garbage, and the
+ * runtime lets tens of MB of it pile up before collecting).
+ */
+interface ReadsInto {
+  readInto(path: string, offset: number, into: Uint8Array): Promise<number>;
 }
 
 export class PageGatherer {
   /** Per pack, a few windows (a repacked pack holds several runs of pages in page order, read side by side). */
   readonly #windows = new Map<number, Window[]>();
   readonly #aheadSlots: number;
+  readonly #readInto: ReadsInto['readInto'] | null;
+  /** Window-sized buffers of dropped windows, for the next ones (when the store reads into buffers). */
+  readonly #pool: Uint8Array[] = [];
+  /** Where spans read once go, reused stretch after stretch (when the store reads into buffers). */
+  #arena = new Uint8Array(0);
   #stretch = 0;
 
   constructor(
@@ -116,6 +132,8 @@ export class PageGatherer {
     const spread = stretches.reduce((n, k) => n + (k > 2 ? 1 : 0), 0);
     const perPack = Math.min(MAX_WINDOW_BYTES, Math.floor(AHEAD_BUDGET_BYTES / Math.max(1, spread * WINDOWS_PER_PACK / 2)));
     this.#aheadSlots = Math.max(GAP_SLOTS, Math.floor(perPack / pageSize));
+    const readInto = (store as Partial<ReadsInto>).readInto;
+    this.#readInto = typeof readInto === 'function' ? readInto.bind(store) : null;
   }
 
   /** Fills `into` with pages from…to-1 (0-based). Throws PackReadError for a missing or short pack. */
@@ -130,7 +148,8 @@ export class PageGatherer {
     }
     // Plan: each span is covered by a kept window or a new read; all reads of the stretch then go out at once.
     const spans = new Map<number, Array<{ first: number; last: number; window: Window }>>();
-    const reads: Array<Promise<void>> = [];
+    const fresh: Array<{ p: number; window: Window }> = [];
+    const dropped: Window[] = [];
     for (const [p, slots] of wanted) {
       slots.sort((a, b) => a - b);
       const list: Array<{ first: number; last: number; window: Window }> = [];
@@ -144,15 +163,12 @@ export class PageGatherer {
         let w = kept.find((x) => span.first >= x.first && span.last < x.first + x.slots);
         if (!w) {
           const count = Math.max(span.last - span.first + 1, this.#aheadSlots);
-          const window: Window = (w = { first: span.first, slots: count, bytes: new Uint8Array(0), used: stretch });
-          reads.push(this.#read(p, span.first, count, from, to).then((bytes) => {
-            window.bytes = bytes;
-            window.slots = Math.floor(bytes.length / pageSize);
-          }));
           // Only small windows stay for later stretches; a large span is used once.
-          if (count === this.#aheadSlots) {
+          w = { first: span.first, slots: count, bytes: new Uint8Array(0), used: stretch, kept: count === this.#aheadSlots };
+          fresh.push({ p, window: w });
+          if (w.kept) {
             kept.push(w);
-            if (kept.length > WINDOWS_PER_PACK) kept.sort((a, b) => b.used - a.used).pop();
+            if (kept.length > WINDOWS_PER_PACK) dropped.push(kept.sort((a, b) => b.used - a.used).pop()!);
             this.#windows.set(p, kept);
           }
         }
@@ -161,7 +177,21 @@ export class PageGatherer {
       }
       spans.set(p, list);
     }
-    await Promise.all(reads);
+    // Buffers: from the pool and the arena when the store reads into them; else each read brings its own.
+    if (this.#readInto) {
+      const once = fresh.filter((f) => !f.window.kept).reduce((n, f) => n + f.window.slots * pageSize, 0);
+      if (this.#arena.length < once) this.#arena = new Uint8Array(once);
+      let at = 0;
+      for (const { window: w } of fresh) {
+        const length = w.slots * pageSize;
+        if (w.kept) w.bytes = this.#pool.pop() ?? new Uint8Array(this.#aheadSlots * pageSize);
+        else w.bytes = this.#arena.subarray(at, (at += length));
+      }
+    }
+    await Promise.all(fresh.map(async ({ p, window: w }) => {
+      w.bytes = await this.#read(p, w.first, w.slots, w.bytes, from, to);
+      w.slots = Math.floor(w.bytes.length / pageSize);
+    }));
     for (const [p, list] of spans) {
       for (const span of list) {
         if (span.last >= span.window.first + span.window.slots) {
@@ -176,16 +206,21 @@ export class PageGatherer {
       into.set(w.bytes.subarray(at, at + pageSize), (i - from) * pageSize);
     }
     for (const [p, kept] of this.#windows) {
-      const fresh = kept.filter((w) => w.used >= stretch - AHEAD_IDLE_STRETCHES);
-      if (fresh.length) this.#windows.set(p, fresh);
+      const live = kept.filter((w) => w.used >= stretch - AHEAD_IDLE_STRETCHES);
+      dropped.push(...kept.filter((w) => w.used < stretch - AHEAD_IDLE_STRETCHES));
+      if (live.length) this.#windows.set(p, live);
       else this.#windows.delete(p);
     }
+    if (this.#readInto) for (const w of dropped) this.#pool.push(new Uint8Array(w.bytes.buffer, w.bytes.byteOffset, this.#aheadSlots * pageSize));
   }
 
-  async #read(p: number, first: number, count: number, from: number, to: number): Promise<Uint8Array> {
+  /** Slots first… of pack `p`: into `buffer` when the store reads into buffers (a view of it returned), else a new one. */
+  async #read(p: number, first: number, count: number, buffer: Uint8Array, from: number, to: number): Promise<Uint8Array> {
     const name = this.names[p]!;
+    const path = this.store.join(this.dir, name);
     try {
-      return await this.store.read(this.store.join(this.dir, name), first * this.pageSize, count * this.pageSize);
+      if (this.#readInto) return buffer.subarray(0, await this.#readInto(path, first * this.pageSize, buffer.subarray(0, count * this.pageSize)));
+      return await this.store.read(path, first * this.pageSize, count * this.pageSize);
     } catch (e) {
       const missing = (e as { code?: string }).code === 'ENOENT' || (e as { name?: string }).name === 'NotFoundError';
       throw new PackReadError(name, firstPgnoAt(this.pack, this.slot, from, to, p, first), missing ? 'is missing' : `cannot be read (${(e as Error).message})`);
