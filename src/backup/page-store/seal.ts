@@ -5,7 +5,6 @@
  * id or pack list fails like a changed body), and generation digests.
  * WebCrypto only: the same in Node, Deno and browsers.
  */
-import { createSHA256 } from 'hash-wasm';
 import { InvalidArgumentError } from '../../engine/errors.ts';
 import {
   bytesEqual, decodeBody, decodeHeader, encodeBody, encodeHeader, encodeLogical, FormatError, KEY_ID_BYTES, NONCE_BYTES,
@@ -13,6 +12,8 @@ import {
 } from './format.ts';
 
 const HKDF_SALT = new TextEncoder().encode('cipherkeep page store v1');
+/** WebCrypto's types want ArrayBuffer-backed views; ours are (nothing here is shared memory). */
+const own = (b: Uint8Array) => b as Uint8Array<ArrayBuffer>;
 const DIGEST_DOMAIN = new TextEncoder().encode('cipherkeep page store v1 generation\0');
 
 export interface StoreKeys {
@@ -43,17 +44,18 @@ export async function deriveStoreKeys(rawKey: Uint8Array): Promise<StoreKeys> {
   return { keyId, aead };
 }
 
-/** SHA-256 over the domain and the logical section (streamed: the section is megabytes at 500 MB). */
+/**
+ * SHA-256(domain ‖ SHA-256(logical section)): the inner hash takes the
+ * megabytes as they are, so nothing is copied to prefix the domain.
+ */
 export async function generationDigest(logicalBytes: Uint8Array): Promise<Uint8Array> {
-  const sha = await createSHA256();
-  sha.init();
-  sha.update(DIGEST_DOMAIN);
-  sha.update(logicalBytes);
-  return sha.digest('binary');
+  const inner = new Uint8Array(await crypto.subtle.digest('SHA-256', own(logicalBytes)));
+  const outer = new Uint8Array(DIGEST_DOMAIN.length + inner.length);
+  outer.set(DIGEST_DOMAIN);
+  outer.set(inner, DIGEST_DOMAIN.length);
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', outer));
 }
 
-/** WebCrypto's types want ArrayBuffer-backed views; ours are (nothing here is shared memory). */
-const own = (b: Uint8Array) => b as Uint8Array<ArrayBuffer>;
 
 /** A manifest file for `body` (whose pages live in `packs`), as its header and its sealed body: written one after the other. */
 export async function sealManifest(keys: StoreKeys, packs: string[], body: ManifestBody, logical = encodeLogical(body.logical)): Promise<{ header: Uint8Array; sealed: Uint8Array }> {
