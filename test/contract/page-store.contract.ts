@@ -257,6 +257,12 @@ export function pageStoreContract(label: string, host: PageStoreTestHost, runner
       assert.deepEqual(await f.manifests(), ['gen-0000000003.manifest', 'gen-0000000004.manifest']);
       assert.deepEqual(await f.everyRetainedRestores(), ['4', '3']);
       assert.equal((await listGenerations(f.files, f.store, oldKey)).generations.every((g) => g.state === 'foreign-key'), true);
+      // A password change whose new backup failed: the old generations go anyway, with no generation under the new key yet.
+      const newer = crypto.getRandomValues(new Uint8Array(32));
+      const purged = await applyRetention(f.files, f.store, newer, {}, { now: new Date(T0 + 9 * DAY), purgeOtherKeys: true });
+      assert.deepEqual(purged.deleted.sort(), ['3', '4']);
+      assert.deepEqual(await f.manifests(), []);
+      assert.deepEqual(await f.packs(), [], 'their packs went with them');
       await f.db.close();
     });
 

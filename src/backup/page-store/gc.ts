@@ -92,16 +92,18 @@ export async function cleanupStore(
       result.warnings.push(`nothing collected: the newest manifest ${head.stored.name} is damaged (${head.detail})`);
       return result;
     }
-    if (head.kind === 'ok') {
-      const retained = new Set(head.manifest.body.retained.map((e) => e.seq));
-      const doomed = scan.manifests.filter((m) => m !== head.stored && (isOurs(m, keys) ? !retained.has(m.seq) : !!options.purgeOtherKeys));
-      if (doomed.length) await holding.check();
-      for (const m of doomed) {
-        if (await store.remove(m.path)) {
-          result.deleted.push(String(m.seq));
-          result.bytesFreed += m.size;
-        }
+    // Ours that the head no longer retains; with purgeOtherKeys (after a password change), every other one too — even with no head of ours yet.
+    const retained = new Set(head.kind === 'ok' ? head.manifest.body.retained.map((e) => e.seq) : []);
+    const doomed = scan.manifests.filter((m) => (head.kind === 'ok' && m === head.stored ? false
+      : isOurs(m, keys) ? head.kind === 'ok' && !retained.has(m.seq) : !!options.purgeOtherKeys));
+    if (doomed.length) await holding.check();
+    for (const m of doomed) {
+      if (await store.remove(m.path)) {
+        result.deleted.push(String(m.seq));
+        result.bytesFreed += m.size;
       }
+    }
+    if (head.kind === 'ok') {
       // Packs only lose live pages when manifests go: without a delete there is nothing new to repack.
       const repackBelow = options.repackBelow ?? 0.5;
       if (repackBelow > 0 && (result.deleted.length > 0 || options.repackAlways)) {
