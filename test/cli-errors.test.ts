@@ -4,7 +4,7 @@
  * nothing claims a change that did not happen; passwords come one line at a
  * time from a descriptor that may stay open.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -3,7 +3,7 @@
  * round-trips through cipherkeep and native SQLCipher both ways; values too
  * large for the engine are a TooBigError and leave it whole.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { InvalidArgumentError, TooBigError } from '../src/index.ts';

@@ -4,7 +4,7 @@
  * bytes, so a backup from before the rekey opens with the old password and
  * one from after with the new — in cipherkeep and in native SQLCipher.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

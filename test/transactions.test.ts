@@ -4,7 +4,7 @@
  * transaction (BusyError), names `tx`, rolls back, and the connection goes on.
  * Callers who only wait their turn still get it.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { BusyError, DeadlockError } from '../src/index.ts';

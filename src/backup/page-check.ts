@@ -98,3 +98,35 @@ function yielder(): { next(): Promise<void>; close(): void } {
     close: () => port1.close(),
   };
 }
+
+/** Checks single pages of one file (one key and salt) at their page numbers: for page stores, which hold pages apart from their file. */
+export interface PageVerifier {
+  /** Offset in a page of its HMAC (after the ciphertext and the IV). */
+  readonly hmacOffset: number;
+  /** Whether `page` (exactly one page) carries the HMAC SQLCipher writes for page `pgno` under this key and salt. */
+  check(page: Uint8Array, pgno: number): boolean;
+}
+
+/** A PageVerifier for the file whose salt is `salt`: the same derivation and layout as checkPageHmacs. */
+export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, settings: Required<CipherSettings>): Promise<PageVerifier> {
+  const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
+  const covered = pageSize - (IV_BYTES + (hmacAlgorithm === 'SHA512' ? 64 : 32)) + IV_BYTES;
+  const macBytes = HMAC_BYTES[hmacAlgorithm];
+  const base = await crypto.subtle.importKey('raw', key.slice(), 'PBKDF2', false, ['deriveBits']);
+  const hmacSalt = salt.slice(0, SALT_BYTES).map((b) => b ^ 0x3a);
+  const hmacKey = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: KDF_HASH[kdfAlgorithm], salt: hmacSalt, iterations: 2 }, base, 256);
+  const hmac = await createHMAC(HASHER[hmacAlgorithm](), new Uint8Array(hmacKey));
+  const pgnoBytes = new Uint8Array(4);
+  const pgnoView = new DataView(pgnoBytes.buffer);
+  return {
+    hmacOffset: covered,
+    check(page, pgno) {
+      if (page.length !== pageSize) return false;
+      pgnoView.setUint32(0, pgno, true);
+      hmac.init();
+      hmac.update(page.subarray(pgno === 1 ? SALT_BYTES : 0, covered));
+      hmac.update(pgnoBytes);
+      return equal(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes));
+    },
+  };
+}

@@ -9,7 +9,7 @@
  * requires `instanceof WrongKeyError` for a wrong password across the
  * worker boundary, in minified code.
  */
-import { describe, it } from 'node:test';
+import { describe, it } from '../timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -4,7 +4,8 @@
  * `node app.mjs` (Node 20, no loader), `deno run -A app.mjs`, a script using
  * the `npm:` specifier, and the `cipherkeep` command under both.
  */
-import { describe, it, before } from 'node:test';
+import { before } from 'node:test';
+import { describe, it } from '../timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -6,7 +6,8 @@
  * usage under moduleResolution node16 and bundler, and a browser-only
  * project without Node's types.
  */
-import { describe, it, before } from 'node:test';
+import { before } from 'node:test';
+import { describe, it } from '../timeouts.ts';
 import assert from 'node:assert/strict';
 import { bin, consumerProject, fixture, packOnce, run } from './setup.ts';
 

@@ -1,0 +1,173 @@
+/**
+ * npm run bench:pages [-- --size 500 --days 30 --change 0.01 --reps 3 --name page-store --out dir]
+ *
+ * Incremental backups (the page store) against full ones, side by side on
+ * one database (notes-app shaped, written by native SQLCipher, cached under
+ * bench/.data/): each day native SQLCipher rewrites rows on `change` of the
+ * pages, then a generation is made from a snapshot copy. Measured, each step
+ * in a fresh process: a full backup's work (copy + page HMAC check of the
+ * whole file) and the service's createBackup; each generation (snapshot copy
+ * and backupGeneration apart); the store's size after `days` generations;
+ * restoring the newest against copying a full backup; peak memory growth.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { pbkdf2Sync } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import NativeDatabase from '@signalapp/sqlcipher';
+import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '500' }, days: { type: 'string', default: '30' }, change: { type: 'string', default: '0.01' },
+    reps: { type: 'string', default: '3' }, name: { type: 'string', default: 'page-store' }, out: { type: 'string' },
+  },
+});
+const sizeMB = Number(values.size);
+const days = Number(values.days);
+const change = Number(values.change);
+const reps = Number(values.reps);
+const here = import.meta.dirname;
+const results = path.resolve(values.out ?? path.join(here, 'results'));
+const work = path.join(DATA_DIR, `page-store-work-${process.pid}`);
+const MB = 1024 * 1024;
+const PAGE = 4096;
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const settle = () => execFileSync('sync');
+
+function step(args: string[], key: string): Record<string, any> {
+  settle();
+  const out = execFileSync('node', ['--import', 'tsx', path.join(here, 'page-store-op.ts'), ...args], { encoding: 'utf8', env: { ...process.env, CK_KEY: key } });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+/** The service's full createBackup (snapshot copy, page check, key derivation from the password), as bench/run.ts measures it. */
+function createBackup(db: string): Record<string, any> {
+  settle();
+  const out = execFileSync('node', ['--import', 'tsx', path.join(here, 'node-backup.ts'), 'cipherkeep', db, path.join(work, 'service')], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+/** Rewrites rows in place (same sizes, so only their leaf pages change) on about `fraction` of the pages, half notes and half attachments. */
+function mutate(db: string, fraction: number, pages: number): void {
+  const native = new NativeDatabase(db);
+  try {
+    native.pragma(`key = '${PASSWORD}'`);
+    const target = Math.max(1, Math.round(fraction * pages) - 1); // page 1 changes with any commit
+    const maxNote = Number((native.prepare('SELECT max(id) AS n FROM notes').get() as { n: number }).n);
+    const maxAttachment = Number((native.prepare('SELECT max(id) AS n FROM attachments').get() as { n: number }).n);
+    const note = native.prepare("UPDATE notes SET body = hex(randomblob(300)) || ' lorem ipsum dolor sit amet' WHERE id = ?");
+    const attachment = native.prepare('UPDATE attachments SET data = randomblob(1500) WHERE id = ?');
+    native.exec('BEGIN');
+    for (let i = 0; i < target; i++) {
+      if (i % 2) attachment.run([1 + Math.floor(Math.random() * maxAttachment)]);
+      else note.run([1 + Math.floor(Math.random() * maxNote)]);
+    }
+    native.exec('COMMIT');
+  } finally {
+    native.close();
+  }
+}
+
+function dirBytes(dir: string): number {
+  return fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+}
+
+fs.rmSync(work, { recursive: true, force: true });
+fs.mkdirSync(work, { recursive: true });
+fs.mkdirSync(results, { recursive: true });
+try {
+  const base = workload(sizeMB, 'delete');
+  const live = path.join(work, 'live.db');
+  fs.copyFileSync(base, live);
+  const dbBytes = fs.statSync(live).size;
+  const pages = dbBytes / PAGE;
+  const salt = fs.readFileSync(live).subarray(0, 16);
+  const key = pbkdf2Sync(PASSWORD, salt, 256_000, 32, 'sha512').toString('hex');
+  const store = path.join(work, 'store');
+  const full = path.join(work, 'full.db');
+
+  const fulls = Array.from({ length: reps }, () => step(['full', live, full], key));
+  const services = Array.from({ length: reps }, () => createBackup(live));
+  console.log(`full backup: ${median(fulls.map((r) => r.totalMs)).toFixed(0)} ms (copy + page check), createBackup ${median(services.map((r) => r.totalMs)).toFixed(0)} ms`);
+
+  const generations: Array<Record<string, any>> = [step(['generation', live, store, '0'], key)];
+  console.log(`generation 1 (full): ${generations[0]!.backupMs.toFixed(0)} ms, ${(generations[0]!.bytesWritten / MB).toFixed(1)} MB`);
+  for (let day = 1; day < days; day++) {
+    mutate(live, change, pages);
+    generations.push(step(['generation', live, store, String(day)], key));
+    const g = generations.at(-1)!;
+    console.log(`generation ${day + 1}: ${g.pagesWritten} pages (${((100 * g.pagesWritten) / g.pageCount).toFixed(2)}%), ${(g.bytesWritten / MB).toFixed(2)} MB, snapshot ${g.snapshotMs.toFixed(0)} ms + backup ${g.backupMs.toFixed(0)} ms, +${g.rssGrowthMB.toFixed(1)} MB${g.warnings.length ? `, warnings: ${g.warnings}` : ''}`);
+  }
+  const storeBytes = dirBytes(store);
+
+  const restored = path.join(work, 'restored.db');
+  const restores = Array.from({ length: reps }, () => step(['restore', store, restored], key));
+  const restoresReadInto = Array.from({ length: reps }, () => step(['restore-read-into', store, restored], key));
+  // The live file was not written since its last snapshot, and a snapshot of an idle rollback-journal database is the file itself.
+  if (!fs.readFileSync(restored).equals(fs.readFileSync(live))) throw new Error('the restored generation differs from the database it was made from');
+  const copies = Array.from({ length: reps }, () => step(['copy', full, path.join(work, 'copy.db')], key));
+  const copyVerifies = Array.from({ length: reps }, () => step(['copy-verify', full, path.join(work, 'copy.db')], key));
+  // What the issue compares with: the service restoring a full backup (verify, keep the current database, copy, verify again: quick_check twice). Slow: once.
+  const serviceRestore = step(['service-restore', live, path.join(work, 'service-restore')], key);
+
+  const incremental = generations.slice(1);
+  const fullMs = median(fulls.map((r) => r.totalMs));
+  const serviceMs = median(services.map((r) => r.totalMs));
+  const incBytes = median(incremental.map((g) => g.bytesWritten));
+  const incMs = median(incremental.map((g) => g.backupMs));
+  const incWithSnapshotMs = median(incremental.map((g) => g.totalMs));
+  const restoreMs = median(restores.map((r) => r.totalMs));
+  const restoreReadIntoMs = median(restoresReadInto.map((r) => r.totalMs));
+  const copyMs = median(copies.map((r) => r.totalMs));
+  const copyVerifyMs = median(copyVerifies.map((r) => r.totalMs));
+  const figures = {
+    date: new Date().toISOString(), node: process.version, cores: execFileSync('nproc').toString().trim(), reps,
+    database: { bytes: dbBytes, pages }, days, changeTarget: change,
+    changedPagesMedianPct: +(100 * median(incremental.map((g) => g.pagesWritten / g.pageCount))).toFixed(2),
+    fullBackup: { copyPlusCheckMs: fullMs, createBackupMs: serviceMs, peakRssGrowthMB: median(fulls.map((r) => r.rssGrowthMB)) },
+    firstGeneration: { ms: generations[0]!.backupMs, bytes: generations[0]!.bytesWritten },
+    incremental: {
+      bytesWrittenMedian: incBytes, bytesVsDatabase: +(incBytes / dbBytes).toFixed(4),
+      backupMsMedian: incMs, timeVsFull: +(incMs / fullMs).toFixed(3), timeVsCreateBackup: +(incMs / serviceMs).toFixed(3),
+      withSnapshotMsMedian: incWithSnapshotMs, withSnapshotVsFull: +(incWithSnapshotMs / fullMs).toFixed(3),
+      snapshotMsMedian: median(incremental.map((g) => g.snapshotMs)),
+      peakRssGrowthMBMax: Math.max(...generations.map((g) => g.rssGrowthMB)),
+    },
+    store: { generations: generations.length, bytes: storeBytes, vsDatabase: +(storeBytes / dbBytes).toFixed(3), fullBackupsWouldBe: +(generations.length).toFixed(0) },
+    restore: {
+      newestMs: restoreMs, copyFullBackupMs: copyMs, copyAndCheckFullBackupMs: copyVerifyMs,
+      serviceRestoreBackupMs: serviceRestore.totalMs,
+      withReadIntoMs: restoreReadIntoMs, withReadIntoVsCopyAndCheck: +(restoreReadIntoMs / copyVerifyMs).toFixed(2),
+      withReadIntoPeakRssGrowthMB: Math.max(...restoresReadInto.map((r) => r.rssGrowthMB)),
+      vsCopy: +(restoreMs / copyMs).toFixed(2), vsCopyAndCheck: +(restoreMs / copyVerifyMs).toFixed(2), vsServiceRestoreBackup: +(restoreMs / serviceRestore.totalMs).toFixed(2),
+      peakRssGrowthMB: Math.max(...restores.map((r) => r.rssGrowthMB)),
+    },
+  };
+  const f = figures;
+  const mb = (n: number) => `${(n / MB).toFixed(1)} MB`;
+  const ok = (pass: boolean) => (pass ? 'met' : 'NOT met');
+  const lines = [
+    `cipherkeep page store benchmark — ${f.date} — ${mb(dbBytes)} database (${pages} pages), ${generations.length} daily generations, ${f.changedPagesMedianPct}% of pages changed per day (median), ${reps} repetitions of full/restore steps, node ${f.node}, ${f.cores} cores`,
+    '',
+    '| measure | value | target |',
+    '| --- | --- | --- |',
+    `| full backup: copy + page HMAC check | ${fullMs.toFixed(0)} ms | |`,
+    `| full backup: createBackup (service, from the password) | ${serviceMs.toFixed(0)} ms | |`,
+    `| first generation (full) | ${f.firstGeneration.ms.toFixed(0)} ms, ${mb(f.firstGeneration.bytes)} | |`,
+    `| incremental: bytes written (median) | ${mb(incBytes)} = ${(100 * f.incremental.bytesVsDatabase).toFixed(2)}% of the database | ≤ 2%: ${ok(f.incremental.bytesVsDatabase <= 0.02)} |`,
+    `| incremental: backupGeneration time (median) | ${incMs.toFixed(0)} ms = ${f.incremental.timeVsFull}x full (${f.incremental.timeVsCreateBackup}x createBackup) | ≤ 0.2x: ${ok(f.incremental.timeVsFull <= 0.2)} |`,
+    `| incremental with its snapshot copy (median) | ${incWithSnapshotMs.toFixed(0)} ms = ${f.incremental.withSnapshotVsFull}x full (snapshot ${f.incremental.snapshotMsMedian.toFixed(0)} ms) | |`,
+    `| ${generations.length} generations: store size | ${mb(storeBytes)} = ${f.store.vsDatabase}x the database (full backups: ${generations.length}x) | ≤ 1.5x: ${ok(f.store.vsDatabase <= 1.5)} |`,
+    `| restore newest generation (assemble + check every page) | ${restoreMs.toFixed(0)} ms = ${f.restore.vsCopyAndCheck}x copying a full backup + page check (${copyVerifyMs.toFixed(0)} ms); ${f.restore.vsCopy}x a plain copy (${copyMs.toFixed(0)} ms); ${f.restore.vsServiceRestoreBackup}x the service's restoreBackup of a full backup (${serviceRestore.totalMs.toFixed(0)} ms, one run) | ≤ 1.2x: ${ok(f.restore.vsCopyAndCheck <= 1.2)} (vs copy + check) |`,
+    `| the same through a store with readInto (proposed for FileStore) | ${restoreReadIntoMs.toFixed(0)} ms = ${f.restore.withReadIntoVsCopyAndCheck}x copy + page check | |`,
+    `| peak memory growth: a generation / a restore / a restore with readInto / a full backup | ${f.incremental.peakRssGrowthMBMax.toFixed(1)} / ${f.restore.peakRssGrowthMB.toFixed(1)} / ${f.restore.withReadIntoPeakRssGrowthMB.toFixed(1)} / ${f.fullBackup.peakRssGrowthMB.toFixed(1)} MB | ≤ 64 MB: ${ok(Math.max(f.incremental.peakRssGrowthMBMax, f.restore.peakRssGrowthMB) <= 64)} |`,
+  ];
+  fs.writeFileSync(path.join(results, `${values.name}.txt`), `${lines.join('\n')}\n`);
+  fs.writeFileSync(path.join(results, `${values.name}.json`), `${JSON.stringify({ ...figures, generations }, null, 2)}\n`);
+  console.log(`\n${lines.join('\n')}\n\nwrote ${path.join(results, values.name!)}.{txt,json}`);
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}

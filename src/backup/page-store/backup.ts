@@ -1,0 +1,236 @@
+/**
+ * Making a generation from a snapshot copy of the database: pages whose HMAC
+ * (the trailer SQLCipher rewrites with a fresh IV on every write of a page)
+ * matches the parent generation's record are referenced where they already
+ * are; every other page is checked at its page number and written into new
+ * packs; the manifest is written last and its appearance commits the
+ * generation. Nothing is decrypted and nothing is hashed but changed pages.
+ */
+import { resolveSettings, type CipherSettings } from '../../engine/cipher.ts';
+import type { JournalMode } from '../../engine/database.ts';
+import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, WrongKeyError } from '../../engine/errors.ts';
+import type { FileStore, HeldLock } from '../../files/file-store.ts';
+import { createPageVerifier } from '../page-check.ts';
+import { cleanupStore, removeStaleTmps, type CleanupResult } from './gc.ts';
+import { bytesEqual, encodeLogical, FINGERPRINT_BYTES, hex, locate, SALT_BYTES, toRuns, type Logical, type RetainedEntry } from './format.ts';
+import { DEFAULT_PACK_BYTES, PackWriter } from './packs.ts';
+import { yielder, type OnPageStoreProgress } from './pages.ts';
+import { planRetention, validateRetention, type RetentionSettings } from './retention.ts';
+import { deriveStoreKeys, generationDigest, type OpenedManifest } from './seal.ts';
+import { findHead, holdingOf, scanStore, writeManifest, type Anchor } from './state.ts';
+
+const CHUNK_BYTES = 4 << 20;
+
+export interface BackupGenerationOptions {
+  /** The generation's time (retention judges age by it). */
+  now: Date;
+  /** Awaited once per 4 MiB chunk of the snapshot. */
+  onProgress?: OnPageStoreProgress;
+  /** The lock every writer of this store holds; its token names our temporary files and packs. */
+  lock?: HeldLock;
+  /** Applied as the generation commits; without it every earlier generation stays. */
+  retention?: RetentionSettings;
+  /** Pack size (default 4 MiB). */
+  packBytes?: number;
+  /** Repack packs whose live share fell below this (default 0.5; 0 never repacks). */
+  repackBelow?: number;
+  /** At most this much live data is repacked per run (default 16 MiB). */
+  repackMaxBytes?: number;
+  /** After a password change: delete every generation not under this key once this one is committed. */
+  purgeOtherKeys?: boolean;
+  /** The database's journal mode, recorded for whoever restores it (default 'delete'). */
+  journalMode?: JournalMode;
+  /** The newest generation the caller saw committed: refuse to build on a store rolled back past it. */
+  anchor?: Anchor;
+  /** Write every page, even if the parent has it. */
+  full?: boolean;
+}
+
+export interface GenerationResult {
+  /** The generation's id (its sequence number, in decimal). */
+  generation: string;
+  seq: number;
+  /** Hex SHA-256 of the generation's logical section: with `seq`, the anchor to keep for rollback checks. */
+  digest: string;
+  pagesWritten: number;
+  /** Pack and manifest bytes written. */
+  bytesWritten: number;
+  pageCount: number;
+  full: boolean;
+  /** Retention and garbage collection after the commit (their failures are warnings: the generation stands). */
+  cleanup: CleanupResult;
+  /** What the backup found wrong with the store and worked around. */
+  warnings: string[];
+}
+
+/**
+ * A snapshot read through the caller's own means, e.g. `Database.readRaw` of
+ * the snapshot copy it has open: one reused buffer instead of a new one per
+ * read (FileStore.read allocates each chunk, which is garbage at 500 MB).
+ */
+export interface SnapshotSource {
+  size: number;
+  /** Fills `into` with the bytes at `offset`; returns how many. */
+  read(offset: number, into: Uint8Array): number | Promise<number>;
+}
+
+/**
+ * Backs up a snapshot copy (a materialized copy: see snapshot.ts), given by
+ * its path in `store` or as a SnapshotSource, into the page store at `dir`.
+ * `key` is the database's 32-byte raw key. Callers hold the store's lock:
+ * one writer at a time.
+ */
+export async function backupGeneration(
+  store: FileStore, dir: string, snapshot: string | SnapshotSource, key: Uint8Array, settings: CipherSettings, options: BackupGenerationOptions,
+): Promise<GenerationResult> {
+  const s = resolveSettings(settings);
+  const packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
+  if (!Number.isInteger(packBytes) || packBytes < s.pageSize) throw new InvalidArgumentError('packBytes must be an integer of at least one page');
+  if (options.retention) validateRetention(options.retention);
+  if (!(options.now instanceof Date) || Number.isNaN(options.now.getTime())) throw new InvalidArgumentError('now must be a valid Date');
+  const keys = await deriveStoreKeys(key);
+  const holding = holdingOf(options.lock);
+
+  const source = typeof snapshot === 'string' ? await fromStore(store, snapshot) : snapshot;
+  const info = { size: source.size };
+  if (info.size === 0 || info.size % s.pageSize !== 0) {
+    throw new CorruptDatabaseError(`snapshot of ${info.size} bytes is not a whole number of ${s.pageSize}-byte pages`);
+  }
+  await store.ensureDir(dir);
+  const scan = await scanStore(store, dir);
+  await removeStaleTmps(store, scan, holding);
+  const head = await findHead(store, keys, scan);
+  if (head.kind === 'damaged') {
+    throw new CorruptDatabaseError(`page store: the newest manifest ${head.stored.name} is damaged (${head.detail}); verify the store, and delete that file to go on from the generation before it`);
+  }
+  const headSeq = head.kind === 'ok' ? head.stored.seq : 0;
+  if (options.anchor && (headSeq < options.anchor.seq || (headSeq === options.anchor.seq && options.anchor.digest && head.kind === 'ok' && hex(head.manifest.digest) !== options.anchor.digest))) {
+    throw new CorruptDatabaseError(`page store rolled back: generation ${options.anchor.seq} was committed, the newest now is ${headSeq || 'none'}`);
+  }
+
+  const salt = new Uint8Array(SALT_BYTES);
+  if ((await source.read(0, salt)) !== SALT_BYTES) throw new CorruptDatabaseError('snapshot ended before its salt');
+  const parent = head.kind === 'ok' ? head.manifest : null;
+  const pl = parent?.body.logical;
+  const full = !!options.full || !pl || !bytesEqual(pl.salt, salt) || pl.pageSize !== s.pageSize
+    || pl.hmacAlgorithm !== s.hmacAlgorithm || pl.kdfAlgorithm !== s.kdfAlgorithm;
+  const seq = Math.max(0, ...scan.manifests.map((m) => m.seq)) + 1;
+  const pageCount = info.size / s.pageSize;
+  const verifier = await createPageVerifier(key, salt, s);
+
+  // Where the parent keeps each page, and which packs the new manifest names.
+  const packNames: string[] = [];
+  const packIndex = new Map<string, number>();
+  const indexOf = (name: string) => packIndex.get(name) ?? (packIndex.set(name, packNames.push(name) - 1), packNames.length - 1);
+  const parentAt = parent && !full ? locate(parent.header.packs, parent.body.runs, parent.body.logical.pageCount) : null;
+  // A parent's page is only reused where its pack is still there and long enough; otherwise it is written again (the store heals).
+  const sizes = new Map(scan.packs.map((p) => [p.name, p.size]));
+  const packSize = Float64Array.from(parentAt?.names ?? [], (n) => sizes.get(n) ?? -1);
+  let healed = 0;
+  const locPack = new Uint32Array(pageCount);
+  const locSlot = new Uint32Array(pageCount);
+  const fingerprints = new Uint8Array(pageCount * FINGERPRINT_BYTES);
+  const packs = new PackWriter(store, dir, holding.token, s.pageSize, packBytes);
+  const placed = (pgno: number, pack: string, slot: number) => {
+    locPack[pgno - 1] = indexOf(pack);
+    locSlot[pgno - 1] = slot;
+  };
+
+  let newPages = 0;
+  let committed = false;
+  const buffer = new Uint8Array(Math.min(Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize)), pageCount) * s.pageSize);
+  const pause = yielder();
+  try {
+    const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize));
+    for (let first = 0; first < pageCount; first += chunkPages) {
+      const want = Math.min(chunkPages, pageCount - first) * s.pageSize;
+      const chunk = buffer.subarray(0, want);
+      if ((await source.read(first * s.pageSize, chunk)) !== want) throw new CorruptDatabaseError(`snapshot ended early, within pages ${first + 1}…${first + want / s.pageSize}`);
+      let changedFrom = -1; // start (page index in chunk) of the current run of changed pages
+      const count = want / s.pageSize;
+      for (let i = 0; i <= count; i++) {
+        let changed = false;
+        if (i < count) {
+          const pgno = first + i + 1;
+          const page = chunk.subarray(i * s.pageSize, (i + 1) * s.pageSize);
+          const fp = page.subarray(verifier.hmacOffset, verifier.hmacOffset + FINGERPRINT_BYTES);
+          fingerprints.set(fp, (pgno - 1) * FINGERPRINT_BYTES);
+          const had = parentAt && pgno <= pl!.pageCount ? pl!.fingerprints.subarray((pgno - 1) * FINGERPRINT_BYTES, pgno * FINGERPRINT_BYTES) : null;
+          const same = had !== null && bytesEqual(fp, had);
+          const reusable = same && packSize[parentAt!.pack[pgno - 1]!]! >= (parentAt!.slot[pgno - 1]! + 1) * s.pageSize;
+          if (same && !reusable) healed++;
+          if (reusable) {
+            locPack[pgno - 1] = indexOf(parentAt!.names[parentAt!.pack[pgno - 1]!]!);
+            locSlot[pgno - 1] = parentAt!.slot[pgno - 1]!;
+          } else {
+            if (!verifier.check(page, pgno)) {
+              if (pgno === 1) throw new WrongKeyError('the snapshot does not open with this key (page 1 failed its HMAC check)');
+              throw new CorruptDatabaseError(`snapshot page ${pgno} failed its HMAC check`);
+            }
+            changed = true;
+            newPages++;
+          }
+        }
+        if (changed && changedFrom < 0) changedFrom = i;
+        if (!changed && changedFrom >= 0) {
+          await packs.add(chunk.subarray(changedFrom * s.pageSize, i * s.pageSize), first + changedFrom + 1, placed);
+          changedFrom = -1;
+        }
+      }
+      await options.onProgress?.({ phase: 'scan', bytesDone: first * s.pageSize + want, bytesTotal: info.size });
+      await pause.next();
+    }
+    await packs.finish();
+
+    const logical: Logical = {
+      seq, createdAtMs: options.now.getTime(), parentSeq: parent ? parent.body.logical.seq : 0,
+      parentDigest: parent ? parent.digest : new Uint8Array(32), salt, pageSize: s.pageSize,
+      hmacAlgorithm: s.hmacAlgorithm, kdfAlgorithm: s.kdfAlgorithm, journalMode: options.journalMode ?? 'delete',
+      full, newPages, pageCount, fingerprints,
+    };
+    const logicalBytes = encodeLogical(logical);
+    const digest = await generationDigest(logicalBytes);
+    const retained = retainedAfter(parent, { seq, createdAtMs: logical.createdAtMs, digest }, options);
+    await options.onProgress?.({ phase: 'commit', bytesDone: info.size, bytesTotal: info.size });
+    const written = await writeManifest(store, dir, keys, holding, packNames, { logical, runs: toRuns(locPack, locSlot, pageCount), retained }, false, logicalBytes);
+    committed = true;
+    const cleanup = await cleanupStore(store, dir, key, keys, holding, {
+      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: options.repackBelow, repackMaxBytes: options.repackMaxBytes, packBytes, onProgress: options.onProgress, head: written.manifest,
+    });
+    return {
+      generation: String(seq), seq, digest: hex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,
+      pageCount, full, cleanup,
+      warnings: healed ? [`${healed} unchanged pages were written again: the packs that held them are missing or cut short (see verify)`] : [],
+    };
+  } catch (e) {
+    // Not committed: nothing names these packs (a crash leaves them to the next run's collection).
+    if (!committed) await packs.discard();
+    throw e;
+  } finally {
+    pause.close();
+  }
+}
+
+async function fromStore(store: FileStore, path: string): Promise<SnapshotSource> {
+  const info = await store.stat(path);
+  if (!info) throw new DatabaseNotFoundError(`snapshot not found: ${path}`);
+  return {
+    size: info.size,
+    async read(offset, into) {
+      const bytes = await store.read(path, offset, into.length);
+      into.set(bytes);
+      return bytes.length;
+    },
+  };
+}
+
+/**
+ * The generations the store holds once this one commits: the parent's list
+ * (a generation it lists that has gone missing stays listed, so the loss
+ * keeps being reported) plus this one, less what retention drops.
+ */
+function retainedAfter(parent: OpenedManifest | null, self: RetainedEntry, options: BackupGenerationOptions): RetainedEntry[] {
+  const all = [self, ...(parent?.body.retained ?? [])];
+  const keep = options.retention ? planRetention(all, options.retention, options.now) : new Set(all.map((e) => e.seq));
+  return all.filter((e) => keep.has(e.seq));
+}

@@ -1,0 +1,105 @@
+/**
+ * Writing packs: pages are gathered in memory up to the pack size and each
+ * pack is written in one piece (one object on a bucket, one sequential write
+ * on a disk), made durable, read back and compared before anything refers
+ * to it. A pack is garbage until a committed manifest names it.
+ */
+import { CorruptDatabaseError } from '../../engine/errors.ts';
+import type { FileStore } from '../../files/file-store.ts';
+import { bytesEqual, newPackName } from './format.ts';
+
+export const DEFAULT_PACK_BYTES = 4 << 20;
+const READ_BACK_BYTES = 1 << 20;
+
+export interface WrittenPack {
+  name: string;
+  /** The page number of each slot. */
+  pgnos: number[];
+  bytes: number;
+}
+
+export class PackWriter {
+  readonly written: WrittenPack[] = [];
+  readonly #buffer: Uint8Array;
+  readonly #slotsPerPack: number;
+  #slots = 0;
+  #pgnos: number[] = [];
+  #name: string | null = null;
+
+  constructor(
+    readonly store: FileStore,
+    readonly dir: string,
+    readonly token: string,
+    readonly pageSize: number,
+    packBytes = DEFAULT_PACK_BYTES,
+  ) {
+    this.#slotsPerPack = Math.max(1, Math.floor(packBytes / pageSize));
+    this.#buffer = new Uint8Array(this.#slotsPerPack * pageSize);
+  }
+
+  /** Total bytes of the packs written so far. */
+  get bytesWritten(): number {
+    return this.written.reduce((s, p) => s + p.bytes, 0);
+  }
+
+  /**
+   * Adds whole pages (`pages` holds pages firstPgno, firstPgno+1, …) and
+   * tells `placed` where each one went. `pages` may be reused once this resolves.
+   */
+  async add(pages: Uint8Array, firstPgno: number, placed: (pgno: number, pack: string, slot: number) => void): Promise<void> {
+    const count = pages.length / this.pageSize;
+    for (let i = 0; i < count; ) {
+      this.#name ??= newPackName(this.token);
+      const n = Math.min(count - i, this.#slotsPerPack - this.#slots);
+      this.#buffer.set(pages.subarray(i * this.pageSize, (i + n) * this.pageSize), this.#slots * this.pageSize);
+      for (let k = 0; k < n; k++) {
+        placed(firstPgno + i + k, this.#name, this.#slots + k);
+        this.#pgnos.push(firstPgno + i + k);
+      }
+      this.#slots += n;
+      i += n;
+      if (this.#slots === this.#slotsPerPack) await this.#flush();
+    }
+  }
+
+  /** Writes the last, partly filled pack. */
+  async finish(): Promise<void> {
+    if (this.#slots > 0) await this.#flush();
+  }
+
+  /** Removes every pack this writer wrote (a run that failed before its manifest was committed). */
+  async discard(): Promise<void> {
+    for (const p of this.written) await this.store.remove(this.store.join(this.dir, p.name)).catch(() => false);
+  }
+
+  async #flush(): Promise<void> {
+    const name = this.#name!;
+    const bytes = this.#buffer.subarray(0, this.#slots * this.pageSize);
+    const path = this.store.join(this.dir, name);
+    const writer = await this.store.create(path);
+    try {
+      await writer.write(bytes);
+      await writer.close();
+    } catch (e) {
+      await writer.abort().catch(() => {});
+      throw e;
+    }
+    // What the store holds must be what was checked: compare it (in pieces: little garbage) before any manifest names it.
+    const size = (await this.store.stat(path))?.size;
+    for (let at = 0; at < bytes.length && size === bytes.length; at += READ_BACK_BYTES) {
+      const back = await this.store.read(path, at, Math.min(READ_BACK_BYTES, bytes.length - at));
+      if (!bytesEqual(back, bytes.subarray(at, at + back.length)) || back.length === 0) {
+        await this.store.remove(path).catch(() => false);
+        throw new CorruptDatabaseError(`pack ${name} read back different from what was written (at byte ${at})`);
+      }
+    }
+    if (size !== bytes.length) {
+      await this.store.remove(path).catch(() => false);
+      throw new CorruptDatabaseError(`pack ${name} holds ${size ?? 'no'} bytes after writing ${bytes.length}`);
+    }
+    this.written.push({ name, pgnos: this.#pgnos, bytes: bytes.length });
+    this.#pgnos = [];
+    this.#slots = 0;
+    this.#name = null;
+  }
+}
