@@ -86,6 +86,25 @@ describe('a backup belongs to one database', () => {
     assert.deepEqual((await svc.listBackups()).map((b) => b.path), [again.backupPath], 'retention removed the damaged one');
   });
 
+  it('damage on page 1 is corruption, not a wrong password: the key checks out on every other page', async () => {
+    const dir = tempDir('page1');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db);
+    const svc = service(db, path.join(dir, 'backups'));
+    const made = await svc.createBackup();
+    const bytes = fs.readFileSync(made.backupPath!);
+    bytes[200]! ^= 0xff; // inside page 1's ciphertext, past the salt
+    const damaged = path.join(dir, 'damaged.db');
+    fs.writeFileSync(damaged, bytes);
+    const check = await svc.verifyBackup(damaged);
+    assert.deepEqual([check.ok, !check.ok && check.reason], [false, 'corrupt'], JSON.stringify(check));
+    assert.match(!check.ok ? check.detail : '', /page 1 is damaged/);
+    const wrong = await new BackupService({ databasePath: db, backupDir: path.join(dir, 'backups'), password: 'not it', keyProfile: FAST }).verifyBackup(made.backupPath!);
+    assert.deepEqual([wrong.ok, !wrong.ok && wrong.reason], [false, 'wrong-key'], 'a wrong password is still wrong-key');
+    const cliRun = await cli(['verify', damaged, '--kdf-iter', '1000']);
+    assert.equal(cliRun.code, 3, 'the CLI says verification failed, not wrong password');
+  });
+
   it('the CLI: a missing database is an error even beside a backup of today; rotate-key of another database leaves these backups alone', async () => {
     const dir = tempDir('cliid');
     const [app, other] = [path.join(dir, 'app.db'), path.join(dir, 'other.db')];

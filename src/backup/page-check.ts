@@ -36,6 +36,8 @@ export async function checkPageHmacs(
   key: Uint8Array,
   settings: Required<CipherSettings>,
   onBytes?: (done: number) => void,
+  /** Start at this page (1 = the first); pages before it are not checked. */
+  fromPage = 1,
 ): Promise<PageCheck> {
   const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
   const reserve = IV_BYTES + (hmacAlgorithm === 'SHA512' ? 64 : 32);
@@ -55,7 +57,7 @@ export async function checkPageHmacs(
   const pgnoView = new DataView(pgno.buffer);
   const pause = yielder();
   try {
-    for (let first = 0; first < pages; first += chunkPages) {
+    for (let first = fromPage - 1; first < pages; first += chunkPages) {
       const chunk = buffer.subarray(0, await read(first * pageSize, buffer.subarray(0, Math.min(chunkPages, pages - first) * pageSize)));
       const count = Math.floor(chunk.length / pageSize);
       if (count === 0) return { ok: false, page: first + 1 }; // the file ended early

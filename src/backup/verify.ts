@@ -4,7 +4,7 @@
  * depth) SQLite's own quick_check passes. Opens read-only: a check never
  * writes to what it checks.
  */
-import { deriveKey, resolveSettings, SALT_BYTES, type KeyMaterial } from '../engine/cipher.ts';
+import { deriveKey, resolveSettings, SALT_BYTES, type CipherSettings, type KeyMaterial } from '../engine/cipher.ts';
 import type { Database, OpenOptions } from '../engine/database.ts';
 import { NotEncryptedError, WrongKeyError } from '../engine/errors.ts';
 import type { FileStore } from '../files/file-store.ts';
@@ -89,10 +89,29 @@ export async function verifyFile(
     }
     return { ok: true, pages: Number(pages), tables: tables.length };
   } catch (e) {
+    if (e instanceof WrongKeyError && (await restVerifies(ctx, path, material, info.size, settings))) {
+      return { ok: false, reason: 'corrupt', detail: 'page 1 is damaged: the key checks out on every other page' };
+    }
     if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: e.message };
     if (e instanceof NotEncryptedError) return { ok: false, reason: 'not-encrypted', detail: e.message };
     return { ok: false, reason: 'corrupt', detail: e instanceof Error ? e.message : String(e) };
   } finally {
     await db?.close().catch(() => {});
   }
+}
+
+/**
+ * When the file does not open with the key: do all its pages but the first
+ * carry HMACs made with it? Then page 1 is damaged, and the key is right.
+ */
+async function restVerifies(ctx: VerifyContext, path: string, material: KeyMaterial, size: number, settings: Required<CipherSettings>): Promise<boolean> {
+  if (size < 2 * settings.pageSize) return false;
+  const raw = await rawKeyFor(ctx, material, path).catch(() => material);
+  if (raw.key === undefined) return false;
+  const read = async (offset: number, into: Uint8Array) => {
+    const bytes = await ctx.files.read(path, offset, into.length);
+    into.set(bytes);
+    return bytes.length;
+  };
+  return (await checkPageHmacs(read, size, raw.key, settings, undefined, 2).catch(() => ({ ok: false }))).ok;
 }
