@@ -8,7 +8,6 @@ import type { FileStore } from '../../files/file-store.ts';
 import { createPageVerifier, type PageVerifier } from '../page-check.ts';
 import { bytesEqual, FINGERPRINT_BYTES, type Logical } from './format.ts';
 
-
 export interface PageStoreProgress {
   phase: 'scan' | 'commit' | 'cleanup' | 'restore' | 'verify';
   bytesDone: number;
