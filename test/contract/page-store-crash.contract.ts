@@ -109,7 +109,7 @@ export function pageStoreCrashContract(label: string, host: PageStoreTestHost, r
       await nothingStray(f);
       await intact(f);
       assert.ok(points > 5 && committed > 0, `${points} crash points, ${committed} of them after the commit`);
-      console.log(`figures: ${label}: backup crashed at ${points} points (every ${stride}th change), ${committed} after its commit; every kept generation restored byte for byte after each`);
+      console.log(`figures: ${label}: backup crashed at ${points} points (one change in ${stride}), ${committed} after its commit; every kept generation restored byte for byte after each`);
       await f.db.close();
     });
 
@@ -140,7 +140,7 @@ export function pageStoreCrashContract(label: string, host: PageStoreTestHost, r
       const list = await listGenerations(f.files, f.store, f.key);
       assert.equal(list.generations.length, 2);
       assert.ok(points > 5, `${points} crash points`);
-      console.log(`figures: ${label}: retention and repack crashed at ${points} points (every ${stride}th change); every kept generation restored byte for byte after each`);
+      console.log(`figures: ${label}: retention and repack crashed at ${points} points (one change in ${stride}); every kept generation restored byte for byte after each`);
       await f.db.close();
     });
   });

@@ -8,8 +8,6 @@ import type { FileStore } from '../../files/file-store.ts';
 import { createPageVerifier, type PageVerifier } from '../page-check.ts';
 import { bytesEqual, FINGERPRINT_BYTES, type Logical } from './format.ts';
 
-const IV_BYTES = 16;
-
 export interface PageStoreProgress {
   phase: 'scan' | 'commit' | 'cleanup' | 'restore' | 'verify';
   bytesDone: number;
@@ -17,11 +15,6 @@ export interface PageStoreProgress {
 }
 /** Progress callback; a returned promise is awaited before the next chunk. */
 export type OnPageStoreProgress = (p: PageStoreProgress) => void | Promise<void>;
-
-/** Offset in a page of its HMAC: after the ciphertext and the 16-byte IV, in the reserve SQLCipher 4 keeps at the end. */
-export function hmacOffset(settings: Required<CipherSettings>): number {
-  return settings.pageSize - (IV_BYTES + (settings.hmacAlgorithm === 'SHA512' ? 64 : 32)) + IV_BYTES;
-}
 
 export function settingsOf(l: PageIdentity): Required<CipherSettings> {
   return { pageSize: l.pageSize, hmacAlgorithm: l.hmacAlgorithm, kdfAlgorithm: l.kdfAlgorithm, kdfIterations: 1, allowWeakKdf: true };
