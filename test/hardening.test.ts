@@ -7,7 +7,7 @@ import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { BackupService, openDatabase, sqlcipher4 } from '../src/node.ts';
 import { tempDir } from './helpers.ts';
 
@@ -204,6 +204,49 @@ describe('odd and hostile backup directories', () => {
     const r = await service(path.join(dir, 'missing.db'), backups).purgeAndRefresh();
     assert.equal(r.errorCode, 'NOT_FOUND');
     assert.deepEqual(fs.readdirSync(backups).filter((n) => n.includes('.tmp')), []);
+  });
+});
+
+describe('sizes', () => {
+  it('a database padded far past its last page (sparse) is copied, and space asked for, by what it holds', async (t) => {
+    const dir = tempDir('sparse');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db, 'pw', 2000);
+    const holds = fs.statSync(db).size;
+    fs.truncateSync(db, 4 * 1024 ** 3); // 4 GiB, all but the first pages a hole
+    const backups = path.join(dir, 'backups');
+    fs.mkdirSync(backups);
+    if (root) execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${4 * holds + (1 << 20)}`, 'tmpfs', backups]);
+    try {
+      const r = await service(db, backups).createBackup();
+      assert.equal(r.success, true, r.error);
+      assert.equal(r.sizeBytes, holds, 'the backup is the database, not its padding');
+      assert.equal((await service(db, backups).verifyBackup(r.backupPath!)).ok, true);
+    } finally {
+      if (root) execFileSync('umount', [backups]);
+    }
+    if (!root) t.diagnostic('without root the free-space half ran against this disk, not a small tmpfs');
+  });
+
+  it('import stops on free space as bytes arrive, before the disk is full (root: a real tmpfs)', async (t) => {
+    if (!root) return t.skip('needs root for a small tmpfs');
+    const dir = tempDir('importfull');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db);
+    const backups = path.join(dir, 'backups');
+    fs.mkdirSync(backups);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', backups]);
+    try {
+      let leastFree = Infinity;
+      const r = await service(db, backups).importBackup((async function* () {
+        for (;;) yield new Uint8Array(1 << 20);
+      })(), { onProgress: () => void (leastFree = Math.min(leastFree, Number(fs.statfsSync(backups).bavail) * Number(fs.statfsSync(backups).bsize))) });
+      assert.deepEqual([r.success, r.errorCode], [false, 'STORAGE_FULL']);
+      assert.ok(leastFree > 4 << 20, `stopped with room to spare (least free: ${leastFree} bytes), not at a full disk`);
+      assert.deepEqual(fs.readdirSync(backups).filter((n) => !n.startsWith('.')), [], 'nothing left');
+    } finally {
+      execFileSync('umount', [backups]);
+    }
   });
 });
 

@@ -409,7 +409,10 @@ export class BackupService {
   async #create(held: Held, onProgress?: OnProgress, depth: VerifyDepth = 'pages'): Promise<BackupResult> {
     const source = await this.#files.stat(this.databasePath);
     if (!source) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
-    await this.#checkFreeSpace(this.backupDir, source.size);
+    // What the database holds, not its file's size: a file padded past its last page is neither copied nor counted whole.
+    const key = await this.#copies.sourceKey(this.#secret);
+    const holds = await this.#copies.heldBytes(key.raw);
+    await this.#checkFreeSpace(this.backupDir, Math.min(source.size, holds ?? source.size));
 
     const finalPath = await this.#catalog.freshName(this.#clock());
     const staged = tmpPath(finalPath, held.dir.token);
@@ -417,7 +420,7 @@ export class BackupService {
     const started = Date.now();
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
-      const { raw: material } = await this.#copies.snapshotTo(staged, this.#secret, onProgress);
+      const { raw: material } = await this.#copies.snapshotTo(staged, this.#secret, onProgress, key);
       for (const [from, to] of sidecars) {
         await copyFile(this.#files, from, to);
         await this.#files.restrictToOwner(to, 'file');

@@ -54,6 +54,8 @@ export interface SnapshotOptions {
   onCopied?: (bytes: number) => void | Promise<void>;
   /** Holds writers of this process off while a copy is taken (see BackupHost.readLock). */
   readLock?: (timeoutMs: number) => Promise<() => void>;
+  /** The bytes the database holds by its header (header.ts), when known: a file padded past them is copied only that far. */
+  databaseBytes?: () => Promise<number | null>;
 }
 
 export interface Snapshot {
@@ -75,7 +77,8 @@ export async function copySnapshot(files: FileStore, source: string, target: str
     let before: Observation, after: Observation, copied: boolean, pending: Snapshot['pending'];
     try {
       before = await observe(files, source);
-      await copyPrefix(files, source, target, before.mainSize);
+      const held = (await options.databaseBytes?.()) ?? before.mainSize;
+      await copyPrefix(files, source, target, Math.min(held, before.mainSize), before.mainSize);
       pending = before.wal ? 'wal' : before.journal ? 'journal' : null;
       // A side file that vanished between the look and the copy means a writer moved on: take it again.
       copied = pending === null || (await copySide(files, `${source}-${pending}`, `${target}-${pending}`));
@@ -158,7 +161,7 @@ async function copySide(files: FileStore, from: string, to: string): Promise<boo
   const size = (await files.stat(from))?.size;
   if (size === undefined) return false;
   try {
-    await copyPrefix(files, from, to, size);
+    await copyPrefix(files, from, to, size, size);
     return true;
   } catch (e) {
     if (notFound(e) || !(await files.stat(from))) return false;
@@ -189,8 +192,9 @@ function same(a: Uint8Array | null, b: Uint8Array | null): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-async function copyPrefix(files: FileStore, from: string, to: string, length: number): Promise<void> {
-  if (files.copyPrefix) return files.copyPrefix(from, to, length);
+/** The first `length` of the `size` bytes of `from`: by the host's kernel copy when that is the whole file. */
+async function copyPrefix(files: FileStore, from: string, to: string, length: number, size: number): Promise<void> {
+  if (files.copyPrefix && length === size) return files.copyPrefix(from, to, length);
   const writer = await files.create(to);
   try {
     for (let done = 0; done < length; ) {
