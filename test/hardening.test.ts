@@ -168,6 +168,19 @@ describe('odd and hostile backup directories', () => {
     assert.deepEqual(fs.readdirSync(open), []);
   });
 
+  it('a link planted under the very name a backup is staged under is no obstacle (no raw EEXIST)', async () => {
+    const dir = tempDir('planted');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db);
+    const backups = path.join(dir, 'backups');
+    fs.mkdirSync(backups);
+    // The first holding of a fresh directory's lock is generation 1: the staged name is predictable.
+    fs.symlinkSync(path.join(dir, 'nowhere'), path.join(backups, 'backup_20260301_100000.db.1.tmp'));
+    const r = await service(db, backups, { clock: () => new Date('2026-03-01T10:00:00Z') }).createBackup();
+    assert.equal(r.success, true, `${r.errorCode}: ${r.error}`);
+    assert.equal(fs.existsSync(path.join(dir, 'nowhere')), false, 'nothing written through the link');
+  });
+
   it('two restores in the same second keep both earlier databases', async () => {
     const dir = tempDir('restores');
     const db = path.join(dir, 'app.db');

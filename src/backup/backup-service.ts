@@ -17,6 +17,7 @@ import { KeyedMutex } from '../files/keyed-mutex.ts';
 import { sqlcipher4, type KeyProfile } from './key-profiles.ts';
 import { backupName, tmpPath, utcDay, validatePrefix } from './names.ts';
 import { writeStream } from './intake.ts';
+import { fromHostError } from '../engine/error-map.ts';
 import { DatabaseCopies } from './copies.ts';
 import { Catalog, identityOf, retentionVictims, sameIdentity, type Listed } from './catalog.ts';
 import { discard, SIDE_FILES } from './snapshot.ts';
@@ -418,6 +419,8 @@ export class BackupService {
     const staged = tmpPath(finalPath, held.dir.token);
     const sidecars = this.keyProfile.sidecars.map((s) => [`${this.databasePath}${s}`, `${finalPath}${s}`] as const);
     const started = Date.now();
+    // Our name under this holding: anything already there (a planted link) is in the way, not ours to keep.
+    await this.#removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
       const { raw: material } = await this.#copies.snapshotTo(staged, this.#secret, onProgress, key);
@@ -599,7 +602,8 @@ function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The stable code of a failure: ours, or a host error (errno) mapped to one of ours, never a raw errno. */
 function codeOf(e: unknown): string {
-  const code = (e as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : 'UNKNOWN';
+  if (e instanceof CipherkeepError) return e.code;
+  return fromHostError(e, '')?.code ?? 'INTERNAL';
 }
