@@ -5,7 +5,9 @@
  * --minify bundle (esbuild does not follow `new URL(…, import.meta.url)`, so
  * its one documented line copies the worker and wasm beside the bundle). The
  * Vite's dev server is run too (it pre-bundles dependencies, which once broke
- * packages' relative `new URL()`s). The page (fixtures/web/main.js) creates, writes, backs up and verifies, and
+ * packages' relative `new URL()`s). webpack 5 runs with no config at all;
+ * Rollup with the node-resolve plugin every Rollup app that imports npm
+ * packages has, terser, and the same copy line as esbuild. The page (fixtures/web/main.js) creates, writes, backs up and verifies, and
  * requires `instanceof WrongKeyError` for a wrong password across the
  * worker boundary, in minified code.
  */
@@ -19,6 +21,9 @@ import { bin, consumerProject, fixture, openPage, root, run, runPage } from './s
 
 const web = { 'index.html': fixture('web/index.html'), 'main.js': fixture('web/main.js') };
 const vite = path.join(root, 'node_modules/vite/bin/vite.js');
+/** Bundlers the repository does not use itself come into their consumer project. */
+const webpack = { webpack: '^5.103.0', 'webpack-cli': '^6.0.1' };
+const rollup = { rollup: '^4.52.0', '@rollup/plugin-node-resolve': '^16.0.3', '@rollup/plugin-terser': '^0.4.4' };
 
 function checkPage(result: any) {
   assert.equal(result.error, undefined, result.error);
@@ -97,5 +102,32 @@ describe('consumers: bundlers, run in Chromium', { timeout: 900_000 }, () => {
     checkPage(result);
     const kib = (f: string) => (gzipSync(fs.readFileSync(path.join(out, f))).length / 1024).toFixed(1);
     console.log(`# esbuild --minify payload, gzip: page ${kib('main.js')} KiB, worker ${kib('browser/worker.js')} KiB, wasm ${kib('browser/mc-wa-sqlite.wasm')} KiB`);
+  });
+  it('webpack 5, production mode, no config file: the worker and wasm are emitted and found', { timeout: 240_000 }, async () => {
+    // webpack's defaults: src/index.js in, dist/main.js out.
+    const project = consumerProject('webpack', { extra: webpack, files: { 'src/index.js': web['main.js'] } });
+    const out = path.join(project, 'dist');
+    fs.rmSync(out, { recursive: true, force: true });
+    const log = run('node', ['node_modules/webpack-cli/bin/cli.js', '--mode', 'production', '--no-color'], { cwd: project, timeout: 120_000 });
+    // webpack's only warnings are its advice on asset size (the 1.2 MiB engine).
+    assert.doesNotMatch(log.replace(/WARNING in (asset|entrypoint) size limit[\s\S]*?(?=\n\n|$)/g, '').replace(/WARNING in webpack performance recommendations[\s\S]*?(?=\n\n|$)/g, ''), /WARNING|ERROR/, log);
+    fs.writeFileSync(path.join(out, 'index.html'), web['index.html']);
+    const emitted = fs.readdirSync(out);
+    assert.equal(emitted.filter((f) => f.endsWith('.wasm')).length, 1, `the engine emitted once: ${emitted}`);
+    const { result, requests } = await runPage(out);
+    checkPage(result);
+    assert.ok(requests.some((r) => /\/[0-9a-f]+\.wasm$/.test(r)), `the worker fetched webpack's emitted wasm: ${requests}`);
+  });
+
+  it('Rollup with node-resolve and terser, plus the copy line', { timeout: 240_000 }, async () => {
+    const project = consumerProject('rollup', { extra: rollup, files: web });
+    const out = path.join(project, 'out');
+    fs.rmSync(out, { recursive: true, force: true });
+    run('node', ['node_modules/rollup/dist/bin/rollup', 'main.js', '-p', '@rollup/plugin-node-resolve={browser:true}', '-p', '@rollup/plugin-terser', '-f', 'es', '-d', 'out', '--silent'], { cwd: project, timeout: 120_000 });
+    // The documented line (README, "Other bundlers"), as for esbuild:
+    fs.cpSync(path.join(project, 'node_modules/cipherkeep/dist/browser'), path.join(out, 'browser'), { recursive: true });
+    fs.copyFileSync(path.join(project, 'index.html'), path.join(out, 'index.html'));
+    assert.doesNotMatch(fs.readFileSync(path.join(out, 'main.js'), 'utf8'), /class WrongKeyError/, 'minified');
+    checkPage((await runPage(out)).result);
   });
 });
