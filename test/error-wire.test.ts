@@ -38,6 +38,13 @@ describe('typed errors across the wire', () => {
     }
   });
 
+  it('a target failure keeps its HTTP status', () => {
+    const back = fromWire({ ...toWire(new api.TargetUnreachableError('503 after retries', { status: 503 })), name: 'q' });
+    assert.ok(back instanceof api.TargetUnreachableError);
+    assert.equal(back.status, 503);
+    assert.equal((fromWire(toWire(new api.TargetUnreachableError('offline'))) as api.TargetUnreachableError).status, undefined);
+  });
+
   it('an error that is not ours stays a plain Error with its name and code', () => {
     const back = fromWire(toWire(Object.assign(new Error('gone'), { code: 'ENOENT' })));
     assert.ok(!(back instanceof api.CipherkeepError));

@@ -209,7 +209,7 @@ export class InternalError extends CipherkeepError {
   override readonly code = 'INTERNAL';
 }
 
-type ErrorClass = new (message: string, options?: { sqliteCode?: number; cause?: unknown }) => CipherkeepError;
+type ErrorClass = new (message: string, options?: { sqliteCode?: number; cause?: unknown; status?: number }) => CipherkeepError;
 
 const byCode = new Map<string, ErrorClass>();
 

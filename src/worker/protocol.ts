@@ -1,30 +1,38 @@
 /**
  * What crosses the worker boundary besides Comlink's own messages: errors
  * keep their class, code and SQLite code (Comlink alone turns them into plain
- * Errors), and nothing else is added to the wire. The class is found from the
+ * Errors), with the HTTP status of a target's failure, and nothing else is added to the wire. The class is found from the
  * stable `code`, never from a class or function name: a minifier renames
  * classes differently in the page's bundle and the worker's.
  */
 import * as Comlink from 'comlink';
-import { errorClassForCode, type CipherkeepError } from '../engine/errors.ts';
+import { errorClassForCode } from '../engine/errors.ts';
 
 export interface WireError {
   name: string;
   message: string;
   code?: string;
   sqliteCode?: number;
+  /** TargetUnreachableError's last HTTP status. */
+  status?: number;
 }
 
 /** An error as plain data (for any channel that clones: Comlink here, Playwright in the browser tests). */
 export function toWire(e: unknown): WireError {
   const err = e instanceof Error ? e : new Error(String(e));
-  return { name: err.name, message: err.message, code: (err as { code?: string }).code, sqliteCode: (err as CipherkeepError).sqliteCode };
+  const { code, sqliteCode, status } = err as { code?: string; sqliteCode?: number; status?: unknown };
+  return { name: err.name, message: err.message, code, sqliteCode, ...(typeof status === 'number' ? { status } : {}) };
 }
 
 /** The error again, with its class when it is one of ours. */
 export function fromWire(w: WireError): Error {
   const Class = errorClassForCode(w.code);
-  if (Class) return new Class(w.message, w.sqliteCode === undefined ? undefined : { sqliteCode: w.sqliteCode });
+  if (Class) {
+    return new Class(w.message, {
+      ...(w.sqliteCode === undefined ? {} : { sqliteCode: w.sqliteCode }),
+      ...(w.status === undefined ? {} : { status: w.status }),
+    });
+  }
   return Object.assign(new Error(w.message), { name: w.name, code: w.code });
 }
 
