@@ -169,3 +169,20 @@ test('without File System Access (Firefox, Safari) the state says unsupported, p
   expect(download.suggestedFilename()).toBe(out.path.split('/').at(-1));
   expect(digest).toBe(out.digest);
 });
+
+test('the worker copies only its own backups, and copying one again replaces it whole', async ({ page }) => {
+  await load(page);
+  const out = await page.evaluate(async () => {
+    const keep = await window.harness.open();
+    await keep.exec('CREATE TABLE t (v); INSERT INTO t VALUES (1)');
+    const backup = await keep.createBackup();
+    const handle = await window.cipherkeep.backupFolder('again').pick();
+    const refused = await keep.copyBackupToFolder('/app.db', handle).then(() => 'copied', (e) => `${e.code}: ${e.message}`);
+    const a = await keep.copyBackupToFolder(backup.backupPath!, handle);
+    const b = await keep.copyBackupToFolder(backup.backupPath!, handle);
+    return { refused, a, b, names: await window.offsite.names('picked') };
+  });
+  expect(out.refused).toMatch(/^INVALID_ARGUMENT: not a backup of this service: \/app\.db/);
+  expect(out.b).toEqual(out.a);
+  expect(out.names).toEqual([out.a.name]);
+});
