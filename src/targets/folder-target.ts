@@ -34,6 +34,11 @@ type Permissioned = FileSystemHandle & {
 };
 type Entries = AsyncIterable<[string, FileSystemHandle]>;
 
+/** Wraps the source's own failure on its way out of put(): it is passed on as it is, not as the folder's. */
+class SourceFailure {
+  constructor(readonly error: unknown) {}
+}
+
 const nameOf = (e: unknown) => (e as DOMException | undefined)?.name;
 
 /** Names are single path segments the folder can hold, and never one of our temporaries. */
@@ -153,7 +158,7 @@ export class FolderTarget implements BackupTarget {
       writable = await handle.createWritable();
       for (let offset = 0; offset < size; ) {
         const length = Math.min(this.#chunkBytes, size - offset);
-        const chunk = await source(offset, length);
+        const chunk = await source(offset, length).catch((e: unknown) => { throw new SourceFailure(e); });
         if (!(chunk instanceof Uint8Array) || chunk.length !== length) {
           throw new InvalidArgumentError(`the source gave ${chunk?.length} bytes at ${offset}, expected ${length}`);
         }
@@ -168,6 +173,7 @@ export class FolderTarget implements BackupTarget {
     } catch (e) {
       await writable?.abort().catch(() => {});
       if (handle) await this.dir.removeEntry(written).catch(() => {});
+      if (e instanceof SourceFailure) throw e.error;
       throw e instanceof DOMException ? this.#fail(`put ${name}`, e) : e;
     }
   }
