@@ -8,6 +8,9 @@ import type { KeepOptions } from './worker/api.ts';
 export type { KeepClient, KeepOptions };
 export { WorkerFailedError } from './worker/client.ts';
 export * from './engine/errors.ts';
+export { backupFolder, type BackupFolder, type FolderState } from './browser/backup-folder.ts';
+export { browserSchedule } from './browser/browser-schedule.ts';
+export { createSchedule, type Schedule, type ScheduleOptions, type ScheduleRecord, type ScheduleStore } from './targets/schedule.ts';
 
 export interface OpenCipherkeepOptions extends KeepOptions {
   /**

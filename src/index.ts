@@ -20,3 +20,6 @@ export {
 export { KEY_PROFILES, referenceApp, sqlcipher4, type KeyProfile } from './backup/key-profiles.ts';
 export { HostVFS, type PathInfo } from './vfs/host-vfs.ts';
 export { ENGINE_PIN } from './engine/pin.ts';
+export { FolderTarget, folderPermission } from './targets/folder-target.ts';
+export { sequentialSource } from './targets/sequential-source.ts';
+export { createSchedule, type Schedule, type ScheduleOptions, type ScheduleRecord, type ScheduleStore } from './targets/schedule.ts';

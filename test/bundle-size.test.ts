@@ -24,10 +24,24 @@ before(() => {
 });
 
 describe('bundle size (minified, gzipped)', () => {
-  it('the page entry, cipherkeep/browser bundled and minified, is under 5 KiB', { timeout: 60_000 }, async () => {
+  // The whole entry includes the optional off-site pieces (the backup folder, the schedule, idb-keyval:
+  // 1.3 KiB), which only the page can hold (the picker and permission prompts need it); an app that does
+  // not import them does not ship them (the entry has no side effects), measured by the next test.
+  it('the page entry, cipherkeep/browser bundled and minified whole, is under 6 KiB', { timeout: 60_000 }, async () => {
     const out = await build({ entryPoints: [path.join(root, 'dist/browser.js')], bundle: true, minify: true, format: 'esm', target: 'es2022', write: false, logLevel: 'silent' });
     const size = kib(out.outputFiles[0]!.contents);
-    assert.ok(size < 5, `${size.toFixed(1)} KiB`);
+    assert.ok(size < 6, `${size.toFixed(1)} KiB`);
+  });
+
+  it('a page using the client, downloads, a backup folder and the schedule bundles under 5 KiB; the client alone under 4', { timeout: 60_000 }, async () => {
+    const app = async (names: string) => kib((await build({
+      stdin: { contents: `import { ${names} } from './dist/browser.js'; console.log(${names});`, resolveDir: root },
+      bundle: true, minify: true, format: 'esm', target: 'es2022', write: false, logLevel: 'silent',
+    })).outputFiles[0]!.contents);
+    const all = await app('openCipherkeep, downloadBackup, backupFolder, browserSchedule');
+    const client = await app('openCipherkeep');
+    assert.ok(all < 5, `${all.toFixed(1)} KiB`);
+    assert.ok(client < 4, `client alone: ${client.toFixed(1)} KiB (the off-site pieces must tree-shake away)`);
   });
 
   it('the shipped worker, dist/browser/worker.js, is under 70 KiB of JavaScript', () => {

@@ -20,6 +20,7 @@ import { tempDir, withNative } from './helpers.ts';
 import { BackupService, NodeFileStore } from '../src/node.ts';
 import { S3Target, contentMd5 } from '../src/targets/s3/index.ts';
 import { swift, useSwift } from './swift.ts';
+import { backupFolder } from '../src/browser/backup-folder.ts';
 
 const store = await useSwift();
 if (store.started) after(() => swift('stop'));
@@ -219,6 +220,8 @@ const SCENARIOS: Record<string, () => Promise<unknown[]>> = {
     const wrongMd5 = (await contentMd5(new Uint8Array([1, 2, 3]))).header;
     return [await caught(t.client.putObject(`${t.prefix}bad.db`, new Uint8Array([1, 2, 4]), wrongMd5))];
   },
+  // Node, like Firefox and Safari, has no showDirectoryPicker.
+  UnsupportedError: async () => [await caught(backupFolder('errors').pick())],
   InternalError: async () => {
     const { engine } = await nodeEngine();
     const name = engine.registerVFS(new BuggyVFS('cipherkeep-buggy', engine.module));

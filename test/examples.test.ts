@@ -35,3 +35,13 @@ it('examples/node/scheduled-backup.mjs runs under plain Node with the worker API
   const cwd = tempDir('ex-node');
   check(execFileSync('node', [path.join(root, 'examples/node/scheduled-backup.mjs'), '.', '4', '10'], { cwd, env, timeout: 110_000 }).toString());
 });
+
+it('examples/deno/cron-backup.ts --once backs up, and a second run the same day finds today\'s backup', { timeout: 120_000 }, () => {
+  const deno = 'Deno' in globalThis ? process.execPath : createRequire(import.meta.url).resolve('deno/deno');
+  const cwd = tempDir('ex-cron');
+  execFileSync('node', [path.join(root, 'bin/cipherkeep.mjs'), 'create', '--db', 'app.db'], { cwd, env, timeout: 60_000 });
+  const run = () => execFileSync(deno, ['run', '-A', '--unstable-cron', path.join(root, 'examples/deno/cron-backup.ts'), 'app.db', 'backups', '--once'], { cwd, env, timeout: 110_000 }).toString();
+  assert.match(run(), /^backed up to .*backups\/.* \(\d+ bytes\)$/m);
+  assert.match(run(), /^today's backup exists: /m);
+  assert.equal(fs.readdirSync(path.join(cwd, 'backups')).filter((f) => f.endsWith('.db')).length, 1);
+});

@@ -23,6 +23,7 @@ export async function buildBrowser(): Promise<string> {
       'example/app': path.join(root, 'examples/browser/app.ts'),
       'harness/harness': path.join(root, 'test/browser/harness.ts'),
       'harness/vfs-worker': path.join(root, 'test/browser/vfs-worker.ts'),
+      'harness/offsite': path.join(root, 'test/browser/offsite-page.ts'),
     },
     outdir: outDir,
   });

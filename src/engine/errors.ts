@@ -203,6 +203,12 @@ export class AlreadyExistsError extends CipherkeepError {
   override readonly code = 'ALREADY_EXISTS';
 }
 
+/** This browser lacks an API the call needs (File System Access's `showDirectoryPicker` in Firefox and Safari); use the fallback the message names. */
+export class UnsupportedError extends CipherkeepError {
+  override name = 'UnsupportedError';
+  override readonly code = 'UNSUPPORTED';
+}
+
 /** Something failed that cipherkeep did not expect (a bug: please report it); the original error is the `cause`. */
 export class InternalError extends CipherkeepError {
   override name = 'InternalError';
@@ -230,6 +236,7 @@ for (const Class of [
   LockTimeoutError, InUseError, UnsafeDirectoryError, OtherDatabaseError, AbortedError, LockLostError,
   TargetUnreachableError, TargetDeniedError, TargetNotFoundError, TargetRejectedError, TooBigError, DeadlockError,
   NotAFileError, PermissionDeniedError, FileSystemError, AlreadyExistsError, InternalError,
+  UnsupportedError,
 ]) {
   registerErrorCode(new Class('').code, Class);
 }

@@ -13,6 +13,8 @@ import {
   BackupService, type BackupHost, type BackupInfo, type BackupResult, type OnProgress, type RestoreResult, type VerifyResult,
 } from '../backup/backup-service.ts';
 import { sqlcipher4 } from '../backup/key-profiles.ts';
+import { FolderTarget } from '../targets/folder-target.ts';
+import { sequentialSource } from '../targets/sequential-source.ts';
 
 /** A small per-origin key-value store that survives reloads (idb-keyval in browsers). */
 export interface Catalog {
@@ -161,6 +163,24 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
         },
       });
       return Comlink.transfer(stream, [stream as unknown as Transferable]);
+    },
+    /**
+     * Copies a backup to a folder the page picked (its FileSystemDirectoryHandle,
+     * posted here), whole or not at all, under the backup's own name.
+     * TARGET_DENIED when the browser has dropped the folder's permission.
+     */
+    async copyBackupToFolder(path: string, folder: FileSystemDirectoryHandle, onProgress?: OnProgress): Promise<{ name: string; sizeBytes: number }> {
+      const s = live();
+      const backup = (await s.backups.listBackups()).find((b) => b.path === path);
+      if (!backup) throw new InvalidArgumentError(`not a backup of this service: ${path}`);
+      const chunks = s.backups.readBackup(path);
+      try {
+        await new FolderTarget(folder).put(backup.filename, backup.sizeBytes, sequentialSource(chunks),
+          (done) => void onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: backup.sizeBytes }));
+      } finally {
+        await chunks.return(undefined);
+      }
+      return { name: backup.filename, sizeBytes: backup.sizeBytes };
     },
     /** Accepts a backup file (a Blob or a stream of bytes); it is verified before it is listed. */
     async importBackup(source: Blob | ReadableStream<Uint8Array>, onProgress?: OnProgress): Promise<BackupResult> {

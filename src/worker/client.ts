@@ -68,7 +68,7 @@ export function wrapKeep(worker: WorkerLike): KeepClient {
 
   const methods = [
     'open', 'exec', 'query', 'run', 'batch', 'createBackup', 'verifyBackup', 'listBackups', 'getLatestBackup',
-    'cleanupOldBackups', 'purgeAndRefresh', 'changePassword', 'restoreBackup', 'exportBackup', 'importBackup', 'memoryUsage', 'close',
+    'cleanupOldBackups', 'purgeAndRefresh', 'changePassword', 'restoreBackup', 'exportBackup', 'copyBackupToFolder', 'importBackup', 'memoryUsage', 'close',
   ] as const satisfies ReadonlyArray<keyof KeepApi>;
   const client = Object.fromEntries(methods.map((m) => [m, call(m)])) as unknown as KeepClient;
   client.terminate = async () => {
