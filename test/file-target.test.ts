@@ -63,6 +63,19 @@ describe('FileTarget', () => {
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
+  it('cleanup removes staging files older than a day, and nothing else', { timeout: 30_000 }, async () => {
+    const dir = path.join(root, `t${serial++}`);
+    const t = new FileTarget(new NodeFileStore(), dir);
+    await t.put('kept.db', 3, sourceOf(new Uint8Array(3)));
+    fs.writeFileSync(path.join(dir, '.cipherkeep-put-old'), 'x');
+    fs.writeFileSync(path.join(dir, '.cipherkeep-put-new'), 'x');
+    const dayAgo = new Date(Date.now() - 25 * 3600_000);
+    fs.utimesSync(path.join(dir, '.cipherkeep-put-old'), dayAgo, dayAgo);
+    fs.utimesSync(path.join(dir, 'kept.db'), dayAgo, dayAgo);
+    assert.equal(await t.cleanup(), 1);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['.cipherkeep-put-new', 'kept.db']);
+  });
+
   it('a directory that cannot be made is a typed error, not a raw errno', { timeout: 30_000 }, async () => {
     const file = path.join(root, `plain-file-${serial++}`);
     fs.writeFileSync(file, 'x');

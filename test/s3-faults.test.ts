@@ -44,13 +44,13 @@ if (!skip) {
 }
 if (store.started) after(() => swift('stop'));
 
-async function setup(label: string, specs: TargetSpec[], rows = 5000) {
+async function setup(label: string, specs: TargetSpec[], rows = 5000, clock?: () => Date) {
   const dir = tempDir(label);
   const db = path.join(dir, 'app.db');
   const database = await openDatabase(db, { password: 'pw', create: true, cipher: FAST.cipher });
   await database.exec(`CREATE TABLE t (v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${rows}) INSERT INTO t SELECT 'row ' || i FROM c`);
   await database.close();
-  return { dir, service: () => new BackupService({ databasePath: db, password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: FAST, targets: specs }) };
+  return { dir, service: () => new BackupService({ databasePath: db, password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: FAST, targets: specs, ...(clock ? { clock } : {}) }) };
 }
 
 const names = async (t: BackupTarget) => (await t.list('backup_')).map((o) => o.name);
@@ -63,7 +63,8 @@ describe('the backup service on S3 (Swift): faults', { skip }, () => {
     after(() => proxy.close());
     const t = s3({ endpoint: proxy.url });
     const direct = s3({ prefix: t.prefix });
-    const { service } = await setup('fault-stop', [{ target: t }], 800_000);
+    let now = new Date();
+    const { service } = await setup('fault-stop', [{ target: t }], 800_000, () => now);
     let stopping: Promise<string> | null = null;
     const r = await service().createBackup({
       onProgress: (p) => {
@@ -88,6 +89,11 @@ describe('the backup service on S3 (Swift): faults', { skip }, () => {
     assert.equal(next.targets![0]!.action, 'uploaded', next.targets![0]!.error);
     assert.deepEqual(await names(direct), [next.targets![0]!.name]);
     assert.equal((await direct.stat(next.targets![0]!.name!))?.size, r.sizeBytes);
+    assert.equal((await direct.client.listMultipartUploads(direct.prefix)).length, 1, 'an open upload younger than a day may be at work');
+    now = new Date(Date.now() + 25 * 3600_000);
+    const dayAfter = await service().createBackup();
+    assert.equal(dayAfter.targets![0]!.action, 'uploaded', dayAfter.targets![0]!.error);
+    assert.deepEqual(await direct.client.listMultipartUploads(direct.prefix), [], 'the day-old upload is aborted by a later run');
   });
 
   it('a 5xx burst is retried and the backup arrives; a clock 20 minutes off is TARGET_DENIED and says so', { timeout: 60_000 }, async () => {

@@ -157,6 +157,8 @@ export class Targets {
         this.c.log.info(`sent backup ${name} (${local.size} bytes) to ${target.id}`);
       }
       result.deleted += await this.#retain(spec, options.replace ? result.name! : undefined);
+      const cleared = await target.cleanup?.(this.c.clock()).catch((e) => (this.c.log.warn(`cleanup on ${target.id} failed: ${messageOf(e)}`), 0));
+      if (cleared) this.c.log.info(`cleared ${cleared} upload${cleared === 1 ? '' : 's'} left unfinished on ${target.id}`);
     } catch (e) {
       result.error = `${target.id}: ${messageOf(e)}`;
       result.errorCode = codeOf(e);

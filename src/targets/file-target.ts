@@ -127,6 +127,15 @@ export class FileTarget implements BackupTarget {
     }
   }
 
+  /** Staging files of puts that died (a process killed mid-write), older than a day. */
+  async cleanup(now = new Date()): Promise<number> {
+    let removed = 0;
+    for (const f of await this.files.list(this.dir, STAGING).catch(() => [])) {
+      if (now.getTime() - f.mtimeMs > 24 * 3600_000 && (await this.files.remove(this.files.join(this.dir, f.name)).catch(() => false))) removed++;
+    }
+    return removed;
+  }
+
   /** The directory must be reachable: made if missing (as put would). */
   async check(): Promise<void> {
     try {
