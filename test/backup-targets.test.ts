@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from './timeouts.ts';
-import { BackupService, NodeFileStore, openDatabase, sqlcipher4 } from '../src/node.ts';
+import { BackupService, NodeFileStore, openDatabase, referenceApp, sqlcipher4 } from '../src/node.ts';
 import { FileTarget } from '../src/targets/file-target.ts';
 import { S3Target } from '../src/targets/s3/index.ts';
 import type { BackupTarget } from '../src/targets/target.ts';
@@ -20,7 +20,8 @@ import type { TargetSpec } from '../src/backup/targets.ts';
 import { readableWith } from '../src/backup/remote-check.ts';
 import { deriveKey, resolveSettings } from '../src/engine/cipher.ts';
 import { startFaultProxy } from './fixtures/fault-proxy.ts';
-import { tempDir } from './helpers.ts';
+import { nativeQuery, tempDir, withNative } from './helpers.ts';
+import { pbkdf2Sync } from 'node:crypto';
 import { swift, useSwift } from './swift.ts';
 
 const FAST = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
@@ -189,6 +190,35 @@ describe('the backup service with targets', () => {
     assert.equal(r.success, true, r.error);
     assert.deepEqual(r.targets!.map((t) => [t.action, t.deleted]), [['uploaded', 3]]);
     assert.deepEqual(await names(specs[0]!.target), [path.basename(r.backupPath!)]);
+  });
+});
+
+describe('targets with a key profile that has sidecar files', () => {
+  it('the reference app: the .salt goes beside the backup on the target and comes back on restore, on a device that lost both', { timeout: 120_000 }, async () => {
+    const dir = tempDir('tgt-refapp');
+    const db = path.join(dir, 'ldr_user.db');
+    const salt = crypto.getRandomValues(new Uint8Array(32));
+    fs.writeFileSync(`${db}.salt`, salt);
+    const pragmas = [`key = "x'${pbkdf2Sync('user password', salt, 256_000, 64, 'sha512').toString('hex')}'"`, 'cipher_page_size = 16384'];
+    withNative(db, pragmas, (n) => {
+      n.pragma('journal_mode = WAL');
+      n.exec("CREATE TABLE research (id INTEGER PRIMARY KEY, q TEXT); INSERT INTO research (q) VALUES ('why'), ('how')");
+    });
+    const offsite = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'));
+    const service = () => new BackupService({ databasePath: db, password: 'user password', backupDir: path.join(dir, 'backups'), keyProfile: referenceApp, prefix: 'ldr_backup', targets: [{ target: offsite }] });
+    const r = await service().createBackup();
+    assert.equal(r.targets![0]!.action, 'uploaded', r.targets![0]!.error);
+    const name = r.targets![0]!.name!;
+    assert.deepEqual((await offsite.list('')).map((o) => o.name), [name, `${name}.salt`]);
+    assert.deepEqual(await service().targets.list(offsite.id).then((l) => l.map((b) => b.filename)), [name]);
+    fs.rmSync(db);
+    fs.rmSync(`${db}.salt`);
+    fs.rmSync(path.join(dir, 'backups'), { recursive: true });
+    assert.equal((await service().targets.verify(offsite.id, name)).ok, true);
+    const restored = await service().targets.restore(offsite.id, name);
+    assert.equal(restored.success, true, restored.error);
+    assert.deepEqual(fs.readFileSync(`${db}.salt`), Buffer.from(salt));
+    assert.deepEqual(nativeQuery(db, pragmas, 'SELECT q FROM research ORDER BY id'), [{ q: 'why' }, { q: 'how' }]);
   });
 });
 
