@@ -175,6 +175,7 @@ describe('the backup service with targets', () => {
     assert.equal(refused.errorCode, 'VERIFY_FAILED');
     const missing = await svc.targets.restore(id, 'backup_20200101_000000.db');
     assert.equal(missing.errorCode, 'TARGET_NOT_FOUND');
+    await assert.rejects(svc.targets.verify(id, 'backup_20200101_000000.db'), { code: 'TARGET_NOT_FOUND' });
   });
 
   it('purgeAndRefresh leaves one backup on every target', { timeout: 60_000 }, async () => {

@@ -114,6 +114,9 @@ describe(`cipherkeep CLI with s3:// (${'Deno' in globalThis ? 'Deno' : 'Node'})`
     assert.match(json(none).error, /no credentials/);
     assert.equal((await cli(['list', '--backup-dir', 's3://', '--json'])).code, 2);
     assert.equal((await cli(['restore', `s3://${env.bucket}/${run}/none/backup_20200101_000000.db`, ...common])).code, 1);
+    const gone = await cli(['verify', `s3://${env.bucket}/${run}/none/backup_20200101_000000.db`, '--json']);
+    assert.equal(gone.code, 1);
+    assert.equal(json(gone).code, 'TARGET_NOT_FOUND');
     for (const o of outputs) {
       assert.ok(!o.includes(SECRET) && !o.includes('not-the-key-9876') && !o.includes(env.secretAccessKey), 'no secret in any output');
     }

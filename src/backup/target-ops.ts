@@ -46,10 +46,14 @@ export class TargetBackups {
     return this.s.locked(() => this.targets.prune());
   }
 
-  /** Downloads the backup and verifies it fully (page HMACs, quick_check, every table), as verifyBackup does a local one. */
+  /**
+   * Downloads the backup and verifies it fully (page HMACs, quick_check,
+   * every table), as verifyBackup does a local one. What the check finds is
+   * the result; a target that cannot deliver the backup (TARGET_NOT_FOUND,
+   * TARGET_UNREACHABLE, TARGET_DENIED …) rejects.
+   */
   verify(id: string, name: string, options: { onProgress?: OnProgress } = {}): Promise<VerifyResult> {
-    return this.#withDownload(id, name, options.onProgress, (staged) => this.s.c.verifyWith(this.s.secret(), staged, options.onProgress))
-      .catch((e) => ({ ok: false as const, reason: 'missing' as const, detail: `${codeOf(e)}: ${messageOf(e)}` }));
+    return this.#withDownload(id, name, options.onProgress, (staged) => this.s.c.verifyWith(this.s.secret(), staged, options.onProgress));
   }
 
   /**

@@ -125,8 +125,8 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
         const r = await svc.targets.verify(t.id, name!, { onProgress: x.onProgress });
         const url = objectUrl(t, name!);
         if (r.ok) return ok(`ok: ${url} (${plural(r.pages, 'page')}, ${plural(r.tables, 'table')})`, { path: url, pages: r.pages, tables: r.tables });
-        const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : r.reason === 'missing' ? EXIT.FAILURE : EXIT.VERIFY_FAILED;
-        return { exit, text: `verification failed (${r.reason}): ${r.detail}`, json: { code: r.reason === 'missing' ? 'NOT_FOUND' : 'VERIFY_FAILED', path: url, reason: r.reason, error: r.detail } };
+        const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : EXIT.VERIFY_FAILED;
+        return { exit, text: `verification failed (${r.reason}): ${r.detail}`, json: { code: 'VERIFY_FAILED', path: url, reason: r.reason, error: r.detail } };
       } finally {
         fs.rmSync(tmp, { recursive: true, force: true });
       }
