@@ -60,9 +60,13 @@ describe(`cipherkeep CLI with s3:// (${'Deno' in globalThis ? 'Deno' : 'Node'})`
     const again = json(await cli(['backup', ...common, '--json']));
     assert.equal(again.ok, true);
     assert.equal(again.existing, true);
+    const forced = json(await cli(['backup', ...common, '--force', '--max-backups', '2', '--json']));
+    assert.equal(forced.existing, false);
+    assert.notEqual(forced.backupPath, again.backupPath);
+    assert.equal(json(await cli(['list', '--backup-dir', url, '--json'])).backups.length, 2, '--max-backups is the bucket\'s');
 
     const listed = json(await cli(['list', '--backup-dir', url, '--json']));
-    assert.equal(listed.backups.length, 1);
+    assert.equal(listed.backups.length, 2);
     const latest = await cli(['latest', '--backup-dir', url]);
     assert.equal(latest.code, 0, latest.stderr);
     const object = latest.stdout.trim();

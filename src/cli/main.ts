@@ -151,7 +151,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
     missing: 'no new password: use --new-password-env NAME or --new-password-fd N',
   });
   if (command !== 'create' && isRemoteRun(flags['backup-dir'], args)) {
-    return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), limits, service, password, newPassword, onProgress,
+    return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits, service, password, newPassword, onProgress,
       opensWith: (db, pw) => opensWith(profile, db, pw) });
   }
 

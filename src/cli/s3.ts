@@ -37,6 +37,7 @@ export interface RemoteContext {
   args: string[];
   backupDir: string | undefined;
   db: string | undefined;
+  force: boolean | undefined;
   limits: { maxBackups?: number | undefined; maxAgeDays?: number | undefined };
   service(options: { db?: string; secret?: string; backupDir: string; targets: TargetSpec[]; maxBackups?: number }): BackupService;
   password(prompt?: string): Promise<string>;
@@ -94,7 +95,7 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
 
   switch (command) {
     case 'backup': {
-      const r = await local(await x.password()).createBackup({ onProgress: x.onProgress });
+      const r = await local(await x.password()).createBackup({ force: x.force, onProgress: x.onProgress });
       if (!r.success) return localFailure('backup failed', r);
       const sent = r.targets?.[0];
       if (!sent?.success) return targetFailure('backup failed', sent, { localPath: r.backupPath });
