@@ -178,6 +178,25 @@ describe('the backup service with targets', () => {
     await assert.rejects(svc.targets.verify(id, 'backup_20200101_000000.db'), { code: 'TARGET_NOT_FOUND' });
   });
 
+  it('two databases sharing a target and a second: neither upload replaces the other; each lists only its own', { timeout: 60_000 }, async () => {
+    const dir = tempDir('tgt-shared');
+    const now = new Date('2026-06-01T10:00:00Z');
+    const shared = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'));
+    const service = (name: string) => new BackupService({
+      databasePath: path.join(dir, `${name}.db`), password: 'pw', backupDir: path.join(dir, `${name}-backups`), keyProfile: FAST,
+      clock: () => now, targets: [{ target: shared, maxBackups: 1 }],
+    });
+    await makeDb(path.join(dir, 'a.db'));
+    await makeDb(path.join(dir, 'b.db'));
+    const a = await service('a').createBackup();
+    const b = await service('b').createBackup();
+    assert.equal(path.basename(a.backupPath!), path.basename(b.backupPath!), 'the same local name');
+    assert.deepEqual([a.targets![0]!.name, b.targets![0]!.name], ['backup_20260601_100000.db', 'backup_20260601_100000-1.db']);
+    assert.ok(fs.readFileSync(path.join(dir, 'offsite', 'backup_20260601_100000.db')).equals(fs.readFileSync(a.backupPath!)));
+    assert.deepEqual((await service('a').targets.list(shared.id)).map((x) => x.filename), ['backup_20260601_100000.db']);
+    assert.deepEqual((await service('b').targets.list(shared.id)).map((x) => x.filename), ['backup_20260601_100000-1.db']);
+  });
+
   it('purgeAndRefresh leaves one backup on every target', { timeout: 60_000 }, async () => {
     let now = new Date('2026-04-01T10:00:00Z');
     const { db, specs, service } = setup('tgt-purge', (dir) => [{ target: new FileTarget(new NodeFileStore(), path.join(dir, 'offsite')), maxBackups: 5 }], { clock: () => now });

@@ -20,7 +20,7 @@ import { InvalidArgumentError, TargetNotFoundError } from '../engine/errors.ts';
 import type { BackupTarget } from '../targets/target.ts';
 import { retentionVictims, sameIdentity, identityOf, type Listed } from './catalog.ts';
 import { codeOf, messageOf, type ServiceContext } from './context.ts';
-import { parseBackupName, utcDay } from './names.ts';
+import { backupName, parseBackupName, utcDay } from './names.ts';
 import { checkRemote, readableWith } from './remote-check.ts';
 import type { BackupInfo, BackupResult, OnProgress } from './types.ts';
 import { rawKeyFor } from './verify.ts';
@@ -126,9 +126,15 @@ export class Targets {
 
   /** Sends the local backup to every target; one result per target, in order. */
   async send(local: Outgoing, options: SendOptions = {}): Promise<TargetResult[]> {
-    const material = await this.c.profile.keyFor(local.secret, this.c.files, local.path);
-    const raw = (await rawKeyFor(this.c.verifyContext, material, local.path)).key!;
-    const salt = await this.c.files.read(local.path, 0, SALT_BYTES);
+    let raw: Uint8Array;
+    let salt: Uint8Array;
+    try {
+      const material = await this.c.profile.keyFor(local.secret, this.c.files, local.path);
+      raw = (await rawKeyFor(this.c.verifyContext, material, local.path)).key!;
+      salt = await this.c.files.read(local.path, 0, SALT_BYTES);
+    } catch (e) {
+      return this.specs.map((s) => ({ target: s.target.id, success: false, action: 'failed', deleted: 0, error: `the local backup could not be read: ${messageOf(e)}`, errorCode: codeOf(e) }));
+    }
     const results: TargetResult[] = [];
     for (const spec of this.specs) results.push(await this.#sendOne(spec, local, raw, salt, options));
     return results;
@@ -136,10 +142,11 @@ export class Targets {
 
   async #sendOne(spec: TargetSpec, local: Outgoing, raw: Uint8Array, salt: Uint8Array, options: SendOptions): Promise<TargetResult> {
     const { target } = spec;
-    const name = this.c.files.basename(local.path);
+    let name = this.c.files.basename(local.path);
     const result: TargetResult = { target: target.id, success: false, action: 'failed', name, deleted: 0 };
     try {
       await target.check?.();
+      name = result.name = await this.#freeName(target, name, salt);
       result.deleted += await this.#sweepOtherKeys(target, raw, name);
       const today = utcDay(this.c.clock());
       const todays = (await this.list(target)).find((b) => utcDay(b.createdAt) === today);
@@ -165,6 +172,21 @@ export class Targets {
       this.c.log.warn(`backup to ${target.id} failed: ${messageOf(e)}`);
     }
     return result;
+  }
+
+  /**
+   * The local backup's name, or the next one of the same second when the
+   * target holds another database's backup under it (two databases sharing a
+   * prefix): an upload never replaces what is not ours. Our own object under
+   * the name (a send cut short) is replaced.
+   */
+  async #freeName(target: BackupTarget, name: string, salt: Uint8Array): Promise<string> {
+    const parsed = parseBackupName(this.prefix, name);
+    for (let seq = parsed?.seq ?? 0, candidate = name; ; candidate = backupName(this.prefix, parsed!.createdAt, ++seq)) {
+      if (!(await target.stat(candidate))) return candidate;
+      if (sameIdentity(await target.read(candidate, 0, SALT_BYTES), salt)) return candidate;
+      if (!parsed) throw new InvalidArgumentError(`${target.id} holds another database's ${name}`);
+    }
   }
 
   async #upload(target: BackupTarget, local: Outgoing, name: string, onProgress?: OnProgress): Promise<void> {
