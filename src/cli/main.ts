@@ -152,7 +152,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
   });
   if (command !== 'create' && isRemoteRun(flags['backup-dir'], args)) {
     return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits, service, password, newPassword, onProgress,
-      opensWith: (db, pw) => opensWith(profile, db, pw) });
+      opensWith: (db, pw) => opensWith(profile, db, pw), exit: EXIT, exitFor: (code) => EXIT_FOR_CODE[code ?? ''] ?? EXIT.FAILURE });
   }
 
   switch (command) {

@@ -17,13 +17,7 @@ import { isS3Url, parseS3Url } from '../targets/s3/config.ts';
 import { S3Target } from '../targets/s3/s3-target.ts';
 import { formatBytes, plural } from './format.ts';
 import { usage } from './args.ts';
-
-/** Exit codes as main.ts documents them (repeated: this file must not import main.ts). */
-const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, VERIFY_FAILED: 3, WRONG_PASSWORD: 4, LOCK_HELD: 5, NO_SPACE: 6 } as const;
-const EXIT_FOR_CODE: Record<string, number> = {
-  WRONG_KEY: EXIT.WRONG_PASSWORD, LOCK_TIMEOUT: EXIT.LOCK_HELD, STORAGE_FULL: EXIT.NO_SPACE,
-  VERIFY_FAILED: EXIT.VERIFY_FAILED, CORRUPT: EXIT.VERIFY_FAILED, INVALID_ARGUMENT: EXIT.USAGE,
-};
+import type { EXIT as ExitCodes } from './main.ts';
 
 export interface RemoteOutcome {
   exit: number;
@@ -45,6 +39,9 @@ export interface RemoteContext {
   onProgress: OnProgress | undefined;
   /** Whether the database opens with this password (rotate-key's report). */
   opensWith(db: string, password: string): Promise<boolean>;
+  /** main.ts's exit codes, and the one for an error code. */
+  exit: typeof ExitCodes;
+  exitFor(code: string | undefined): number;
 }
 
 /** Whether this run names an s3:// backup directory or backup. */
@@ -68,16 +65,16 @@ const staging = (db: string) => path.join(path.dirname(path.resolve(db)), '.ciph
 const objectUrl = (t: S3Target, name: string) => `${t.id}${name}`;
 
 /** A target's failure as an outcome; TARGET_* codes exit 1 like other failures. */
-function targetFailure(what: string, r: TargetResult | undefined, extra: Record<string, unknown> = {}): RemoteOutcome {
+function targetFailure(x: RemoteContext, what: string, r: TargetResult | undefined, extra: Record<string, unknown> = {}): RemoteOutcome {
   const code = r?.errorCode ?? 'FAILURE';
-  return { exit: EXIT_FOR_CODE[code] ?? EXIT.FAILURE, text: `${what}: ${r?.error ?? 'no result'}`, json: { code, error: r?.error, target: r, ...extra } };
+  return { exit: x.exitFor(code), text: `${what}: ${r?.error ?? 'no result'}`, json: { code, error: r?.error, target: r, ...extra } };
 }
 
-function localFailure(what: string, r: BackupResult, extra: Record<string, unknown> = {}): RemoteOutcome {
-  return { exit: EXIT_FOR_CODE[r.errorCode ?? ''] ?? EXIT.FAILURE, text: `${what}: ${r.error}`, json: { code: r.errorCode, error: r.error, ...extra } };
+function localFailure(x: RemoteContext, what: string, r: BackupResult, extra: Record<string, unknown> = {}): RemoteOutcome {
+  return { exit: x.exitFor(r.errorCode), text: `${what}: ${r.error}`, json: { code: r.errorCode, error: r.error, ...extra } };
 }
 
-const ok = (text: string, json: Record<string, unknown>): RemoteOutcome => ({ exit: EXIT.OK, text, json });
+const ok = (text: string, json: Record<string, unknown>): RemoteOutcome => ({ exit: 0, text, json });
 
 /** Runs one command against an s3:// backup directory. */
 export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
@@ -96,9 +93,9 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
   switch (command) {
     case 'backup': {
       const r = await local(await x.password()).createBackup({ force: x.force, onProgress: x.onProgress });
-      if (!r.success) return localFailure('backup failed', r);
+      if (!r.success) return localFailure(x, 'backup failed', r);
       const sent = r.targets?.[0];
-      if (!sent?.success) return targetFailure('backup failed', sent, { localPath: r.backupPath });
+      if (!sent?.success) return targetFailure(x, 'backup failed', sent, { localPath: r.backupPath });
       const url = objectUrl(t, sent.name!);
       return ok(`backup: ${url} (${formatBytes(sent.sizeBytes ?? 0)})${sent.action === 'existing' ? ' — already backed up today' : ''}`,
         { backupPath: url, sizeBytes: sent.sizeBytes, existing: sent.action === 'existing', target: sent });
@@ -109,14 +106,14 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
       const svc = x.service({ db: x.db ?? path.join(os.tmpdir(), 'cipherkeep-no-database'), backupDir: os.tmpdir(), targets: [spec] });
       const list = (await svc.targets.list(t.id)).map((b) => ({ ...b, path: objectUrl(t, b.filename) }));
       if (command === 'latest') {
-        if (!list[0]) return { exit: EXIT.FAILURE, text: `no backups in ${dirUrl}`, json: { code: 'NO_BACKUPS', error: 'no backups', latest: null } };
+        if (!list[0]) return { exit: x.exit.FAILURE, text: `no backups in ${dirUrl}`, json: { code: 'NO_BACKUPS', error: 'no backups', latest: null } };
         return ok(list[0].path, { latest: list[0] });
       }
       return ok(list.map((b) => `${b.createdAt}  ${formatBytes(b.sizeBytes).padStart(10)}  ${b.path}`).join('\n') || '(no backups)', { backups: list });
     }
     case 'prune': {
       const [r] = await local().targets.prune();
-      if (!r?.success) return targetFailure('prune failed', r);
+      if (!r?.success) return targetFailure(x, 'prune failed', r);
       return ok(`deleted ${plural(r.deleted, 'backup')} from ${t.id}`, { deleted: r.deleted, target: r });
     }
     case 'verify': {
@@ -126,7 +123,7 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
         const r = await svc.targets.verify(t.id, name!, { onProgress: x.onProgress });
         const url = objectUrl(t, name!);
         if (r.ok) return ok(`ok: ${url} (${plural(r.pages, 'page')}, ${plural(r.tables, 'table')})`, { path: url, pages: r.pages, tables: r.tables });
-        const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : EXIT.VERIFY_FAILED;
+        const exit = r.reason === 'wrong-key' ? x.exit.WRONG_PASSWORD : x.exit.VERIFY_FAILED;
         return { exit, text: `verification failed (${r.reason}): ${r.detail}`, json: { code: 'VERIFY_FAILED', path: url, reason: r.reason, error: r.detail } };
       } finally {
         fs.rmSync(tmp, { recursive: true, force: true });
@@ -138,7 +135,7 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
       if (r.success) return ok(`restored ${x.db} from ${objectUrl(t, name!)}; the replaced database is kept as ${r.preRestorePath ?? '(none)'}`, { preRestorePath: r.preRestorePath });
       let code = r.errorCode;
       if (code === 'VERIFY_FAILED' && /wrong-key/.test(r.error ?? '')) code = 'WRONG_KEY';
-      return { exit: EXIT_FOR_CODE[code ?? ''] ?? EXIT.FAILURE, text: `restore failed: ${r.error}`, json: { code, error: r.error } };
+      return { exit: x.exitFor(code), text: `restore failed: ${r.error}`, json: { code, error: r.error } };
     }
     case 'rotate-key': {
       const db = needDb();
@@ -152,7 +149,7 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
         return ok(`password changed; new backup: ${url} (${formatBytes(sent.sizeBytes ?? 0)})`, { passwordChanged: true, backupPath: url, sizeBytes: sent.sizeBytes, target: sent });
       }
       const what = changed ? 'password changed, but the new backup failed' : 'password not changed';
-      return r.success ? targetFailure(what, sent, { passwordChanged: changed }) : localFailure(what, r, { passwordChanged: changed, target: sent });
+      return r.success ? targetFailure(x, what, sent, { passwordChanged: changed }) : localFailure(x, what, r, { passwordChanged: changed, target: sent });
     }
     default:
       return usage(`${command} does not take an s3:// backup directory`);
