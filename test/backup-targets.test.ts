@@ -22,6 +22,7 @@ import { deriveKey, resolveSettings } from '../src/engine/cipher.ts';
 import { startFaultProxy } from './fixtures/fault-proxy.ts';
 import { nativeQuery, tempDir, withNative } from './helpers.ts';
 import { pbkdf2Sync } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { swift, useSwift } from './swift.ts';
 
 const FAST = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
@@ -195,6 +196,37 @@ describe('the backup service with targets', () => {
     assert.ok(fs.readFileSync(path.join(dir, 'offsite', 'backup_20260601_100000.db')).equals(fs.readFileSync(a.backupPath!)));
     assert.deepEqual((await service('a').targets.list(shared.id)).map((x) => x.filename), ['backup_20260601_100000.db']);
     assert.deepEqual((await service('b').targets.list(shared.id)).map((x) => x.filename), ['backup_20260601_100000-1.db']);
+  });
+
+  it('a password change whose new backup fails: every backup goes from every target reached; one not reached is told', async (t) => {
+    if (process.getuid?.() !== 0 && !process.env.CI) return t.skip('needs root to mount a tmpfs');
+    let now = new Date('2026-07-01T10:00:00Z');
+    const dir = tempDir('tgt-rekey-fail');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db, 'old-pw');
+    const offsite = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'));
+    const dead = new S3Target({ bucket: 'b', endpoint: `http://127.0.0.1:${await closedPort()}`, credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, retry: { attempts: 1 } });
+    const targets = [{ target: offsite, maxBackups: 5 }, { target: dead }];
+    const service = (backupDir: string, password: string) => new BackupService({ databasePath: db, password, backupDir, keyProfile: FAST, clock: () => now, targets });
+    for (let day = 0; day < 2; day++) {
+      now = new Date(Date.UTC(2026, 6, 1 + day, 10));
+      assert.equal((await service(path.join(dir, 'backups'), 'old-pw').createBackup()).targets![0]!.action, 'uploaded');
+    }
+    // A backup directory on a real 4 KiB filesystem: the new backup cannot be written.
+    const small = path.join(dir, 'small');
+    fs.mkdirSync(small, { mode: 0o700 });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4k,mode=0700', 'tmpfs', small]);
+    try {
+      const r = await service(small, 'old-pw').changePassword({ password: 'new-pw' });
+      assert.equal(r.success, false);
+      assert.equal(r.errorCode, 'STORAGE_FULL', r.error);
+      assert.deepEqual(r.targets!.map((x) => [x.action, x.deleted, x.errorCode ?? 'ok']), [['purged', 2, 'ok'], ['failed', 0, 'TARGET_UNREACHABLE']]);
+      assert.match(r.targets![1]!.error!, /backups under the old password may remain there/);
+      assert.deepEqual(await names(offsite), [], 'no old-password backup left on the target');
+      assert.equal(await rowCount(db, 'new-pw'), 5000, 'the password did change');
+    } finally {
+      execFileSync('umount', [small]);
+    }
   });
 
   it('purgeAndRefresh leaves one backup on every target', { timeout: 60_000 }, async () => {
