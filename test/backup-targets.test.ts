@@ -89,7 +89,7 @@ describe('the backup service with targets', () => {
   it('a backup goes to every target, reads back byte for byte; an unreachable target fails alone, typed', { timeout: 60_000 }, async () => {
     const port = await closedPort();
     const { db, specs, service } = setup('tgt-send', (dir) => [
-      { target: new FileTarget(new NodeFileStore(), path.join(dir, 'offsite')) },
+      { target: new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true }) },
       { target: new S3Target({ bucket: 'b', endpoint: `http://127.0.0.1:${port}`, credentials: { accessKeyId: 'a', secretAccessKey: 'never-shown' }, retry: { attempts: 1 } }) },
     ]);
     await makeDb(db);
@@ -112,8 +112,8 @@ describe('the backup service with targets', () => {
   it('each target keeps its own count and age; list and latest per target', { timeout: 60_000 }, async () => {
     let now = new Date('2026-03-01T10:00:00Z');
     const { db, specs, service } = setup('tgt-retain', (dir) => [
-      { target: new FileTarget(new NodeFileStore(), path.join(dir, 'weekly')), maxBackups: 3, maxAgeDays: 30 },
-      { target: new FileTarget(new NodeFileStore(), path.join(dir, 'young')), maxBackups: 10, maxAgeDays: 2 },
+      { target: new FileTarget(new NodeFileStore(), path.join(dir, 'weekly'), { create: true }), maxBackups: 3, maxAgeDays: 30 },
+      { target: new FileTarget(new NodeFileStore(), path.join(dir, 'young'), { create: true }), maxBackups: 10, maxAgeDays: 2 },
     ], { clock: () => now });
     await makeDb(db);
     for (let day = 0; day < 5; day++) {
@@ -136,7 +136,7 @@ describe('the backup service with targets', () => {
   });
 
   it('a copy damaged on the target is caught by the read-back check, reported and removed', { timeout: 60_000 }, async () => {
-    const { db, specs, service } = setup('tgt-damage', (dir) => [{ target: damaging(new FileTarget(new NodeFileStore(), path.join(dir, 'offsite')), path.join(dir, 'offsite')) }]);
+    const { db, specs, service } = setup('tgt-damage', (dir) => [{ target: damaging(new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true }), path.join(dir, 'offsite')) }]);
     await makeDb(db);
     const r = await service().createBackup();
     assert.equal(r.success, true, 'the local backup stands');
@@ -147,7 +147,7 @@ describe('the backup service with targets', () => {
   });
 
   it('restore, import and verify from a target when the device lost everything', { timeout: 60_000 }, async () => {
-    const { dir, db, specs, service } = setup('tgt-restore', (d) => [{ target: new FileTarget(new NodeFileStore(), path.join(d, 'offsite')) }]);
+    const { dir, db, specs, service } = setup('tgt-restore', (d) => [{ target: new FileTarget(new NodeFileStore(), path.join(d, 'offsite'), { create: true }) }]);
     await makeDb(db, 'pw', 3000);
     const r = await service().createBackup();
     assert.equal(r.targets![0]!.action, 'uploaded');
@@ -182,7 +182,7 @@ describe('the backup service with targets', () => {
   it('two databases sharing a target and a second: neither upload replaces the other; each lists only its own', { timeout: 60_000 }, async () => {
     const dir = tempDir('tgt-shared');
     const now = new Date('2026-06-01T10:00:00Z');
-    const shared = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'));
+    const shared = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true });
     const service = (name: string) => new BackupService({
       databasePath: path.join(dir, `${name}.db`), password: 'pw', backupDir: path.join(dir, `${name}-backups`), keyProfile: FAST,
       clock: () => now, targets: [{ target: shared, maxBackups: 1 }],
@@ -204,7 +204,7 @@ describe('the backup service with targets', () => {
     const dir = tempDir('tgt-rekey-fail');
     const db = path.join(dir, 'app.db');
     await makeDb(db, 'old-pw');
-    const offsite = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'));
+    const offsite = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true });
     const dead = new S3Target({ bucket: 'b', endpoint: `http://127.0.0.1:${await closedPort()}`, credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, retry: { attempts: 1 } });
     const targets = [{ target: offsite, maxBackups: 5 }, { target: dead }];
     const service = (backupDir: string, password: string) => new BackupService({ databasePath: db, password, backupDir, keyProfile: FAST, clock: () => now, targets });
@@ -231,7 +231,7 @@ describe('the backup service with targets', () => {
 
   it('purgeAndRefresh leaves one backup on every target', { timeout: 60_000 }, async () => {
     let now = new Date('2026-04-01T10:00:00Z');
-    const { db, specs, service } = setup('tgt-purge', (dir) => [{ target: new FileTarget(new NodeFileStore(), path.join(dir, 'offsite')), maxBackups: 5 }], { clock: () => now });
+    const { db, specs, service } = setup('tgt-purge', (dir) => [{ target: new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true }), maxBackups: 5 }], { clock: () => now });
     await makeDb(db);
     for (let day = 0; day < 3; day++) {
       now = new Date(Date.UTC(2026, 3, 1 + day, 10));
@@ -256,7 +256,7 @@ describe('targets with a key profile that has sidecar files', () => {
       n.pragma('journal_mode = WAL');
       n.exec("CREATE TABLE research (id INTEGER PRIMARY KEY, q TEXT); INSERT INTO research (q) VALUES ('why'), ('how')");
     });
-    const offsite = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'));
+    const offsite = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true });
     const service = () => new BackupService({ databasePath: db, password: 'user password', backupDir: path.join(dir, 'backups'), keyProfile: referenceApp, prefix: 'ldr_backup', targets: [{ target: offsite }] });
     const r = await service().createBackup();
     assert.equal(r.targets![0]!.action, 'uploaded', r.targets![0]!.error);

@@ -17,6 +17,12 @@ export interface FileTargetOptions {
   chunkBytes?: number;
   /** For results and messages (default `file:<dir>`). */
   id?: string;
+  /**
+   * Make the directory (0700) when it is missing. Off by default: a target
+   * on a removable or network volume must not quietly become a directory on
+   * the local disk because the volume is not mounted (TARGET_NOT_FOUND then).
+   */
+  create?: boolean;
 }
 
 function checkName(name: string): void {
@@ -35,9 +41,11 @@ function typed(e: unknown, what: string): unknown {
 export class FileTarget implements BackupTarget {
   readonly id: string;
   readonly #chunkBytes: number;
+  readonly #create: boolean;
 
   constructor(readonly files: FileStore, readonly dir: string, options: FileTargetOptions = {}) {
     this.id = options.id ?? `file:${dir}`;
+    this.#create = options.create ?? false;
     this.#chunkBytes = options.chunkBytes ?? 4 << 20;
     if (!Number.isSafeInteger(this.#chunkBytes) || this.#chunkBytes < 1) throw new InvalidArgumentError('chunkBytes must be a positive integer');
   }
@@ -92,12 +100,8 @@ export class FileTarget implements BackupTarget {
     if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError(`bad size ${size}`);
     const token = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
     const staged = this.files.join(this.dir, `${STAGING}${token}`);
-    try {
-      if (await this.files.ensureDir(this.dir)) await this.files.restrictToOwner(this.dir, 'dir');
-    } catch (e) {
-      throw typed(e, `${this.id}: make the directory`);
-    }
-    const writer = await this.files.create(staged).catch((e) => { throw typed(e, `${this.id}: create ${name}`); });
+    await this.#ensureDir();
+    const writer = await this.files.create(staged).catch((e) => { throw this.#missingDir(e) ?? typed(e, `${this.id}: create ${name}`); });
     try {
       for (let done = 0; done < size; ) {
         const want = Math.min(this.#chunkBytes, size - done);
@@ -136,13 +140,31 @@ export class FileTarget implements BackupTarget {
     return removed;
   }
 
-  /** The directory must be reachable: made if missing (as put would). */
+  /** The directory must be there (or be made, with `create`) and take a file: one is written and deleted. */
   async check(): Promise<void> {
+    await this.#ensureDir();
+    const probe = this.files.join(this.dir, `${STAGING}check-${Date.now().toString(36)}`);
     try {
-      await this.files.ensureDir(this.dir);
-      await this.files.list(this.dir, STAGING);
+      await (await this.files.create(probe)).abort();
     } catch (e) {
-      throw typed(e, `${this.id}: check`);
+      throw this.#missingDir(e) ?? typed(e, `${this.id}: check`);
+    } finally {
+      await this.files.remove(probe).catch(() => false);
     }
+  }
+
+  async #ensureDir(): Promise<void> {
+    if (!this.#create) return;
+    try {
+      if (await this.files.ensureDir(this.dir)) await this.files.restrictToOwner(this.dir, 'dir');
+    } catch (e) {
+      throw typed(e, `${this.id}: make the directory`);
+    }
+  }
+
+  /** A file that cannot be made because the directory is missing: the target is not there. */
+  #missingDir(e: unknown): TargetNotFoundError | null {
+    const missing = (e as { code?: unknown })?.code === 'ENOENT' || (e as { name?: unknown })?.name === 'NotFoundError';
+    return missing ? new TargetNotFoundError(`${this.id}: the directory does not exist (is the volume mounted? \`create: true\` makes it)`) : null;
   }
 }

@@ -21,7 +21,7 @@ window.fileTargetPage = {
   async runCase(name) {
     const c = targetCases.find((x) => x.name === name);
     if (!c) throw new Error(`no case ${name}`);
-    await c.run({ fresh: async () => new FileTarget(new OpfsFileStore(), `/targets/t${serial++}`, { chunkBytes: MIB }), largeSize: 3 * MIB });
+    await c.run({ fresh: async () => new FileTarget(new OpfsFileStore(), `/targets/t${serial++}`, { chunkBytes: MIB, create: true }), largeSize: 3 * MIB });
     return 'ok';
   },
   /** Every name under /targets whose name marks a staging file: none may outlive its put. */
