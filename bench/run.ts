@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --sizes 30,100,500 --reps 3 --modes delete,wal --no-browser --name 500mb --out dir]
+ * npm run bench [-- --sizes 30,100,500 --reps 3 --modes delete,wal --no-browser --no-s3 --name 500mb --out dir]
  *
  * For each database (size × journal mode), in the same run and on the same
  * files: a plain file copy (the physical floor), the reference method on
@@ -7,7 +7,10 @@
  * cipherkeep's createBackup (export + verify) on Node and in Chromium over
  * OPFS. Every Node measurement runs in a fresh process so its peak RSS is its
  * own. Reports medians and spread, ratios against native measured here, as
- * text, JSON and an SVG chart under bench/results/.
+ * text, JSON and an SVG chart under bench/results/. The off-site column
+ * (bench/s3.ts: 100 MB — or the largest size measured, if smaller — to Swift
+ * on loopback against `curl -T`, and the service's upload and read-back) is
+ * added unless --no-s3.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +20,7 @@ import { chromium, type Browser, type BrowserContext } from '@playwright/test';
 import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' }, name: { type: 'string', default: 'latest' }, out: { type: 'string' } },
+  options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' }, 'no-s3': { type: 'boolean' }, name: { type: 'string', default: 'latest' }, out: { type: 'string' } },
 });
 const sizes = values.sizes!.split(',').map(Number);
 const reps = Number(values.reps);
@@ -223,12 +226,38 @@ for (const r of rows as any[]) {
 }
 lines.push('', 'targets: time vs native <= 1.0 (100 MB); export vs copy >= 0.5; RSS growth < 64 MB (500 MB); browser vs node >= 0.7');
 lines.push('RSS+MB: peak resident memory growth during the backup (Node: the process; Chromium: all of its processes)');
+const offsite = values['no-s3'] ? null : offsiteRun();
+if (offsite) lines.push('', ...offsite.lines);
 const name = values.name!;
 fs.writeFileSync(path.join(results, `${name}.txt`), `${lines.join('\n')}\n`);
-fs.writeFileSync(path.join(results, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), reps, rows }, null, 2)}\n`);
+fs.writeFileSync(path.join(results, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), reps, rows, offsite: offsite?.data ?? null }, null, 2)}\n`);
 fs.writeFileSync(path.join(results, `${name}.svg`), chart(rows as any[]));
 console.log(lines.join('\n'));
 console.log(`\nwrote ${path.join(results, name)}.{txt,json,svg}`);
+
+/** The off-site column: bench/s3.ts in a child (it starts Swift when needed); a store that cannot run is reported, not fatal. */
+function offsiteRun(): { lines: string[]; data: Record<string, any> | { failed: string } } {
+  try {
+    // 100 MB, or the largest database measured when that is smaller (the smoke test's 2 MB).
+    const mb = Math.min(100, Math.max(...sizes));
+    const out = execFileSync('node', ['--import', 'tsx', path.join(here, 's3.ts'), '--json', '--reps', String(reps), '--mb', String(mb)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const d = JSON.parse(out.trim().split('\n').at(-1)!);
+    if (d.skipped) return { data: d, lines: [`off-site: skipped (${d.skipped})`] };
+    const mbps = (mb: number, ms: number) => (mb / (ms / 1000)).toFixed(0);
+    return {
+      data: d,
+      lines: [
+        `off-site: ${d.mb.toFixed(0)} MB to Swift (S3 API) on loopback, median of ${d.reps}`,
+        `  S3Target put (multipart, Content-MD5 per part)  ${d.oursMs.toFixed(0)} ms  ${mbps(d.mb, d.oursMs)} MB/s  RSS+${d.oursRssGrowthMB.toFixed(0)} MB`,
+        `  curl -T to a presigned URL (the floor)          ${d.curlMs.toFixed(0)} ms  ${mbps(d.mb, d.curlMs)} MB/s  curl peak RSS ${d.curlPeakRssMB.toFixed(0)} MB`,
+        `  ours vs curl: ${(d.oursMs / d.curlMs).toFixed(2)}x the time`,
+        `  backup service off-site step (${d.service.mb.toFixed(0)} MB workload): upload ${d.service.uploadMs.toFixed(0)} ms, read-back check ${d.service.readBackMs.toFixed(0)} ms (${mbps(d.service.mb, d.service.readBackMs)} MB/s), RSS+${d.service.rssGrowthMB.toFixed(0)} MB for the whole backup`,
+      ],
+    };
+  } catch (e) {
+    return { data: { failed: (e as Error).message }, lines: [`off-site: not measured (${(e as Error).message.split('\n')[0]})`] };
+  }
+}
 
 /** Grouped horizontal bars of MB/s per workload. */
 function chart(data: any[]): string {

@@ -18,6 +18,10 @@ export {
   type OnProgress, type Progress, type RestoreResult, type VerifyFailure, type VerifyResult,
 } from './backup/backup-service.ts';
 export { KEY_PROFILES, referenceApp, sqlcipher4, type KeyProfile } from './backup/key-profiles.ts';
+export type { TargetBackupInfo, TargetResult, TargetSpec } from './backup/targets.ts';
+export type { BackupTarget, TargetObject } from './targets/target.ts';
+export { FileTarget, type FileTargetOptions } from './targets/file-target.ts';
+export { S3Target, createPresigner, type S3TargetOptions, type Presign, type PresignerOptions } from './targets/s3/index.ts';
 export { HostVFS, type PathInfo } from './vfs/host-vfs.ts';
 export { ENGINE_PIN } from './engine/pin.ts';
 export { FolderTarget, folderPermission } from './targets/folder-target.ts';

@@ -32,5 +32,13 @@ describe('benchmark', () => {
     assert.ok(row.ratios.backupTimeVsNative > 0 && row.ratios.exportSpeedVsCopy > 0, JSON.stringify(row.ratios));
     assert.match(fs.readFileSync(path.join(out, 'smoke.txt'), 'utf8'), /notes-2mb-wal .*skipped/m);
     assert.match(fs.readFileSync(path.join(out, 'smoke.svg'), 'utf8'), /^<svg[^]*cipherkeep, Node[^]*<\/svg>$/);
+    // The off-site column at the same size, against Swift (started by the bench when needed).
+    const { offsite } = JSON.parse(fs.readFileSync(path.join(out, 'smoke.json'), 'utf8'));
+    if (offsite.skipped && !process.env.CI) {
+      console.log(`off-site column skipped: ${offsite.skipped}`);
+    } else {
+      assert.ok(offsite.oursMs > 0 && offsite.curlMs > 0 && offsite.service.uploadMs > 0 && offsite.service.readBackMs > 0, JSON.stringify(offsite));
+      assert.match(fs.readFileSync(path.join(out, 'smoke.txt'), 'utf8'), /^off-site: 2 MB to Swift/m);
+    }
   });
 });

@@ -56,9 +56,9 @@ describe('bundle size (minified, gzipped)', () => {
 });
 
 describe('the tarball', () => {
-  it('is under 1 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
+  it('is under 1.1 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
     const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 110_000 }));
-    assert.ok(pack.size < 1_000_000, `${pack.size} bytes`);
+    assert.ok(pack.size < 1_100_000, `${pack.size} bytes`);
     const files: string[] = pack.files.map((f: { path: string }) => f.path);
     const stray = files.filter((f) => !/^(dist\/|src\/|bin\/cipherkeep\.mjs$|README\.md$|LICENSE$|package\.json$)/.test(f));
     assert.deepEqual(stray, []);

@@ -11,7 +11,7 @@ import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError } fro
 import { copyFile, type FileStore } from '../files/file-store.ts';
 import { KeyedMutex } from '../files/keyed-mutex.ts';
 import { sqlcipher4, type KeyProfile } from './key-profiles.ts';
-import { tmpPath, utcDay, validatePrefix } from './names.ts';
+import { nonNegativeInteger, tmpPath, utcDay, validatePrefix } from './names.ts';
 import { writeStream } from './intake.ts';
 import { DatabaseCopies } from './copies.ts';
 import { Catalog, identityOf, retentionVictims, type Listed } from './catalog.ts';
@@ -21,10 +21,13 @@ import { restoreFrom, type RestoreOptions } from './restore.ts';
 import { discard } from './snapshot.ts';
 import type { BackupHost, BackupInfo, BackupResult, Logger, OnProgress, RestoreResult } from './types.ts';
 import type { VerifyDepth, VerifyResult } from './verify.ts';
+import { Targets, type TargetSpec } from './targets.ts';
+import { TargetBackups } from './target-ops.ts';
 
 export type { BackupHost, BackupInfo, BackupResult, Logger, OnProgress, Progress, RestoreResult } from './types.ts';
 export type { RestoreOptions } from './restore.ts';
 export type { VerifyDepth, VerifyFailure, VerifyResult } from './verify.ts';
+export type { TargetBackupInfo, TargetResult, TargetSpec } from './targets.ts';
 
 /** The backup directory's lock, beside the backups (never listed: not a backup name). */
 const DIR_LOCK = '.cipherkeep-lock';
@@ -50,6 +53,8 @@ export type BackupServiceOptions = KeyMaterial & {
   /** How long to keep retrying a snapshot that another process's writes keep disturbing, before BUSY (default 30 s). */
   snapshotTimeoutMs?: number;
   host: BackupHost;
+  /** Where each verified backup is also sent, each with its own retention: see targets.ts. */
+  targets?: TargetSpec[];
 };
 
 const silent: Logger = { debug() {}, info() {}, warn() {} };
@@ -72,6 +77,9 @@ export class BackupService {
   readonly #lockStaleMs: number | undefined;
   readonly #catalog: Catalog;
   readonly #c: ServiceContext;
+  readonly #targets: Targets;
+  /** Backups on the targets: list, verify, restore, import, prune. */
+  readonly targets: TargetBackups;
 
   constructor(options: BackupServiceOptions) {
     this.prefix = validatePrefix(options.prefix ?? 'backup');
@@ -93,6 +101,11 @@ export class BackupService {
     });
     this.#c = new ServiceContext(this.databasePath, this.keyProfile, options.host, copies, this.#log, this.#clock);
     this.#catalog = new Catalog(this.#files, this.backupDir, this.prefix, (name, why) => this.#log.warn(`skipped ${name} in the backup directory: ${why}`));
+    this.#targets = new Targets(this.#c, options.targets ?? [], this.prefix, this);
+    this.targets = new TargetBackups(this.#targets, {
+      c: this.#c, backupDir: this.backupDir, locked: (fn) => this.#locked(fn), secret: () => this.#secret,
+      freshName: () => this.#catalog.freshName(this.#clock()), importBackup: (src, o) => this.importBackup(src, o),
+    });
   }
 
   /**
@@ -112,11 +125,11 @@ export class BackupService {
           const check = existing && (await this.#c.verify(existing.path, await this.keyProfile.keyFor(this.#secret, this.#files, existing.path), undefined, 'pages'));
           if (existing && check?.ok) {
             this.#log.debug(`backup already exists for today (${existing.name}), skipping`);
-            return { success: true, backupPath: existing.path, sizeBytes: existing.size, existing: true };
+            return this.#send({ success: true, backupPath: existing.path, sizeBytes: existing.size, existing: true }, options);
           }
           if (existing && check && !check.ok) this.#log.warn(`today's backup ${existing.name} failed its check (${check.reason}: ${check.detail}); making a fresh one`);
         }
-        const result = await this.#create(held, options.onProgress, options.verify);
+        const result = await this.#send(await this.#create(held, options.onProgress, options.verify), options);
         await this.#cleanup(held);
         return result;
       }),
@@ -335,7 +348,13 @@ export class BackupService {
     if (!result.success && purgeOnFailure) {
       result.error = `${result.error}; earlier backups under the old password were deleted, so no backup exists now`;
     }
-    return result;
+    return this.#targets.afterPurge(await this.#send(result, { replace: true, onProgress }), purgeOnFailure);
+  }
+
+  /** A verified local backup goes to every target; the result says per target what happened. */
+  async #send(result: BackupResult, options: { force?: boolean; replace?: boolean; onProgress?: OnProgress }): Promise<BackupResult> {
+    if (!result.success || !this.#targets.any) return result;
+    return { ...result, targets: await this.#targets.send({ path: result.backupPath!, size: result.sizeBytes, secret: this.#secret }, options) };
   }
 
   /** This database's backups (by salt, see catalog.ts) and all temp files, newest first. */
@@ -378,9 +397,4 @@ export class BackupService {
       return { success: false, error: messageOf(e), errorCode: codeOf(e), sizeBytes: 0 };
     }
   }
-}
-
-function nonNegativeInteger(n: number, name: string): number {
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-  return n;
 }

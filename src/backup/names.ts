@@ -25,6 +25,11 @@ export function validatePrefix(prefix: string): string {
   return prefix;
 }
 
+export function nonNegativeInteger(n: number, name: string): number {
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+  return n;
+}
+
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
 export function utcDay(date: Date): string {

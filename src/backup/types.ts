@@ -1,9 +1,11 @@
 /** The shapes the backup service takes and gives: progress, logging, its host, its results. */
 import type { Database, OpenOptions } from '../engine/database.ts';
 import type { FileStore } from '../files/file-store.ts';
+import type { TargetResult } from './targets.ts';
 
 export interface Progress {
-  phase: 'export' | 'verify' | 'copy';
+  /** 'upload' and 'download': to and from a backup target. */
+  phase: 'export' | 'verify' | 'copy' | 'upload' | 'download';
   bytesDone: number;
   bytesTotal: number;
 }
@@ -42,6 +44,8 @@ export interface BackupResult {
   sizeBytes: number;
   /** True when today's existing backup was returned instead of a new one. */
   existing?: boolean;
+  /** With targets: what happened on each, in order (see targets.ts). `success` is the local backup's. */
+  targets?: TargetResult[];
 }
 
 export interface BackupInfo {

@@ -15,6 +15,8 @@ import { parseCommandLine, usage, wholeNumber, UsageError, type Flags } from './
 import { readSecret } from './secrets.ts';
 import { progressReporter } from './progress.ts';
 import { formatBytes, plural } from './format.ts';
+import { isRemoteRun, runRemote } from './s3.ts';
+import type { TargetSpec } from '../backup/targets.ts';
 
 /** Exit codes, documented in the README; distinct so scripts can act on them. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, VERIFY_FAILED: 3, WRONG_PASSWORD: 4, LOCK_HELD: 5, NO_SPACE: 6 } as const;
@@ -42,7 +44,9 @@ commands:
 
 options:
   --db PATH                 the database file
-  --backup-dir DIR          where backups live
+  --backup-dir DIR          where backups live; or s3://bucket/prefix (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+                            AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL), where verify and restore
+                            also take a backup's s3:// URL
   --prefix NAME             backup file prefix (default: backup)
   --max-backups N           keep the newest N backups (default: 1)
   --max-age-days N          delete backups older than N days, except the newest (default: 7)
@@ -130,17 +134,26 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
     missing: 'no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N',
   });
   const onProgress = progressReporter(flags.quiet || flags.json ? 'none' : process.stderr.isTTY ? 'bar' : 'lines');
-  const service = (options: { db?: string; secret?: string } = {}) =>
+  const service = (options: { db?: string; secret?: string; backupDir?: string; targets?: TargetSpec[]; maxBackups?: number } = {}) =>
     new BackupService({
       databasePath: options.db ?? databasePath(need('db')),
-      backupDir: flags['backup-dir'] ?? '.',
+      backupDir: options.backupDir ?? flags['backup-dir'] ?? '.',
       // list, latest and prune never decrypt anything, so they need no password
       // (and list and latest no database: its path only names the lock).
       password: options.secret ?? 'not-needed-for-this-command',
       prefix: flags.prefix,
       ...limits,
       keyProfile: profile,
+      ...(options.targets ? { targets: options.targets, maxBackups: options.maxBackups } : {}),
     });
+  const newPassword = () => readSecret({
+    env: flags['new-password-env'], fd: flags['new-password-fd'], prompt: 'new password: ', confirm: true,
+    missing: 'no new password: use --new-password-env NAME or --new-password-fd N',
+  });
+  if (command !== 'create' && isRemoteRun(flags['backup-dir'], args)) {
+    return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits, service, password, newPassword, onProgress,
+      opensWith: (db, pw) => opensWith(profile, db, pw), exit: EXIT, exitFor: (code) => EXIT_FOR_CODE[code ?? ''] ?? EXIT.FAILURE });
+  }
 
   switch (command) {
     case 'create': {
@@ -192,10 +205,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       need('backup-dir');
       const db = databasePath(need('db'));
       const current = await password('current password: ');
-      const next = await readSecret({
-        env: flags['new-password-env'], fd: flags['new-password-fd'], prompt: 'new password: ', confirm: true,
-        missing: 'no new password: use --new-password-env NAME or --new-password-fd N',
-      });
+      const next = await newPassword();
       const r = await service({ secret: current }).changePassword({ password: next }, { onProgress });
       // Whether the password changed is what the file says: it opens with the new one or it does not.
       const changed = r.success || (await opensWith(profile, db, next));

@@ -31,4 +31,10 @@ export interface BackupTarget {
    * such bucket" on `stat` (S3's HEAD) answer here.
    */
   check?(): Promise<void>;
+  /**
+   * Optional: clears what puts cut short long ago left behind (S3: open
+   * multipart uploads; a directory: staging files), older than a day at
+   * `now`. Never touches a finished object. Returns how many it cleared.
+   */
+  cleanup?(now?: Date): Promise<number>;
 }

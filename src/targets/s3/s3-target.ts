@@ -90,6 +90,10 @@ export class S3Target implements BackupTarget {
     return this.client.headBucket();
   }
 
+  cleanup(now = new Date()): Promise<number> {
+    return this.abortStaleUploads(24 * 3600_000, now.getTime());
+  }
+
   /**
    * Aborts multipart uploads under the prefix begun more than `olderThanMs`
    * ago (a process that died mid-upload leaves its parts stored, and billed,
