@@ -7,6 +7,8 @@ import { Worker } from 'node:worker_threads';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { startKeep, type KeepClient } from './worker/client.ts';
 import type { KeepOptions } from './worker/api.ts';
+export type { KeepClient, KeepOptions };
+export type { KeepTarget, KeepS3Options } from './worker/keep-targets.ts';
 import { ENGINE_PIN } from './engine/pin.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { openDatabase as openWith, type Database, type OpenOptions } from './engine/database.ts';

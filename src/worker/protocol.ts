@@ -4,6 +4,10 @@
  * Errors), with the HTTP status of a target's failure, and nothing else is added to the wire. The class is found from the
  * stable `code`, never from a class or function name: a minifier renames
  * classes differently in the page's bundle and the worker's.
+ *
+ * Off-site targets in `open()`'s options may carry a `presign` callback
+ * (S3 through the app's server): it stays where it was given (the page) and
+ * the worker gets a Comlink proxy of it, called once per S3 request.
  */
 import * as Comlink from 'comlink';
 import { errorClassForCode } from '../engine/errors.ts';
@@ -36,6 +40,34 @@ export function fromWire(w: WireError): Error {
   return Object.assign(new Error(w.message), { name: w.name, code: w.code });
 }
 
+/** Options whose `targets` hold presign callbacks (only top-level arguments get Comlink's own proxying). */
+type WithTargets = { targets: Array<{ s3?: { presign?: unknown } } | undefined> };
+const hasPresign = (v: unknown): v is WithTargets =>
+  typeof v === 'object' && v !== null && Array.isArray((v as WithTargets).targets)
+  && (v as WithTargets).targets.some((t) => typeof t?.s3?.presign === 'function');
+
+/** Each target's presign callback crosses as a MessagePort that the other side wraps back into a function. */
+function presignHandler(): Comlink.TransferHandler<WithTargets, WithTargets> {
+  const proxy = Comlink.transferHandlers.get('proxy')!;
+  const mapPresign = (v: WithTargets, fn: (presign: unknown) => unknown): WithTargets => ({
+    ...v,
+    targets: v.targets.map((t) => (t?.s3?.presign === undefined ? t : { ...t, s3: { ...t.s3, presign: fn(t.s3.presign) } })),
+  });
+  return {
+    canHandle: hasPresign,
+    serialize(v) {
+      const ports: Transferable[] = [];
+      const wire = mapPresign(v, (f) => {
+        const [port, transfer] = proxy.serialize(Comlink.proxy(f as object));
+        ports.push(...transfer);
+        return port;
+      });
+      return [wire, ports];
+    },
+    deserialize: (wire) => mapPresign(wire, (port) => proxy.deserialize(port)),
+  };
+}
+
 let installed = false;
 
 /** Installs the error transfer handler; both sides call it before talking. */
@@ -50,4 +82,5 @@ export function installTransferHandlers(): void {
       throw fromWire(serialized.wire);
     },
   } as Comlink.TransferHandler<unknown, unknown>);
+  Comlink.transferHandlers.set('cipherkeep-presign', presignHandler() as Comlink.TransferHandler<unknown, unknown>);
 }
