@@ -33,20 +33,20 @@ describe('bundle size (minified, gzipped)', () => {
     assert.ok(size < 6, `${size.toFixed(1)} KiB`);
   });
 
-  it('a page using the client, downloads, a backup folder and the schedule bundles under 5 KiB; the client alone under 4', { timeout: 60_000 }, async () => {
+  it('a page using the client, downloads, a backup folder and the schedule bundles under 5.5 KiB; the client alone under 4', { timeout: 60_000 }, async () => {
     const app = async (names: string) => kib((await build({
       stdin: { contents: `import { ${names} } from './dist/browser.js'; console.log(${names});`, resolveDir: root },
       bundle: true, minify: true, format: 'esm', target: 'es2022', write: false, logLevel: 'silent',
     })).outputFiles[0]!.contents);
     const all = await app('openCipherkeep, downloadBackup, backupFolder, browserSchedule');
     const client = await app('openCipherkeep');
-    assert.ok(all < 5, `${all.toFixed(1)} KiB`);
+    assert.ok(all < 5.5, `${all.toFixed(1)} KiB`);
     assert.ok(client < 4, `client alone: ${client.toFixed(1)} KiB (the off-site pieces must tree-shake away)`);
   });
 
-  it('the shipped worker, dist/browser/worker.js, is under 70 KiB of JavaScript', () => {
+  it('the shipped worker, dist/browser/worker.js, is under 80 KiB of JavaScript (the S3 client is 9.5 KiB of it)', () => {
     const size = kib(fs.readFileSync(path.join(root, 'dist/browser/worker.js')));
-    assert.ok(size < 70, `${size.toFixed(1)} KiB`);
+    assert.ok(size < 80, `${size.toFixed(1)} KiB`);
   });
 
   it('the shipped engine, dist/browser/mc-wa-sqlite.wasm, is under 600 KiB', () => {

@@ -40,31 +40,26 @@ export function fromWire(w: WireError): Error {
   return Object.assign(new Error(w.message), { name: w.name, code: w.code });
 }
 
-/** Options whose `targets` hold presign callbacks (only top-level arguments get Comlink's own proxying). */
+/** Options whose `targets` may hold presign callbacks (Comlink proxies only top-level arguments itself). */
 type WithTargets = { targets: Array<{ s3?: { presign?: unknown } } | undefined> };
-const hasPresign = (v: unknown): v is WithTargets =>
-  typeof v === 'object' && v !== null && Array.isArray((v as WithTargets).targets)
-  && (v as WithTargets).targets.some((t) => typeof t?.s3?.presign === 'function');
 
 /** Each target's presign callback crosses as a MessagePort that the other side wraps back into a function. */
 function presignHandler(): Comlink.TransferHandler<WithTargets, WithTargets> {
   const proxy = Comlink.transferHandlers.get('proxy')!;
-  const mapPresign = (v: WithTargets, fn: (presign: unknown) => unknown): WithTargets => ({
-    ...v,
-    targets: v.targets.map((t) => (t?.s3?.presign === undefined ? t : { ...t, s3: { ...t.s3, presign: fn(t.s3.presign) } })),
+  const each = (v: WithTargets, fn: (presign: unknown) => unknown): WithTargets => ({
+    ...v, targets: v.targets.map((t) => (t?.s3?.presign ? { ...t, s3: { ...t.s3, presign: fn(t.s3.presign) } } : t)),
   });
   return {
-    canHandle: hasPresign,
+    canHandle: (v): v is WithTargets => Array.isArray((v as WithTargets | null)?.targets) && (v as WithTargets).targets.some((t) => typeof t?.s3?.presign == 'function'),
     serialize(v) {
       const ports: Transferable[] = [];
-      const wire = mapPresign(v, (f) => {
-        const [port, transfer] = proxy.serialize(Comlink.proxy(f as object));
+      return [each(v, (f) => {
+        const [port, transfer] = proxy.serialize(f);
         ports.push(...transfer);
         return port;
-      });
-      return [wire, ports];
+      }), ports];
     },
-    deserialize: (wire) => mapPresign(wire, (port) => proxy.deserialize(port)),
+    deserialize: (wire) => each(wire, (port) => proxy.deserialize(port)),
   };
 }
 

@@ -17,6 +17,7 @@
  * clear the restore comes from Swift — the copy that is really off the device.
  */
 import { test, expect, type Page } from '@playwright/test';
+import { createHash } from 'node:crypto';
 import { S3Target, createPresigner, type Presign } from '../../src/targets/s3/index.ts';
 import { swift, useSwift, type SwiftUse } from '../swift.ts';
 
@@ -134,7 +135,7 @@ test('a backup goes from OPFS to a picked folder and to Swift via presign, survi
   expect(first.names).toEqual([name]); // the copy only: no temporary or swap file
   // On the store, byte for byte the backup in OPFS.
   const remote = await storeView().client.getObject(`${prefix}${name}`);
-  expect(Buffer.from(await crypto.subtle.digest('SHA-256', remote)).toString('hex')).toBe(first.local);
+  expect(createHash('sha256').update(remote).digest('hex')).toBe(first.local);
   // Signed by the app's server, never by the page: no request to the store carried credentials.
   expect(signed).toEqual(expect.arrayContaining([`PUT ${prefix}${name}`]));
   expect(toStore.length).toBeGreaterThan(0); // the worker's requests, as Chromium reports them
