@@ -241,6 +241,21 @@ export class S3Client {
     await this.#request(this.#what('abort multipart upload', key), { method: 'DELETE', key, query: { uploadId }, idempotent: true, accept: [404] }, (res) => res.arrayBuffer());
   }
 
+  /** The parts an open upload holds, in part order (for resuming it). */
+  async listParts(key: string, uploadId: string): Promise<{ partNumber: number; etag: string; size: number }[]> {
+    const out: { partNumber: number; etag: string; size: number }[] = [];
+    let marker: string | undefined;
+    do {
+      const query: Record<string, string> = { uploadId, ...(marker ? { 'part-number-marker': marker } : {}) };
+      const xml = await this.#request(this.#what('LIST parts', key), { method: 'GET', key, query, idempotent: true }, (res) => res.text());
+      for (const p of elements(xml, 'Part')) {
+        out.push({ partNumber: Number(text(p, 'PartNumber')), etag: text(p, 'ETag') ?? '', size: Number(text(p, 'Size')) });
+      }
+      marker = text(xml, 'IsTruncated') === 'true' ? text(xml, 'NextPartNumberMarker') : undefined;
+    } while (marker);
+    return out;
+  }
+
   /** Uploads begun and neither completed nor aborted, under `prefix`. */
   async listMultipartUploads(prefix: string): Promise<{ key: string; uploadId: string; initiatedMs: number }[]> {
     const xml = await this.#request(this.#what(`LIST uploads ${prefix}*`, ''), { method: 'GET', key: '', query: { uploads: '', prefix }, idempotent: true }, (res) => res.text());
