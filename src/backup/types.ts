@@ -1,6 +1,9 @@
 /** The shapes the backup service takes and gives: progress, logging, its host, its results. */
 import type { Database, OpenOptions } from '../engine/database.ts';
+import type { KeyMaterial } from '../engine/cipher.ts';
 import type { FileStore } from '../files/file-store.ts';
+import type { KeyProfile } from './key-profiles.ts';
+import type { RetentionSettings } from './page-store/retention.ts';
 
 export interface Progress {
   phase: 'export' | 'verify' | 'copy';
@@ -42,6 +45,12 @@ export interface BackupResult {
   sizeBytes: number;
   /** True when today's existing backup was returned instead of a new one. */
   existing?: boolean;
+  /** Incremental backups: the generation made (then `backupPath` is the page store and `sizeBytes` what it wrote). */
+  generation?: string;
+  /** Incremental backups: pages written (the others are shared with earlier generations). */
+  pagesWritten?: number;
+  /** Incremental backups: whether every page was written (the first generation, or after a new key). */
+  full?: boolean;
 }
 
 export interface BackupInfo {
@@ -59,3 +68,30 @@ export interface RestoreResult {
   /** Where the database that was replaced now is. */
   preRestorePath?: string;
 }
+
+export type BackupServiceOptions = KeyMaterial & {
+  databasePath: string;
+  backupDir: string;
+  /** Newest backups kept by count (default 1). 0 keeps none: see README. */
+  maxBackups?: number;
+  /** Backups older than this many days are deleted, except the newest (default 7). */
+  maxAgeDays?: number;
+  /** Backup file names start with `<prefix>_` (default 'backup'). */
+  prefix?: string;
+  /** How the key is made from the secret (default SQLCipher 4). */
+  keyProfile?: KeyProfile;
+  /** The current time; inject for tests of the daily and age rules. */
+  clock?: () => Date;
+  logger?: Logger;
+  /** How long to wait for another backup operation on the same database (default 60 s). */
+  lockTimeoutMs?: number;
+  /** A cross-process lock not refreshed for this long is taken over (default 60 s; hosts with lock files only). */
+  lockStaleMs?: number;
+  /** How long to keep retrying a snapshot that another process's writes keep disturbing, before BUSY (default 30 s). */
+  snapshotTimeoutMs?: number;
+  /** createBackup makes page-store generations instead of full files (see README, incremental backups); default false. */
+  incremental?: boolean;
+  /** Which generations retention keeps (default: the newest 30). */
+  generations?: RetentionSettings;
+  host: BackupHost;
+};
