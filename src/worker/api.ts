@@ -13,6 +13,8 @@ import {
   BackupService, type BackupHost, type BackupInfo, type BackupResult, type OnProgress, type RestoreResult, type VerifyResult,
 } from '../backup/backup-service.ts';
 import { sqlcipher4 } from '../backup/key-profiles.ts';
+import type { RetentionSettings } from '../backup/page-store/index.ts';
+import { generationsApi } from './generations-api.ts';
 
 /** A small per-origin key-value store that survives reloads (idb-keyval in browsers). */
 export interface Catalog {
@@ -38,6 +40,10 @@ export interface KeepOptions {
   maxBackups?: number;
   maxAgeDays?: number;
   prefix?: string;
+  /** createBackup makes page-store generations (incremental backups) by default. */
+  incremental?: boolean;
+  /** Which generations are kept (default: the newest 30). */
+  generations?: RetentionSettings;
   /** Where the worker fetches the engine from (browsers). */
   wasmUrl?: string;
 }
@@ -91,6 +97,7 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
       const backups = new BackupService({
         ...secret, host, databasePath: options.databasePath, backupDir: options.backupDir,
         maxBackups: options.maxBackups, maxAgeDays: options.maxAgeDays, prefix: options.prefix,
+        incremental: options.incremental, generations: options.generations,
         keyProfile: options.cipher ? { ...sqlcipher4, cipher: options.cipher } : undefined,
       });
       state = { db, backups, host, options: { ...options, password: undefined, key: undefined }, secret };
@@ -107,9 +114,9 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
         return results;
       }),
 
-    async createBackup(options: { force?: boolean } = {}, onProgress?: OnProgress): Promise<BackupResult> {
+    async createBackup(options: { force?: boolean; incremental?: boolean } = {}, onProgress?: OnProgress): Promise<BackupResult> {
       const r = await live().backups.createBackup({ ...options, onProgress });
-      if (r.success && !r.existing) await remember(r.backupPath);
+      if (r.success && !r.existing && r.generation === undefined) await remember(r.backupPath);
       return r;
     },
     async verifyBackup(path: string, onProgress?: OnProgress): Promise<VerifyResult> {
@@ -146,6 +153,7 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
     },
     restoreBackup: (path: string, onProgress?: OnProgress): Promise<RestoreResult> =>
       withDatabaseClosed(() => live().backups.restoreBackup(path, { onProgress })),
+    ...generationsApi(() => live().backups, withDatabaseClosed),
 
     /** A backup's bytes as a stream, for downloads. Transfer it; never clone it whole. */
     exportBackup(path: string): ReadableStream<Uint8Array> {

@@ -69,6 +69,7 @@ export function wrapKeep(worker: WorkerLike): KeepClient {
   const methods = [
     'open', 'exec', 'query', 'run', 'batch', 'createBackup', 'verifyBackup', 'listBackups', 'getLatestBackup',
     'cleanupOldBackups', 'purgeAndRefresh', 'changePassword', 'restoreBackup', 'exportBackup', 'importBackup', 'memoryUsage', 'close',
+    'listGenerations', 'verifyGeneration', 'restoreGeneration',
   ] as const satisfies ReadonlyArray<keyof KeepApi>;
   const client = Object.fromEntries(methods.map((m) => [m, call(m)])) as unknown as KeepClient;
   client.terminate = async () => {
