@@ -62,16 +62,20 @@ export class NodeFileStore implements FileStore {
   }
 
   async read(path: string, offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    return buf.subarray(0, await this.readInto(path, offset, buf));
+  }
+
+  async readInto(path: string, offset: number, into: Uint8Array): Promise<number> {
     const handle = await fs.open(path, 'r');
     try {
-      const buf = new Uint8Array(length);
       let done = 0;
-      while (done < length) {
-        const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
+      while (done < into.length) {
+        const { bytesRead } = await handle.read(into, done, into.length - done, offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      return buf.subarray(0, done);
+      return done;
     } finally {
       await handle.close();
     }
