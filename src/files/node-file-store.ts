@@ -26,6 +26,9 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+
+/** Writes of at least this much go through the thread pool (see create). */
+const OFF_THREAD_WRITE_BYTES = 1 << 20;
 export class NodeFileStore implements FileStore {
   join = (dir: string, name: string) => nodePath.join(dir, name);
   dirname = (path: string) => nodePath.dirname(path);
@@ -82,8 +85,10 @@ export class NodeFileStore implements FileStore {
   }
 
   async create(path: string): Promise<FileWriter> {
-    // Synchronous writes on purpose: large sequential chunks, and a trip
-    // through the thread pool per chunk cost more than the write itself.
+    // Small chunks are written synchronously: a trip through the thread pool
+    // costs more than such a write. Large ones go through the pool, so a
+    // caller that does not wait for one (a restore checking its next chunk)
+    // keeps working while the kernel copies it.
     const fd = await new Promise<number>((resolve, reject) =>
       fsCallback.open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600, (e, fd) => (e ? reject(e) : resolve(fd))),
     );
@@ -97,7 +102,11 @@ export class NodeFileStore implements FileStore {
       async write(chunk) {
         try {
           let done = 0;
-          while (done < chunk.length) done += fsCallback.writeSync(fd, chunk, done, chunk.length - done);
+          while (done < chunk.length) {
+            done += chunk.length - done < OFF_THREAD_WRITE_BYTES
+              ? fsCallback.writeSync(fd, chunk, done, chunk.length - done)
+              : await new Promise<number>((resolve, reject) => fsCallback.write(fd, chunk, done, chunk.length - done, null, (e, n) => (e ? reject(e) : resolve(n))));
+          }
         } catch (e) {
           throw mapError(e, path);
         }
