@@ -98,7 +98,8 @@ export class Generations {
   /** Every generation of every key goes, then the salts and the anchor: after a password change whose new generation failed, or when the store is not in use. */
   async purgeAll(held: Held): Promise<string[]> {
     const { c } = this;
-    if (!(await c.files.stat(this.dir)) && !(await c.files.stat(this.keys.anchorPath))) return [];
+    // (A directory does not stat as a file: the store is judged by what it lists.)
+    if (!(await this.any()) && !(await c.files.stat(this.keys.anchorPath))) return [];
     // A key no generation is under: every manifest is "another key's", so every one is deleted, then every pack.
     const nobody = crypto.getRandomValues(new Uint8Array(32));
     const r = await applyRetention(c.files, this.dir, nobody, {}, { now: c.clock(), lock: held.dir, purgeOtherKeys: true });

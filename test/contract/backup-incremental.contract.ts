@@ -188,6 +188,15 @@ export function incrementalBackupContract(label: string, t: IncrementalTestHost)
       assert.deepEqual((await svc.listGenerations()).generations, []);
     });
 
+    it('a full-backup service deletes the generations on changePassword even when the anchor is gone', async () => {
+      const { svc, databasePath, options } = await setup({ incremental: false });
+      assert.equal((await svc.createBackup({ incremental: true })).success, true);
+      assert.equal(await files.remove(`${databasePath}.pages-anchor`), true);
+      const r = await svc.changePassword({ password: 'n3w' });
+      assert.equal(r.success, true, r.error);
+      assert.deepEqual((await listNames(storeOf(options))).filter((n) => n.startsWith('gen-') || n.startsWith('pack-')), []);
+    });
+
     it('key profiles that keep sidecars are refused with INVALID_ARGUMENT, nothing written', async () => {
       const { svc, options } = await setup({ keyProfile: { ...referenceApp, cipher: FAST } });
       const r = await svc.createBackup();
