@@ -1,6 +1,7 @@
 /** The shapes the backup service takes and gives: progress, logging, its host, its results. */
 import type { Database, OpenOptions } from '../engine/database.ts';
-import type { KeyMaterial } from '../engine/cipher.ts';
+import type { CipherSettings, KeyMaterial } from '../engine/cipher.ts';
+import type { PageCheck } from './page-check.ts';
 import type { FileStore } from '../files/file-store.ts';
 import type { KeyProfile } from './key-profiles.ts';
 import type { RetentionSettings } from './page-store/retention.ts';
@@ -33,7 +34,18 @@ export interface BackupHost {
    * writers in this process wait instead of disturbing the copy.
    */
   readLock?(path: string, timeoutMs: number): Promise<() => void>;
+  /**
+   * Optional: checks every page's HMAC of the file at `path` by the host's own
+   * means (on every core: src/node-page-check.ts); null leaves the file to the
+   * in-thread check (page-check.ts), e.g. when it is small.
+   */
+  checkPages?: PageChecks;
 }
+
+/** See BackupHost.checkPages. */
+export type PageChecks = (
+  path: string, key: Uint8Array, settings: Required<CipherSettings>, size: number, onBytes?: (done: number) => void,
+) => Promise<PageCheck | null>;
 
 export interface BackupResult {
   success: boolean;
