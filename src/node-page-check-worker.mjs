@@ -10,7 +10,7 @@ const HASH = { SHA1: 'sha1', SHA256: 'sha256', SHA512: 'sha512' };
 const MAC_BYTES = { SHA1: 20, SHA256: 32, SHA512: 64 };
 const IV_BYTES = 16;
 const SALT_BYTES = 16;
-const CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 1 << 20;
 
 parentPort.on('message', (task) => {
   try {

@@ -33,7 +33,8 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number } 
   const start = (): Worker[] => {
     if (pool.length) return pool;
     pool = Array.from({ length: threads }, () => {
-      const w = new Worker(new URL('./node-page-check-worker.mjs', import.meta.url));
+      // Small heaps: a thread's garbage (an HMAC object per page) is collected early instead of piling up (memory budget: README).
+      const w = new Worker(new URL('./node-page-check-worker.mjs', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
       w.on('message', (m: { id: number; progress?: number; ok?: boolean; page?: number; error?: string }) => {
         const task = tasks.get(m.id);
         if (!task) return;
