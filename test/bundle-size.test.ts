@@ -30,9 +30,10 @@ describe('bundle size (minified, gzipped)', () => {
     assert.ok(size < 5, `${size.toFixed(1)} KiB`);
   });
 
-  it('the shipped worker, dist/browser/worker.js, is under 70 KiB of JavaScript', () => {
+  // 70 KiB until the worker carried incremental backups (the page store: ~14 KiB of it).
+  it('the shipped worker, dist/browser/worker.js, is under 80 KiB of JavaScript', () => {
     const size = kib(fs.readFileSync(path.join(root, 'dist/browser/worker.js')));
-    assert.ok(size < 70, `${size.toFixed(1)} KiB`);
+    assert.ok(size < 80, `${size.toFixed(1)} KiB`);
   });
 
   it('the shipped engine, dist/browser/mc-wa-sqlite.wasm, is under 600 KiB', () => {
@@ -42,9 +43,10 @@ describe('bundle size (minified, gzipped)', () => {
 });
 
 describe('the tarball', () => {
-  it('is under 1 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
+  // 1 MB until incremental backups reached the service, the worker and the command line.
+  it('is under 1.1 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
     const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 110_000 }));
-    assert.ok(pack.size < 1_000_000, `${pack.size} bytes`);
+    assert.ok(pack.size < 1_100_000, `${pack.size} bytes`);
     const files: string[] = pack.files.map((f: { path: string }) => f.path);
     const stray = files.filter((f) => !/^(dist\/|src\/|bin\/cipherkeep\.mjs$|README\.md$|LICENSE$|package\.json$)/.test(f));
     assert.deepEqual(stray, []);
