@@ -61,10 +61,19 @@ export class GenerationKeys {
     return { seq: a.seq!, digest: a.digest!, keyId: a.keyId! };
   }
 
-  /** Replaced in one step (written beside it, then renamed): a crash leaves the old anchor or the new one. */
-  async writeAnchor(anchor: KeptAnchor, token: string): Promise<void> {
-    const tmp = `${this.anchorPath}.${token}.tmp`;
-    await this.files.remove(tmp).catch(() => false);
+  /**
+   * Replaced in one step (written beside it, then renamed): a crash leaves
+   * the old anchor or the new one, and a temporary file the next write of a
+   * holding that is over (`lock`: the database's lock) removes.
+   */
+  async writeAnchor(anchor: KeptAnchor, lock: { token: string; mayBeAlive(token: string): Promise<boolean> }): Promise<void> {
+    const name = this.files.basename(this.anchorPath);
+    for (const f of await this.files.list(this.files.dirname(this.anchorPath), `${name}.`)) {
+      const token = f.name.endsWith('.tmp') ? f.name.slice(name.length + 1, -'.tmp'.length) : '';
+      if (!/^[A-Za-z0-9-]{1,64}$/.test(token)) continue;
+      if (token === lock.token || !(await lock.mayBeAlive(token))) await this.files.remove(this.files.join(this.files.dirname(this.anchorPath), f.name));
+    }
+    const tmp = `${this.anchorPath}.${lock.token}.tmp`;
     const writer = await this.files.create(tmp);
     try {
       await writer.write(new TextEncoder().encode(JSON.stringify({ keyId: anchor.keyId, seq: anchor.seq, digest: anchor.digest })));

@@ -71,7 +71,7 @@ export class Generations {
         now: c.clock(), lock: held.dir, retention: this.retention, journalMode, purgeOtherKeys: afterPasswordChange,
         ...(anchor ? { anchor } : {}), full: afterPasswordChange, onProgress: asServiceProgress(onProgress),
       });
-      await this.keys.writeAnchor({ keyId, seq: r.seq, digest: r.digest }, held.db.token);
+      await this.keys.writeAnchor({ keyId, seq: r.seq, digest: r.digest }, held.db);
       await this.keys.noteSalt(await c.files.read(staged, 0, 16), afterPasswordChange);
       for (const w of [...r.warnings, ...r.cleanup.warnings]) c.log.warn(`incremental backup: ${w}`);
       c.log.info(`created generation ${r.generation} (${r.full ? 'full' : 'incremental'}: ${r.pagesWritten} of ${r.pageCount} pages, ${r.bytesWritten} bytes) in ${Date.now() - started} ms`);

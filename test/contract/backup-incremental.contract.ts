@@ -142,6 +142,17 @@ export function incrementalBackupContract(label: string, t: IncrementalTestHost)
       assert.equal((await svc.restoreGeneration('1')).success, false);
     });
 
+    it('an anchor temporary file left by a run that died is removed by the next', async () => {
+      const { svc, databasePath } = await setup();
+      const left = `${databasePath}.pages-anchor.deadrun1.tmp`;
+      const w = await files.create(left);
+      await w.write(new TextEncoder().encode('{"half":'));
+      await w.close();
+      assert.equal((await svc.createBackup()).success, true);
+      assert.equal(await files.stat(left), null);
+      assert.ok(await files.stat(`${databasePath}.pages-anchor`));
+    });
+
     it('retention over generations keeps the newest N', async () => {
       const { svc, databasePath } = await setup({ generations: { keepLast: 2 } });
       for (let i = 0; i < 4; i++) {
