@@ -1,6 +1,7 @@
 /**
  * cipherkeep for Node and Deno: one engine per thread over the filesystem VFS.
  */
+import { nodePageChecks } from './node-page-check.ts';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -46,10 +47,14 @@ export async function openDatabase(path: string, options: OpenOptions): Promise<
 }
 
 /** Files and databases on the local filesystem, for the backup service. */
+/** One pool of page-checking threads for every service of this thread. */
+const pageChecks = nodePageChecks();
+
 export function nodeBackupHost(): BackupHost {
   return {
     files: new NodeFileStore(),
     open: openDatabase,
+    checkPages: pageChecks,
     readLock: async (path, timeoutMs) => {
       const { engine, vfsName } = await nodeEngine();
       return engine.hostFor(vfsName).readLock(path, timeoutMs);

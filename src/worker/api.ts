@@ -17,6 +17,8 @@ import { sqlcipher4 } from '../backup/key-profiles.ts';
 import { FolderTarget } from '../targets/folder-target.ts';
 import { sequentialSource } from '../targets/sequential-source.ts';
 import { targetSpecs, type KeepTarget } from './keep-targets.ts';
+import type { RetentionSettings } from '../backup/page-store/index.ts';
+import { generationsApi } from './generations-api.ts';
 
 /** A small per-origin key-value store that survives reloads (idb-keyval in browsers). */
 export interface Catalog {
@@ -42,6 +44,10 @@ export interface KeepOptions {
   maxBackups?: number;
   maxAgeDays?: number;
   prefix?: string;
+  /** createBackup makes page-store generations (incremental backups) by default. */
+  incremental?: boolean;
+  /** Which generations are kept (default: the newest 30). */
+  generations?: RetentionSettings;
   /** Where the worker fetches the engine from (browsers). */
   wasmUrl?: string;
   /**
@@ -122,6 +128,7 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
       const backups = new BackupService({
         ...secret, host, databasePath: options.databasePath, backupDir: options.backupDir,
         maxBackups: options.maxBackups, maxAgeDays: options.maxAgeDays, prefix: options.prefix,
+        incremental: options.incremental, generations: options.generations,
         keyProfile: options.cipher ? { ...sqlcipher4, cipher: options.cipher } : undefined, targets: specs,
       });
       state = { db, backups, host, options: { ...options, password: undefined, key: undefined }, secret };
@@ -140,9 +147,9 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
         return results;
       }),
 
-    async createBackup(options: { force?: boolean } = {}, onProgress?: OnProgress): Promise<BackupResult> {
+    async createBackup(options: { force?: boolean; incremental?: boolean } = {}, onProgress?: OnProgress): Promise<BackupResult> {
       const r = await live().backups.createBackup({ ...options, onProgress });
-      if (r.success && !r.existing) await remember(r.backupPath);
+      if (r.success && !r.existing && r.generation === undefined) await remember(r.backupPath);
       return r;
     },
     async verifyBackup(path: string, onProgress?: OnProgress): Promise<VerifyResult> {
@@ -180,6 +187,7 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
     },
     restoreBackup: (path: string, onProgress?: OnProgress): Promise<RestoreResult> =>
       withDatabaseClosed(() => live().backups.restoreBackup(path, { onProgress })),
+    ...generationsApi(() => live().backups, withDatabaseClosed),
 
     /** The off-site targets' ids (e.g. `folder:backups`, `s3 (presigned) user-42/`), in the order backups go to them. */
     targetIds: (): string[] => live().backups.targets.ids,
