@@ -44,10 +44,10 @@ describe('bundle size (minified, gzipped)', () => {
     assert.ok(client < 4, `client alone: ${client.toFixed(1)} KiB (the off-site pieces must tree-shake away)`);
   });
 
-  // 70 KiB until the worker carried off-site targets (the S3 client, ~9.5 KiB) and incremental backups (the page store, ~14 KiB).
-  it('the shipped worker, dist/browser/worker.js, is under 90 KiB of JavaScript', () => {
+  // 70 KiB until the worker carried off-site targets (the S3 client, ~9.5 KiB) and incremental backups (the page store, ~14 KiB): 90.3 KiB then.
+  it('the shipped worker, dist/browser/worker.js, is under 100 KiB of JavaScript', () => {
     const size = kib(fs.readFileSync(path.join(root, 'dist/browser/worker.js')));
-    assert.ok(size < 90, `${size.toFixed(1)} KiB`);
+    assert.ok(size < 100, `${size.toFixed(1)} KiB`);
   });
 
   it('the shipped engine, dist/browser/mc-wa-sqlite.wasm, is under 600 KiB', () => {
@@ -57,10 +57,10 @@ describe('bundle size (minified, gzipped)', () => {
 });
 
 describe('the tarball', () => {
-  // 1 MB until off-site targets and incremental backups reached the service, the worker and the command line.
-  it('is under 1.1 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
+  // 1 MB until off-site targets and incremental backups reached the service, the worker and the command line (1.10 MB then; the engine is 575 kB of it).
+  it('is under 1.2 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
     const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 110_000 }));
-    assert.ok(pack.size < 1_100_000, `${pack.size} bytes`);
+    assert.ok(pack.size < 1_200_000, `${pack.size} bytes`);
     const files: string[] = pack.files.map((f: { path: string }) => f.path);
     const stray = files.filter((f) => !/^(dist\/|src\/|bin\/cipherkeep\.mjs$|README\.md$|LICENSE$|package\.json$)/.test(f));
     assert.deepEqual(stray, []);
