@@ -9,7 +9,7 @@ import {
 } from './cipher.ts';
 import {
   BusyError, ClosedError, CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError,
-  MissingDirectoryError, NotEncryptedError, WrongKeyError,
+  MissingDirectoryError, NotEncryptedError, PlaintextHeaderError, WrongKeyError,
 } from './errors.ts';
 import { codeOf, toCipherkeepError } from './error-map.ts';
 import { eachRow, lastChange, type Row, type RunResult } from './statements.ts';
@@ -41,7 +41,25 @@ export interface Transaction {
   run(sql: string, params?: Params): Promise<RunResult>;
 }
 
-const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
+const PAGE1_PROBE_BYTES = 101;
+
+/**
+ * What the start of a file says: 'plain' SQLite (its header and page 1's
+ * b-tree header are readable), 'plaintext-header' (a readable SQLite header,
+ * then ciphertext: SQLCipher's cipher_plaintext_header_size), or 'encrypted'
+ * (a salt). Page 1 of plain SQLite has the writing library's version
+ * (3xxxyyy) at offset 96 and a b-tree page type at 100; ciphertext passes
+ * both by chance about once in 10^9.
+ */
+export function headerKind(bytes: Uint8Array): 'plain' | 'plaintext-header' | 'encrypted' {
+  if (!PLAIN_SQLITE_HEADER.every((b, i) => bytes[i] === b)) return 'encrypted';
+  if (bytes.length < PAGE1_PROBE_BYTES) return 'plain';
+  const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(96);
+  const pageType = bytes[100]!;
+  return version >= 3_000_000 && version < 4_000_000 && [2, 5, 10, 13].includes(pageType) ? 'plain' : 'plaintext-header';
+}
+
+export const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
 
 export async function openDatabase(engine: Engine, vfsName: string, path: string, options: OpenOptions): Promise<Database> {
   if (typeof path !== 'string' || path === '' || path.includes('\0')) {
@@ -76,20 +94,22 @@ async function openPrepared(
   if (info.size === null) {
     if (!options.create) throw new DatabaseNotFoundError(`database not found: ${fullPath}`);
     if (!info.parentExists) throw new MissingDirectoryError(`directory does not exist for database: ${fullPath}`);
-    salt = newSalt();
+    salt = settings.salt?.slice() ?? newSalt();
   } else if (info.size === 0) {
     if (!options.create) throw new CorruptDatabaseError(`database file is empty: ${fullPath}`);
-    salt = newSalt();
+    salt = settings.salt?.slice() ?? newSalt();
   } else {
-    const header = new Uint8Array(SALT_BYTES);
+    const header = new Uint8Array(PAGE1_PROBE_BYTES);
     const read = host.readRange(fullPath, 0, header) ?? 0;
-    if (read === SALT_BYTES && header.every((b, i) => b === PLAIN_SQLITE_HEADER[i])) {
-      throw new NotEncryptedError(`not an encrypted database (plain SQLite): ${fullPath}`);
+    const kind = read >= SALT_BYTES ? headerKind(header.subarray(0, read)) : 'encrypted';
+    if (kind === 'plain') throw new NotEncryptedError(`not an encrypted database (plain SQLite): ${fullPath}`);
+    if (kind === 'plaintext-header' && settings.plaintextHeaderSize === 0) {
+      throw new PlaintextHeaderError(`a SQLCipher database with a plaintext SQLite header (cipher_plaintext_header_size): open it with plaintextHeaderSize: 32 and its 16-byte salt (CLI --plaintext-header 32 --salt HEX): ${fullPath}`);
     }
     if (info.size % 512 !== 0 || info.size < 512) {
       throw new CorruptDatabaseError(`database file is truncated or damaged (${info.size} bytes is not whole pages): ${fullPath}`);
     }
-    salt = header;
+    salt = settings.plaintextHeaderSize > 0 ? settings.salt!.slice() : header.slice(0, SALT_BYTES);
   }
 
   const key = await deriveKey(options, salt, settings);
