@@ -144,7 +144,8 @@ export async function deriveKey(
   s: Required<CipherSettings>,
 ): Promise<Uint8Array> {
   validateKeyMaterial(material);
-  if (material.key !== undefined) return material.key.slice();
+  // A copy, never a view: callers zero what this returns, and a Buffer's slice() shares the caller's key.
+  if (material.key !== undefined) return new Uint8Array(material.key);
   const base = await crypto.subtle.importKey(
     'raw', new TextEncoder().encode(material.password), 'PBKDF2', false, ['deriveBits'],
   );

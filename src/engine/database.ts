@@ -249,6 +249,10 @@ export class Database {
    */
   rekey(material: KeyMaterial, options: { keepSalt?: boolean } = {}): Promise<void> {
     return this.#serial('rekey()', async () => {
+      if (this.#settings.compatibility === 3) {
+        // sqlite3mc (2.3.3) answers every rekey of a legacy-format file with SQLITE_NOTADB.
+        throw new InvalidArgumentError('the engine cannot change the key of a SQLCipher 3 file: convert it to SQLCipher 4 first (native SQLCipher: PRAGMA cipher_migrate), then rotate');
+      }
       const salt = options.keepSalt ? this.#salt : newSalt();
       const key = await deriveKey(material, salt, this.#settings);
       try {

@@ -1,0 +1,199 @@
+/**
+ * Every kind of SQLCipher file people have, made by native SQLCipher
+ * (@signalapp/sqlcipher), through verify, backup, rotate-key and restore —
+ * from the CLI and from the API — with each result checked natively: row
+ * counts, sqlite_master, integrity_check, foreign_key_check.
+ */
+import { describe, it } from './timeouts.ts';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { BackupService, openDatabase, sqlcipher4, type CipherSettings, type KeyMaterial } from '../src/node.ts';
+import { cli, json } from './cli-run.ts';
+import { tempDir, withNative } from './helpers.ts';
+
+const HERE = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
+const dir = tempDir('interop-breadth');
+let n = 0;
+const fresh = (label: string) => {
+  const d = path.join(dir, `${label}-${++n}`);
+  fs.mkdirSync(d);
+  return d;
+};
+const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+type Secret = { password: string } | { keyHex: string };
+const nativeKey = (s: Secret) => ('password' in s ? `key = ${quote(s.password)}` : `key = "x'${s.keyHex}'"`);
+const apiKey = (s: Secret): KeyMaterial => ('password' in s ? { password: s.password } : { key: Buffer.from(s.keyHex, 'hex') });
+/** The CLI's environment and flags for a secret: a password, or a raw key through --key-env. */
+const cliKey = (s: Secret, fresh = false) => ('password' in s
+  ? { env: { [fresh ? 'CK_NEW' : 'CK_PW']: s.password }, args: [fresh ? '--new-password-env' : '--password-env', fresh ? 'CK_NEW' : 'CK_PW'] }
+  : { env: { [fresh ? 'CK_NEWKEY' : 'CK_KEY']: s.keyHex }, args: [fresh ? '--new-key-env' : '--key-env', fresh ? 'CK_NEWKEY' : 'CK_KEY'] });
+
+interface Kind {
+  name: string;
+  /** Native PRAGMAs after the key that select this format. */
+  native: string[];
+  cipher: CipherSettings;
+  cliArgs: string[];
+  secret: () => Secret;
+  /** Extra content (beyond the common tables), run natively. */
+  fill?: (db: import('@signalapp/sqlcipher').default) => void;
+  /** Why rotate-key must refuse this kind (and leave it as it was), if it must. */
+  noRotate?: RegExp;
+  /** What verification must note. */
+  notes?: RegExp[];
+}
+
+const SALT = crypto.randomBytes(16);
+const FTS_DUMP = fs.readFileSync(path.join(HERE, 'fixtures/fts-rtree.sql'), 'utf8');
+
+const KINDS: Kind[] = [
+  { name: 'SQLCipher 3 (cipher_compatibility = 3)', native: ['cipher_compatibility = 3'], cipher: { compatibility: 3 }, cliArgs: ['--compat', '3'], secret: () => ({ password: `v3 pw ${n}` }), noRotate: /cannot change the key of a SQLCipher 3 file/ },
+  {
+    name: 'plaintext header (32 bytes) with an explicit cipher_salt',
+    native: ['cipher_plaintext_header_size = 32', `cipher_salt = "x'${hex(SALT)}'"`],
+    cipher: { plaintextHeaderSize: 32, salt: SALT }, cliArgs: ['--plaintext-header', '32', '--salt', hex(SALT)],
+    secret: () => ({ password: `ph pw ${n}` }),
+  },
+  {
+    name: 'FTS4, FTS3 and R-Tree tables (modules the engine lacks)', native: [], cipher: {}, cliArgs: [],
+    secret: () => ({ password: `fts pw ${n}` }),
+    fill: (db) => db.exec(FTS_DUMP.replace(/^(PRAGMA foreign_keys=OFF;|BEGIN TRANSACTION;|COMMIT;)$/gm, '')),
+    notes: [/notes needs the fts4 module/, /old_notes needs the fts3 module/, /boxes needs the rtree module/],
+  },
+  { name: 'raw key (64 hex digits)', native: [], cipher: {}, cliArgs: [], secret: () => ({ keyHex: crypto.randomBytes(32).toString('hex') }) },
+];
+
+/** Makes the database natively: two tables with a foreign key, and the kind's extra content. */
+function makeNative(kind: Kind, file: string, secret: Secret): void {
+  withNative(file, [nativeKey(secret), ...kind.native], (db) => {
+    db.exec(`CREATE TABLE owner (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+      CREATE TABLE pet (id INTEGER PRIMARY KEY, owner INTEGER NOT NULL REFERENCES owner(id), name TEXT);
+      INSERT INTO owner VALUES (1, 'ada'), (2, 'grace');
+      WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 300) INSERT INTO pet (owner, name) SELECT 1 + i % 2, 'pet ' || i FROM c;`);
+    kind.fill?.(db);
+  });
+}
+
+interface NativeView {
+  master: unknown[];
+  counts: Record<string, number>;
+  integrity: unknown[];
+  foreignKeys: unknown[];
+}
+
+/** What native SQLCipher sees in the file: schema, row counts of every ordinary table, integrity_check, foreign_key_check. */
+function nativeView(file: string, pragmas: string[]): NativeView {
+  return withNative(file, pragmas, (db) => {
+    const master = db.prepare('SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name').all();
+    const counts: Record<string, number> = {};
+    for (const { name, sql } of master as Array<{ name: string; sql: string | null; type: string }>) {
+      if ((master as Array<{ name: string; type: string }>).find((m) => m.name === name)?.type !== 'table' || /^\s*create\s+virtual/i.test(sql ?? '')) continue;
+      counts[name] = (db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number }).n;
+    }
+    return { master, counts, integrity: db.prepare('PRAGMA integrity_check').all(), foreignKeys: db.prepare('PRAGMA foreign_key_check').all() };
+  });
+}
+
+function assertSame(actual: NativeView, expected: NativeView, what: string): void {
+  assert.deepEqual(actual.integrity, [{ integrity_check: 'ok' }], `${what}: integrity_check`);
+  assert.deepEqual(actual.foreignKeys, [], `${what}: foreign_key_check`);
+  assert.deepEqual(actual.master, expected.master, `${what}: sqlite_master`);
+  assert.deepEqual(actual.counts, expected.counts, `${what}: row counts`);
+}
+
+const onlyBackups = (d: string) => fs.readdirSync(d).filter((f) => f.endsWith('.db')).map((f) => path.join(d, f)).sort();
+
+for (const kind of KINDS) {
+  describe(`interop breadth: ${kind.name}`, () => {
+    it('CLI: verify, backup, rotate-key, restore; native SQLCipher reads every result', async () => {
+      const d = fresh('cli');
+      const db = path.join(d, 'app.db');
+      const backups = path.join(d, 'backups');
+      const secret = kind.secret();
+      makeNative(kind, db, secret);
+      const before = nativeView(db, [nativeKey(secret), ...kind.native]);
+      const k = cliKey(secret);
+      const run = (args: string[], env: Record<string, string> = {}) => cli([...args, ...kind.cliArgs, ...k.args, '--json', '--quiet'], { env: { ...k.env, ...env } });
+
+      const verified = await run(['verify', db]);
+      assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+      const v = json(verified);
+      for (const note of kind.notes ?? []) assert.ok(v.notes?.some((x: string) => note.test(x)), `note ${note} in ${JSON.stringify(v.notes)}`);
+      if (!kind.notes) assert.equal(v.notes, undefined);
+
+      const backedUp = await run(['backup', '--db', db, '--backup-dir', backups, '--force']);
+      assert.equal(backedUp.code, 0, backedUp.stdout + backedUp.stderr);
+      const backup = json(backedUp).backupPath as string;
+      assertSame(nativeView(backup, [nativeKey(secret), ...kind.native]), before, 'backup');
+
+      let next: Secret = 'password' in secret ? { password: `${secret.password} next` } : { keyHex: crypto.randomBytes(32).toString('hex') };
+      const nk = cliKey(next, true);
+      const rotated = await cli(['rotate-key', '--db', db, '--backup-dir', backups, ...kind.cliArgs, ...k.args, ...nk.args, '--json', '--quiet'], { env: { ...k.env, ...nk.env } });
+      let rotatedBackup = backup;
+      if (kind.noRotate) {
+        assert.notEqual(rotated.code, 0);
+        assert.match(json(rotated).error, kind.noRotate);
+        assert.equal(json(rotated).passwordChanged, false);
+        next = secret;
+      } else {
+        assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
+        assert.throws(() => nativeView(db, [nativeKey(secret), ...kind.native]), 'the old secret no longer opens it');
+        rotatedBackup = json(rotated).backupPath as string;
+      }
+      assertSame(nativeView(db, [nativeKey(next), ...kind.native]), before, 'database after rotate-key');
+      assertSame(nativeView(rotatedBackup, [nativeKey(next), ...kind.native]), before, 'backup after rotate-key');
+
+      // Change the database natively, then restore the backup over it: the backup's rows come back.
+      withNative(db, [nativeKey(next), ...kind.native], (x) => x.exec('DELETE FROM pet WHERE id > 10'));
+      const rk = cliKey(next);
+      const restored = await cli(['restore', rotatedBackup, '--db', db, '--backup-dir', backups, ...kind.cliArgs, ...rk.args, '--json', '--quiet'], { env: rk.env });
+      assert.equal(restored.code, 0, restored.stdout + restored.stderr);
+      assertSame(nativeView(db, [nativeKey(next), ...kind.native]), before, 'restored database');
+      assert.ok(onlyBackups(backups).length >= 1);
+    });
+
+    it('API: createBackup, verifyBackup, changePassword, restoreBackup; native SQLCipher reads every result', async () => {
+      const d = fresh('api');
+      const db = path.join(d, 'app.db');
+      const secret = kind.secret();
+      makeNative(kind, db, secret);
+      const before = nativeView(db, [nativeKey(secret), ...kind.native]);
+      const profile = { ...sqlcipher4, cipher: kind.cipher };
+      const service = (s: Secret) => new BackupService({ databasePath: db, backupDir: path.join(d, 'backups'), keyProfile: profile, ...apiKey(s) });
+
+      const made = await service(secret).createBackup({ force: true, verify: 'full' });
+      assert.equal(made.success, true, made.error);
+      const check = await service(secret).verifyBackup(made.backupPath!);
+      assert.equal(check.ok, true, JSON.stringify(check));
+      for (const note of kind.notes ?? []) assert.ok(check.ok && check.notes?.some((x) => note.test(x)), `note ${note}`);
+      assertSame(nativeView(made.backupPath!, [nativeKey(secret), ...kind.native]), before, 'backup');
+
+      let next: Secret = 'password' in secret ? { password: `${secret.password} api` } : { keyHex: crypto.randomBytes(32).toString('hex') };
+      const changed = await service(secret).changePassword(apiKey(next));
+      let restoreFrom = changed.backupPath!;
+      if (kind.noRotate) {
+        assert.equal(changed.success, false);
+        assert.equal(changed.errorCode, 'INVALID_ARGUMENT');
+        assert.match(changed.error!, kind.noRotate);
+        [next, restoreFrom] = [secret, made.backupPath!];
+      } else {
+        assert.equal(changed.success, true, changed.error);
+      }
+      assertSame(nativeView(db, [nativeKey(next), ...kind.native]), before, 'database after changePassword');
+
+      withNative(db, [nativeKey(next), ...kind.native], (x) => x.exec('DELETE FROM pet WHERE owner = 2; DELETE FROM owner WHERE id = 2'));
+      const restored = await service(next).restoreBackup(restoreFrom);
+      assert.equal(restored.success, true, restored.error);
+      assertSame(nativeView(db, [nativeKey(next), ...kind.native]), before, 'restored database');
+
+      // The engine opens it directly with the same options.
+      const direct = await openDatabase(db, { ...apiKey(next), cipher: kind.cipher, readonly: true });
+      assert.deepEqual(await direct.query('SELECT count(*) AS n FROM pet'), [{ n: 300 }]);
+      await direct.close();
+    });
+  });
+}
