@@ -203,7 +203,8 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
     }
     case 'verify': {
       const file = positional();
-      const r = await service({ db: file, secret: await password() }).verifyBackup(file, { onProgress });
+      // With --db, the file is checked as that database's backup (a profile may key it by the database's sidecars).
+      const r = await service({ db: flags.db ?? file, secret: await password() }).verifyBackup(file, { onProgress });
       if (r.ok) {
         const notes = (r.notes ?? []).map((note) => `\nnote: ${note}`).join('');
         return ok(`ok: ${file} (${plural(r.pages, 'page')}, ${plural(r.tables, 'table')})${notes}`, { path: file, pages: r.pages, tables: r.tables, ...(r.notes ? { notes: r.notes } : {}) });
