@@ -25,14 +25,16 @@ export async function restoreFrom(c: ServiceContext, held: Held, secret: KeyMate
   if (!options.allowOtherDatabase) await c.refuseOtherDatabase(path, 'restore');
   const check = await c.verifyWith(secret, path, options.onProgress);
   if (!check.ok) return { success: false, error: `backup failed verification (${check.reason}): ${check.detail}`, errorCode: 'VERIFY_FAILED' };
-  const material = await profile.keyFor(secret, files, path);
+  const material = await profile.keyFor(secret, files, path, db);
   // Named to the second and after this holding: two restores never share a name, and nothing is deleted to make room.
   const stamp = backupName('pre-restore', c.clock()).slice('pre-restore_'.length, -'.db'.length);
   const preRestorePath = (await files.stat(db)) ? `${db}.pre-restore-${stamp}-${held.db.token}` : undefined;
   const journalMode = preRestorePath ? await c.copies.keepCurrent(preRestorePath, secret) : profile.journalMode;
 
   const staged = tmpPath(`${db}.restore`, held.db.token);
-  const stagedSidecars = profile.sidecars.map((s) => [`${path}${s}`, `${staged}${s}`, `${db}${s}`] as const);
+  // A backup without a sidecar (the reference app's own) was keyed by the database's, which stays.
+  const stagedSidecars: Array<readonly [string, string, string]> = [];
+  for (const s of profile.sidecars) if (await files.stat(`${path}${s}`)) stagedSidecars.push([`${path}${s}`, `${staged}${s}`, `${db}${s}`]);
   try {
     const total = (await files.stat(path))?.size ?? 0;
     await copyFile(files, path, staged, (done) => options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: total }));
@@ -54,5 +56,5 @@ export async function restoreFrom(c: ServiceContext, held: Held, secret: KeyMate
     await discard(files, staged);
   }
   c.log.info(`restored ${files.basename(db)} from ${files.basename(path)}`);
-  return { success: true, preRestorePath };
+  return { success: true, preRestorePath, ...(check.notes?.length ? { notes: check.notes } : {}) };
 }
