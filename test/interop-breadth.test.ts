@@ -197,3 +197,69 @@ for (const kind of KINDS) {
     });
   });
 }
+
+describe('interop breadth: what the CLI says about files it is not told how to open', () => {
+  it('a SQLCipher 3 file checked with SQLCipher 4 settings: the error says to try --compat 3', async () => {
+    const d = fresh('v3-hint');
+    const small = path.join(d, 'small.db');
+    const big = path.join(d, 'big.db');
+    // 2 KiB (not whole 4 KiB pages) and 64 KiB (whole pages: only the key check can tell).
+    withNative(small, ["key = 'pw3'", 'cipher_compatibility = 3'], (db) => db.exec('CREATE TABLE t (v)'));
+    withNative(big, ["key = 'pw3'", 'cipher_compatibility = 3'], (db) => {
+      db.exec('CREATE TABLE t (v)');
+      const pages = () => (db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
+      while (pages() < 8 || pages() % 4 !== 0) db.exec('INSERT INTO t VALUES (randomblob(900))');
+    });
+    assert.equal(fs.statSync(big).size % 4096, 0, 'the big file is whole 4 KiB pages');
+    for (const [file, exit] of [[small, 3], [big, 4]] as const) {
+      const r = await cli(['verify', file, '--password-env', 'PW', '--json'], { env: { PW: 'pw3' } });
+      assert.equal(r.code, exit, r.stdout);
+      assert.match(json(r).error, /may be a SQLCipher 3 database: try compatibility: 3 \(CLI --compat 3\)/);
+    }
+    // A wrong password on the same file gets no such hint: the v3 check is a key check, not a guess.
+    const wrong = await cli(['verify', big, '--password-env', 'PW', '--json'], { env: { PW: 'not it' } });
+    assert.equal(wrong.code, 4);
+    assert.doesNotMatch(json(wrong).error, /SQLCipher 3/);
+    const right = await cli(['verify', big, '--compat', '3', '--password-env', 'PW', '--json'], { env: { PW: 'pw3' } });
+    assert.equal(right.code, 0, right.stdout);
+  });
+
+  it('a plaintext-header file is reported as one (not as plain SQLite), and names the options it needs', async () => {
+    const d = fresh('ph-detect');
+    const file = path.join(d, 'ios.db');
+    withNative(file, ["key = 'pw'", 'cipher_plaintext_header_size = 32', `cipher_salt = "x'${hex(SALT)}'"`], (db) => db.exec('CREATE TABLE t (v); INSERT INTO t VALUES (1)'));
+    assert.equal(fs.readFileSync(file).subarray(0, 16).toString('latin1'), 'SQLite format 3\0');
+    const r = await cli(['verify', file, '--password-env', 'PW', '--json'], { env: { PW: 'pw' } });
+    assert.equal(r.code, 2, r.stdout);
+    assert.equal(json(r).reason, 'plaintext-header');
+    assert.match(json(r).error, /plaintext SQLite header.*--plaintext-header 32 --salt HEX/);
+    assert.doesNotMatch(json(r).error, /plain SQLite\)/);
+    // A wrong salt is a wrong key, not corruption.
+    const badSalt = await cli(['verify', file, '--plaintext-header', '32', '--salt', '00'.repeat(16), '--password-env', 'PW', '--json'], { env: { PW: 'pw' } });
+    assert.equal(badSalt.code, 4, badSalt.stdout);
+  });
+
+  it('raw keys come from --key-env or --key-fd as 64 hex digits; anything else is refused without echoing it', async () => {
+    const d = fresh('raw-key');
+    const file = path.join(d, 'raw.db');
+    const keyHex = crypto.randomBytes(32).toString('hex');
+    withNative(file, [`key = "x'${keyHex}'"`], (db) => db.exec('CREATE TABLE t (v); INSERT INTO t VALUES (1)'));
+    const viaFd = await cli(['verify', file, '--key-fd', '0', '--json'], { input: `${keyHex}\n` });
+    assert.equal(viaFd.code, 0, viaFd.stdout);
+    const wrong = await cli(['verify', file, '--key-env', 'K', '--json'], { env: { K: crypto.randomBytes(32).toString('hex') } });
+    assert.equal(wrong.code, 4, wrong.stdout);
+    const secretish = `${keyHex.slice(0, 60)}zz`;
+    for (const [args, opts] of [
+      [['--key-env', 'K'], { env: { K: secretish } }],
+      [['--key-env', 'K'], { env: { K: keyHex.slice(0, 62) } }],
+      [['--key-fd', '0'], { input: `${secretish}\n` }],
+    ] as const) {
+      const r = await cli(['verify', file, ...args, '--json'], opts);
+      assert.equal(r.code, 2, r.stdout);
+      assert.match(json(r).error, /must be 64 hexadecimal digits/);
+      assert.ok(!r.stdout.includes(keyHex.slice(0, 20)) && !r.stderr.includes(keyHex.slice(0, 20)), 'the key is never echoed');
+    }
+    const both = await cli(['verify', file, '--key-env', 'K', '--key-fd', '0', '--json'], { env: { K: keyHex } });
+    assert.equal(both.code, 2);
+  });
+});

@@ -13,7 +13,7 @@ import { checkPageHmacs } from './page-check.ts';
 
 /** How deep createBackup checks its copy; verifyBackup, restore and import always run 'full'. */
 export type VerifyDepth = 'pages' | 'full';
-export type VerifyFailure = 'missing' | 'empty' | 'truncated' | 'not-encrypted' | 'wrong-key' | 'corrupt' | 'live';
+export type VerifyFailure = 'missing' | 'empty' | 'truncated' | 'not-encrypted' | 'plaintext-header' | 'wrong-key' | 'corrupt' | 'live';
 /**
  * `notes`: what is worth knowing and is not a failure — a table this engine
  * cannot read (its module, FTS3/FTS4 or R-Tree, is not built in; its pages
@@ -117,7 +117,7 @@ export async function verifyFile(
     }
     if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: e.message };
     if (e instanceof NotEncryptedError) return { ok: false, reason: 'not-encrypted', detail: e.message };
-    if (e instanceof PlaintextHeaderError) return { ok: false, reason: 'wrong-key', detail: e.message };
+    if (e instanceof PlaintextHeaderError) return { ok: false, reason: 'plaintext-header', detail: e.message };
     return { ok: false, reason: 'corrupt', detail: e instanceof Error ? e.message : String(e) };
   } finally {
     await db?.close().catch(() => {});

@@ -209,7 +209,8 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
         const notes = (r.notes ?? []).map((note) => `\nnote: ${note}`).join('');
         return ok(`ok: ${file} (${plural(r.pages, 'page')}, ${plural(r.tables, 'table')})${notes}`, { path: file, pages: r.pages, tables: r.tables, ...(r.notes ? { notes: r.notes } : {}) });
       }
-      const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : EXIT.VERIFY_FAILED;
+      // A plaintext-header file checked without --plaintext-header/--salt is a missing option, not a bad file.
+      const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : r.reason === 'plaintext-header' ? EXIT.USAGE : EXIT.VERIFY_FAILED;
       return { exit, text: `verification failed (${r.reason}): ${r.detail}`, json: { code: 'VERIFY_FAILED', path: file, reason: r.reason, error: r.detail } };
     }
     case 'list': {
