@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { BackupService, openDatabase, sqlcipher4, type CipherSettings, type KeyMaterial } from '../src/node.ts';
+import { BackupService, MissingModuleError, openDatabase, sqlcipher4, type CipherSettings, type Database, type KeyMaterial } from '../src/node.ts';
 import { cli, json } from './cli-run.ts';
 import { tempDir, withNative } from './helpers.ts';
 
@@ -43,6 +43,8 @@ interface Kind {
   fill?: (db: import('@signalapp/sqlcipher').default) => void;
   /** Why rotate-key must refuse this kind (and leave it as it was), if it must. */
   noRotate?: RegExp;
+  /** Checks through the engine itself, on the restored database. */
+  direct?: (db: Database) => Promise<void>;
   /** What verification must note. */
   notes?: RegExp[];
 }
@@ -61,8 +63,18 @@ const KINDS: Kind[] = [
   {
     name: 'FTS4, FTS3 and R-Tree tables (modules the engine lacks)', native: [], cipher: {}, cliArgs: [],
     secret: () => ({ password: `fts pw ${n}` }),
-    fill: (db) => db.exec(FTS_DUMP.replace(/^(PRAGMA foreign_keys=OFF;|BEGIN TRANSACTION;|COMMIT;)$/gm, '')),
+    fill: (db) => {
+      db.exec(FTS_DUMP.replace(/^(PRAGMA foreign_keys=OFF;|BEGIN TRANSACTION;|COMMIT;)$/gm, ''));
+      db.exec("CREATE VIRTUAL TABLE modern USING fts5(body); INSERT INTO modern SELECT c1body FROM notes_content");
+    },
     notes: [/notes needs the fts4 module/, /old_notes needs the fts3 module/, /boxes needs the rtree module/],
+    direct: async (db) => {
+      // FTS5 is in the engine; FTS4 and R-Tree are not, and say so with their own error.
+      assert.deepEqual(await db.query("SELECT count(*) AS n FROM modern WHERE modern MATCH 'fox'"), [{ n: 40 }]);
+      await assert.rejects(db.query("SELECT * FROM notes WHERE notes MATCH 'fox'"), (e: Error) => e instanceof MissingModuleError && /no fts4 module/.test(e.message));
+      await assert.rejects(db.query('SELECT * FROM boxes'), (e: Error) => e instanceof MissingModuleError && e.code === 'MISSING_MODULE');
+      assert.deepEqual(await db.query('SELECT count(*) AS n FROM notes_content'), [{ n: 40 }]);
+    },
   },
   { name: 'raw key (64 hex digits)', native: [], cipher: {}, cliArgs: [], secret: () => ({ keyHex: crypto.randomBytes(32).toString('hex') }) },
 ];
@@ -193,6 +205,7 @@ for (const kind of KINDS) {
       // The engine opens it directly with the same options.
       const direct = await openDatabase(db, { ...apiKey(next), cipher: kind.cipher, readonly: true });
       assert.deepEqual(await direct.query('SELECT count(*) AS n FROM pet'), [{ n: 300 }]);
+      await kind.direct?.(direct);
       await direct.close();
     });
   });
