@@ -47,13 +47,14 @@ const PAGE1_PROBE_BYTES = 101;
  * What the start of a file says: 'plain' SQLite (its header and page 1's
  * b-tree header are readable), 'plaintext-header' (a readable SQLite header,
  * then ciphertext: SQLCipher's cipher_plaintext_header_size), or 'encrypted'
- * (a salt). Page 1 of plain SQLite has the writing library's version
- * (3xxxyyy) at offset 96 and a b-tree page type at 100; ciphertext passes
- * both by chance about once in 10^9.
+ * (a salt). A SQLCipher page reserves at least 16 bytes (its IV; offset 20
+ * says how many), and page 1 of plain SQLite has the writing library's
+ * version (3xxxyyy) at offset 96 and a b-tree page type at 100; ciphertext
+ * passes both by chance about once in 10^9.
  */
 export function headerKind(bytes: Uint8Array): 'plain' | 'plaintext-header' | 'encrypted' {
   if (!PLAIN_SQLITE_HEADER.every((b, i) => bytes[i] === b)) return 'encrypted';
-  if (bytes.length < PAGE1_PROBE_BYTES) return 'plain';
+  if (bytes.length < PAGE1_PROBE_BYTES || bytes[20]! < 16) return 'plain';
   const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(96);
   const pageType = bytes[100]!;
   return version >= 3_000_000 && version < 4_000_000 && [2, 5, 10, 13].includes(pageType) ? 'plain' : 'plaintext-header';
