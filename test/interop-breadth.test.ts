@@ -318,3 +318,19 @@ describe('interop breadth: cipherkeep create makes each kind, and native SQLCiph
     });
   }
 });
+
+describe('interop breadth: Database.rekey on a plaintext-header file', () => {
+  it('keeps the salt the owner supplies (it is not in the file), so the file still opens with it, natively too', async () => {
+    const d = fresh('ph-rekey');
+    const file = path.join(d, 'ios.db');
+    withNative(file, ["key = 'before'", 'cipher_plaintext_header_size = 32', `cipher_salt = "x'${hex(SALT)}'"`], (db) => db.exec('CREATE TABLE t (v); INSERT INTO t VALUES (1)'));
+    const cipher = { plaintextHeaderSize: 32, salt: SALT };
+    const db = await openDatabase(file, { password: 'before', cipher });
+    await db.rekey({ password: 'after' }); // no keepSalt: a normal file would get a fresh salt
+    await db.close();
+    const again = await openDatabase(file, { password: 'after', cipher, readonly: true });
+    assert.deepEqual(await again.query('SELECT v FROM t'), [{ v: 1 }]);
+    await again.close();
+    assert.deepEqual(withNative(file, ["key = 'after'", 'cipher_plaintext_header_size = 32', `cipher_salt = "x'${hex(SALT)}'"`], (x) => x.prepare('SELECT v FROM t').all()), [{ v: 1 }]);
+  });
+});

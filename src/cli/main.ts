@@ -193,7 +193,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
         for (const s of profile.sidecars) await files.remove(`${db}${s}`).catch(() => {});
         throw e;
       }
-      return ok(`created ${created} (encrypted, SQLCipher 4 format, journal mode ${mode})`, { path: created, journalMode: mode });
+      return ok(`created ${created} (encrypted, SQLCipher ${resolveSettings(profile.cipher).compatibility} format, journal mode ${mode})`, { path: created, journalMode: mode });
     }
     case 'backup': {
       need('backup-dir');

@@ -60,7 +60,7 @@ export function headerKind(bytes: Uint8Array): 'plain' | 'plaintext-header' | 'e
   return version >= 3_000_000 && version < 4_000_000 && [2, 5, 10, 13].includes(pageType) ? 'plain' : 'plaintext-header';
 }
 
-export const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
+const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
 
 export async function openDatabase(engine: Engine, vfsName: string, path: string, options: OpenOptions): Promise<Database> {
   if (typeof path !== 'string' || path === '' || path.includes('\0')) {
@@ -246,7 +246,9 @@ export class Database {
    * atomic on disk, use BackupService.changePassword (rekeys a copy, then
    * renames it into place). `keepSalt` keeps the salt instead: the backup
    * service does, because the salt is how a database's backups are known
-   * as its own (catalog.ts).
+   * as its own (catalog.ts). A file with a plaintext header always keeps
+   * its salt (it is not in the file: whoever opens it supplies it), and a
+   * SQLCipher 3 file cannot be rekeyed by this engine (InvalidArgumentError).
    */
   rekey(material: KeyMaterial, options: { keepSalt?: boolean } = {}): Promise<void> {
     return this.#serial('rekey()', async () => {
@@ -254,7 +256,8 @@ export class Database {
         // sqlite3mc (2.3.3) answers every rekey of a legacy-format file with SQLITE_NOTADB.
         throw new InvalidArgumentError('the engine cannot change the key of a SQLCipher 3 file: convert it to SQLCipher 4 first (native SQLCipher: PRAGMA cipher_migrate), then rotate');
       }
-      const salt = options.keepSalt ? this.#salt : newSalt();
+      // A file with a plaintext header does not hold its salt: its owner keeps it, so it must not change.
+      const salt = options.keepSalt || this.#settings.plaintextHeaderSize > 0 ? this.#salt : newSalt();
       const key = await deriveKey(material, salt, this.#settings);
       try {
         const wal = (await this.#journalMode()) === 'wal';
