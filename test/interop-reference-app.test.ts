@@ -165,6 +165,26 @@ describe('reference-app profile interop', () => {
     ok(appView(db, 'legacy new'), 30);
   });
 
+  it('a lost .salt: the wrong-key failure says the legacy salt was tried; create never replaces an orphan .salt', async () => {
+    const d = fresh();
+    const salt = path.join(d, 'kept.salt');
+    const lost = path.join(d, 'lost.db');
+    const created = await run(['create', '--db', lost, '--password-env', 'PW'], { PW: 'pw' });
+    assert.equal(created.code, 0, created.stderr);
+    fs.renameSync(`${lost}.salt`, salt);
+    const r = await run(['verify', lost, '--password-env', 'PW'], { PW: 'pw' });
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.match(json(r).error, /no \.salt beside lost\.db: keyed with the reference app's legacy fixed salt/);
+
+    const orphan = path.join(d, 'orphan.db');
+    fs.copyFileSync(salt, `${orphan}.salt`);
+    const again = await run(['create', '--db', orphan, '--password-env', 'PW'], { PW: 'pw' });
+    assert.equal(again.code, 1, again.stdout + again.stderr);
+    assert.match(json(again).error, /key salt file already exists/);
+    assert.deepEqual(fs.readFileSync(`${orphan}.salt`), fs.readFileSync(salt), 'the orphan .salt is untouched');
+    assert.equal(fs.existsSync(orphan), false);
+  });
+
   it('a damaged .salt is reported, never replaced by the legacy salt', async () => {
     const d = fresh();
     const db = path.join(d, 'ldr_user.db');

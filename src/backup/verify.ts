@@ -68,6 +68,8 @@ export async function verifyFile(
   const report = (done: number) => Promise.resolve(onProgress?.(Math.min(done, info.size), info.size)).catch(() => {});
   let db: Database | undefined;
   await report(0);
+  // Where the key came from, when a profile had to fall back: worth knowing on success, and the likeliest cause of a wrong key.
+  const keyNote = await ctx.profile.keyNote?.(ctx.files, path, ctx.databasePath).catch(() => undefined);
   try {
     // Derive once: the same raw key opens the file and checks its pages.
     const raw = await rawKeyFor(ctx, material, path);
@@ -90,9 +92,7 @@ export async function verifyFile(
         unwatch();
       }
     }
-    const notes: string[] = [];
-    const keyNote = await ctx.profile.keyNote?.(ctx.files, path, ctx.databasePath);
-    if (keyNote) notes.push(keyNote);
+    const notes: string[] = keyNote ? [keyNote] : [];
     const tables = await db.query<{ name: string; sql: string | null }>("SELECT name, sql FROM sqlite_schema WHERE type = 'table'");
     for (const { name, sql } of tables) {
       try {
@@ -115,7 +115,7 @@ export async function verifyFile(
     if (e instanceof WrongKeyError && (await isSqlcipher3(ctx, path, material, info.size, settings))) {
       return { ok: false, reason: 'wrong-key', detail: `${e.message}: the key opens it with SQLCipher 3 settings — ${V3_HINT}` };
     }
-    if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: e.message };
+    if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: `${e.message}${keyNote ? ` (${keyNote})` : ''}` };
     if (e instanceof NotEncryptedError) return { ok: false, reason: 'not-encrypted', detail: e.message };
     if (e instanceof PlaintextHeaderError) return { ok: false, reason: 'plaintext-header', detail: e.message };
     return { ok: false, reason: 'corrupt', detail: e instanceof Error ? e.message : String(e) };
