@@ -3,7 +3,7 @@
  *   page-store-op.ts full <db> <target>            copy + page HMAC check of the whole file (a full backup's work)
  *   page-store-op.ts generation <db> <store> <day> snapshot copy, then backupGeneration (30 kept)
  *   page-store-op.ts restore <store> <target>      restoreGeneration of the newest generation
- *   page-store-op.ts restore-read-into <store> <target>   the same through a store with readInto (proposed for FileStore)
+ *   page-store-op.ts restore-copying <store> <target>     the same through a store without readInto (a new buffer per read)
  *   page-store-op.ts copy <file> <target>          a plain file copy with fsync
  *   page-store-op.ts copy-verify <file> <target>   the same, then the page HMAC check
  *   page-store-op.ts service-restore <db> <dir>    the service's restoreBackup of a full backup of a copy of <db> (timed: the restore only)
@@ -15,26 +15,16 @@ import { checkPageHmacs } from '../src/backup/page-check.ts';
 import { copySnapshot, discard, materialize } from '../src/backup/snapshot.ts';
 import { backupGeneration, restoreGeneration } from '../src/backup/page-store/index.ts';
 import { BackupService, NodeFileStore, nodeEngine, openDatabase } from '../src/node.ts';
+import type { FileStore } from '../src/files/file-store.ts';
 import { PASSWORD } from './workloads.ts';
 
 const [op, a, b, c] = process.argv.slice(2) as [string, string, string, string | undefined];
 
-/** NodeFileStore plus `readInto` (reads into the caller's buffer), which the page store uses when a store has it. Not in FileStore yet. */
-class ReadIntoNodeFileStore extends NodeFileStore {
-  async readInto(path: string, offset: number, into: Uint8Array): Promise<number> {
-    const handle = await fs.promises.open(path, 'r');
-    try {
-      let done = 0;
-      while (done < into.length) {
-        const { bytesRead } = await handle.read(into, done, into.length - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      return done;
-    } finally {
-      await handle.close();
-    }
-  }
+/** NodeFileStore without `readInto`: every read a new buffer (what the page store did before FileStore had readInto). */
+function withoutReadInto(store: FileStore): FileStore {
+  return new Proxy(store, {
+    get: (target, name) => (name === 'readInto' ? undefined : typeof target[name as keyof FileStore] === 'function' ? (target[name as keyof FileStore] as Function).bind(target) : target[name as keyof FileStore]),
+  });
 }
 const key = new Uint8Array(Buffer.from(process.env.CK_KEY!, 'hex'));
 const files = new NodeFileStore();
@@ -125,11 +115,11 @@ if (op === 'full' || op === 'copy' || op === 'copy-verify') {
   await db.close();
   result = { snapshotMs, backupMs, totalMs: snapshotMs + backupMs, ...memory(), ...r, cleanup: undefined, warnings: r.cleanup.warnings };
   await discard(files, snap);
-} else if (op === 'restore' || op === 'restore-read-into') {
+} else if (op === 'restore' || op === 'restore-copying') {
   fs.rmSync(b, { force: true });
   const memory = memoryFrom();
   const t0 = now();
-  const r = await restoreGeneration(op === 'restore' ? files : new ReadIntoNodeFileStore(), a, 'latest', key, b);
+  const r = await restoreGeneration(op === 'restore' ? files : withoutReadInto(new NodeFileStore()), a, 'latest', key, b);
   result = { totalMs: now() - t0, ...memory(), ...r };
 } else if (op === 'service-restore') {
   fs.rmSync(b, { recursive: true, force: true });

@@ -6,6 +6,9 @@ import { startKeep, type KeepClient } from './worker/client.ts';
 import type { KeepOptions } from './worker/api.ts';
 
 export type { KeepClient, KeepOptions };
+export type { KeepTarget, KeepS3Options } from './worker/keep-targets.ts';
+export type { TargetBackupInfo, TargetResult } from './backup/targets.ts';
+export type { Presign, PresignRequest, SignedRequest } from './targets/s3/signing.ts';
 export { WorkerFailedError } from './worker/client.ts';
 export * from './engine/errors.ts';
 export { backupFolder, type BackupFolder, type FolderState } from './browser/backup-folder.ts';

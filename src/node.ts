@@ -1,12 +1,15 @@
 /**
  * cipherkeep for Node and Deno: one engine per thread over the filesystem VFS.
  */
+import { nodePageChecks } from './node-page-check.ts';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { startKeep, type KeepClient } from './worker/client.ts';
 import type { KeepOptions } from './worker/api.ts';
+export type { KeepClient, KeepOptions };
+export type { KeepTarget, KeepS3Options } from './worker/keep-targets.ts';
 import { ENGINE_PIN } from './engine/pin.ts';
 import { createEngine, type Engine } from './engine/engine.ts';
 import { openDatabase as openWith, type Database, type OpenOptions } from './engine/database.ts';
@@ -44,10 +47,14 @@ export async function openDatabase(path: string, options: OpenOptions): Promise<
 }
 
 /** Files and databases on the local filesystem, for the backup service. */
+/** One pool of page-checking threads for every service of this thread. */
+const pageChecks = nodePageChecks();
+
 export function nodeBackupHost(): BackupHost {
   return {
     files: new NodeFileStore(),
     open: openDatabase,
+    checkPages: pageChecks,
     readLock: async (path, timeoutMs) => {
       const { engine, vfsName } = await nodeEngine();
       return engine.hostFor(vfsName).readLock(path, timeoutMs);

@@ -33,21 +33,21 @@ describe('bundle size (minified, gzipped)', () => {
     assert.ok(size < 6, `${size.toFixed(1)} KiB`);
   });
 
-  it('a page using the client, downloads, a backup folder and the schedule bundles under 5.1 KiB; the client alone under 4', { timeout: 60_000 }, async () => {
+  it('a page using the client, downloads, a backup folder and the schedule bundles under 5.5 KiB; the client alone under 4', { timeout: 60_000 }, async () => {
     const app = async (names: string) => kib((await build({
       stdin: { contents: `import { ${names} } from './dist/browser.js'; console.log(${names});`, resolveDir: root },
       bundle: true, minify: true, format: 'esm', target: 'es2022', write: false, logLevel: 'silent',
     })).outputFiles[0]!.contents);
     const all = await app('openCipherkeep, downloadBackup, backupFolder, browserSchedule');
     const client = await app('openCipherkeep');
-    // 5.1: the page rebuilds every error code crossing the worker; PLAINTEXT_HEADER and MISSING_MODULE (issue #14) took it from 4.97 to 5.03.
-    assert.ok(all < 5.1, `${all.toFixed(2)} KiB`);
+    assert.ok(all < 5.5, `${all.toFixed(1)} KiB`);
     assert.ok(client < 4, `client alone: ${client.toFixed(1)} KiB (the off-site pieces must tree-shake away)`);
   });
 
-  it('the shipped worker, dist/browser/worker.js, is under 70 KiB of JavaScript', () => {
+  // 70 KiB until the worker carried off-site targets (the S3 client, ~9.5 KiB) and incremental backups (the page store, ~14 KiB): 90.3 KiB then.
+  it('the shipped worker, dist/browser/worker.js, is under 100 KiB of JavaScript', () => {
     const size = kib(fs.readFileSync(path.join(root, 'dist/browser/worker.js')));
-    assert.ok(size < 70, `${size.toFixed(1)} KiB`);
+    assert.ok(size < 100, `${size.toFixed(1)} KiB`);
   });
 
   it('the shipped engine, dist/browser/mc-wa-sqlite.wasm, is under 600 KiB', () => {
@@ -57,9 +57,10 @@ describe('bundle size (minified, gzipped)', () => {
 });
 
 describe('the tarball', () => {
-  it('is under 1.1 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
+  // 1 MB until off-site targets and incremental backups reached the service, the worker and the command line (1.10 MB then; the engine is 575 kB of it).
+  it('is under 1.2 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
     const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 110_000 }));
-    assert.ok(pack.size < 1_100_000, `${pack.size} bytes`);
+    assert.ok(pack.size < 1_200_000, `${pack.size} bytes`);
     const files: string[] = pack.files.map((f: { path: string }) => f.path);
     const stray = files.filter((f) => !/^(dist\/|src\/|bin\/cipherkeep\.mjs$|README\.md$|LICENSE$|package\.json$)/.test(f));
     assert.deepEqual(stray, []);

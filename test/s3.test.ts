@@ -251,6 +251,62 @@ describe('S3 on Swift: faults', { skip }, () => {
     assert.equal(await t.stat('bad.db'), null);
   });
 
+  it('an upload cut short is resumed by the next put of the name: parts the store holds are not sent again, other bytes are', { timeout: 120_000 }, async () => {
+    const proxy = await startFaultProxy(env.endpoint);
+    try {
+      const prefix = `${run}/resume${serial++}`;
+      const t = target({ endpoint: proxy.url, prefix, upload: { multipartThreshold: 5 * MIB, partSize: 5 * MIB, concurrency: 1 }, retry: { attempts: 2, baseDelayMs: 20 } });
+      const partPuts = (from: number) => proxy.seen().slice(from).filter((r) => r.startsWith('PUT ') && r.includes('partNumber=')).map((r) => Number(/partNumber=(\d+)/.exec(r)![1]));
+      const creates = (from: number) => proxy.seen().slice(from).filter((r) => r.startsWith('POST ') && /[?&]uploads(=|&|$)/.test(r)).length;
+      // The first part goes in; then every connection is cut, the abort's too: as when the store goes away.
+      const cutAfterFirstPart = (data: Uint8Array) => {
+        let cut = false;
+        return async (o: number, l: number) => {
+          if (o >= 5 * MIB && !cut) {
+            cut = true;
+            proxy.dropNext(1_000_000);
+          }
+          return data.slice(o, o + l);
+        };
+      };
+      const first = patternBytes(15 * MIB, 11);
+      assert.equal((await rejection(t.put('r.db', first.length, cutAfterFirstPart(first)))).code, 'TARGET_UNREACHABLE');
+      proxy.dropNext(0);
+      assert.equal(await t.stat('r.db'), null);
+      assert.equal((await t.client.listMultipartUploads(prefix)).length, 1);
+
+      let mark = proxy.seen().length;
+      await t.put('r.db', first.length, sourceOf(first));
+      assert.deepEqual(partPuts(mark), [2, 3], 'part 1 was already there');
+      assert.equal(creates(mark), 0, 'the open upload was taken up');
+      assert.deepEqual(await t.read('r.db', 0, first.length), first);
+      assert.deepEqual(await t.client.listMultipartUploads(prefix), []);
+
+      // An open upload of other bytes under the name: nothing matches, every part is sent, and the object is ours.
+      assert.equal((await rejection(t.put('s.db', first.length, cutAfterFirstPart(first)))).code, 'TARGET_UNREACHABLE');
+      proxy.dropNext(0);
+      const other = patternBytes(15 * MIB, 12);
+      mark = proxy.seen().length;
+      await t.put('s.db', other.length, sourceOf(other));
+      assert.deepEqual(partPuts(mark), [1, 2, 3]);
+      assert.deepEqual(await t.read('s.db', 0, other.length), other);
+
+      // resume: false leaves an open upload alone and starts another.
+      assert.equal((await rejection(t.put('u.db', first.length, cutAfterFirstPart(first)))).code, 'TARGET_UNREACHABLE');
+      proxy.dropNext(0);
+      const fresh = target({ endpoint: proxy.url, prefix, upload: { multipartThreshold: 5 * MIB, partSize: 5 * MIB, resume: false } });
+      mark = proxy.seen().length;
+      await fresh.put('u.db', first.length, sourceOf(first));
+      assert.equal(creates(mark), 1);
+      assert.deepEqual(partPuts(mark).sort(), [1, 2, 3]);
+      assert.equal((await t.client.listMultipartUploads(prefix)).length, 1, 'the cut upload is still open, for abortStaleUploads');
+      assert.equal(await t.abortStaleUploads(0, Date.now() + 1000), 1);
+    } finally {
+      proxy.dropNext(0);
+      await proxy.close();
+    }
+  });
+
   it('abortStaleUploads aborts only uploads older than the limit', { timeout: 30_000 }, async () => {
     const t = target();
     await t.client.createMultipartUpload(`${t.prefix}left.db`);

@@ -9,7 +9,6 @@
 import type { KeyMaterial } from '../engine/cipher.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError } from '../engine/errors.ts';
 import { copyFile, type FileStore } from '../files/file-store.ts';
-import { KeyedMutex } from '../files/keyed-mutex.ts';
 import { sqlcipher4, type KeyProfile } from './key-profiles.ts';
 import { nonNegativeInteger, tmpPath, utcDay, validatePrefix } from './names.ts';
 import { writeStream } from './intake.ts';
@@ -19,48 +18,20 @@ import { codeOf, messageOf, ServiceContext, type Held } from './context.ts';
 import { rekeyByReplacement } from './rekey.ts';
 import { restoreFrom, type RestoreOptions } from './restore.ts';
 import { discard } from './snapshot.ts';
-import type { BackupHost, BackupInfo, BackupResult, Logger, OnProgress, RestoreResult } from './types.ts';
+import type { BackupInfo, BackupResult, BackupServiceOptions, Logger, OnProgress, RestoreResult } from './types.ts';
+import { withLocks } from './locking.ts';
+import { DEFAULT_GENERATION_RETENTION, Generations } from './incremental.ts';
+import type { GenerationList, GenerationVerifyResult } from './page-store/index.ts';
 import type { VerifyDepth, VerifyResult } from './verify.ts';
 import { Targets, type TargetSpec } from './targets.ts';
 import { TargetBackups } from './target-ops.ts';
 
-export type { BackupHost, BackupInfo, BackupResult, Logger, OnProgress, Progress, RestoreResult } from './types.ts';
+export type { BackupHost, BackupInfo, BackupResult, BackupServiceOptions, Logger, OnProgress, Progress, RestoreResult } from './types.ts';
 export type { RestoreOptions } from './restore.ts';
 export type { VerifyDepth, VerifyFailure, VerifyResult } from './verify.ts';
 export type { TargetBackupInfo, TargetResult, TargetSpec } from './targets.ts';
 
-/** The backup directory's lock, beside the backups (never listed: not a backup name). */
-const DIR_LOCK = '.cipherkeep-lock';
-
-export type BackupServiceOptions = KeyMaterial & {
-  databasePath: string;
-  backupDir: string;
-  /** Newest backups kept by count (default 1). 0 keeps none: see README. */
-  maxBackups?: number;
-  /** Backups older than this many days are deleted, except the newest (default 7). */
-  maxAgeDays?: number;
-  /** Backup file names start with `<prefix>_` (default 'backup'). */
-  prefix?: string;
-  /** How the key is made from the secret (default SQLCipher 4). */
-  keyProfile?: KeyProfile;
-  /** The current time; inject for tests of the daily and age rules. */
-  clock?: () => Date;
-  logger?: Logger;
-  /** How long to wait for another backup operation on the same database (default 60 s). */
-  lockTimeoutMs?: number;
-  /** A cross-process lock not refreshed for this long is taken over (default 60 s; hosts with lock files only). */
-  lockStaleMs?: number;
-  /** How long to keep retrying a snapshot that another process's writes keep disturbing, before BUSY (default 30 s). */
-  snapshotTimeoutMs?: number;
-  host: BackupHost;
-  /** Where each verified backup is also sent, each with its own retention: see targets.ts. */
-  targets?: TargetSpec[];
-};
-
 const silent: Logger = { debug() {}, info() {}, warn() {} };
-
-/** One lock table for every service in this realm; entries vanish when released. */
-const inProcess = new KeyedMutex();
 
 export class BackupService {
   readonly databasePath: string;
@@ -69,6 +40,8 @@ export class BackupService {
   readonly maxBackups: number;
   readonly maxAgeDays: number;
   readonly keyProfile: KeyProfile;
+  /** Whether createBackup makes page-store generations by default. */
+  readonly incremental: boolean;
   #secret: KeyMaterial;
   readonly #files: FileStore;
   readonly #clock: () => Date;
@@ -80,6 +53,7 @@ export class BackupService {
   readonly #targets: Targets;
   /** Backups on the targets: list, verify, restore, import, prune. */
   readonly targets: TargetBackups;
+  readonly #generations: Generations;
 
   constructor(options: BackupServiceOptions) {
     this.prefix = validatePrefix(options.prefix ?? 'backup');
@@ -100,6 +74,8 @@ export class BackupService {
       databasePath: this.databasePath, log: this.#log, snapshotTimeoutMs: options.snapshotTimeoutMs, readLock: options.host.readLock?.bind(options.host),
     });
     this.#c = new ServiceContext(this.databasePath, this.keyProfile, options.host, copies, this.#log, this.#clock);
+    this.incremental = !!options.incremental;
+    this.#generations = new Generations(this.#c, Generations.dirFor(this.#c, this.backupDir, this.prefix), options.generations ?? DEFAULT_GENERATION_RETENTION);
     this.#catalog = new Catalog(this.#files, this.backupDir, this.prefix, (name, why) => this.#log.warn(`skipped ${name} in the backup directory: ${why}`));
     this.#targets = new Targets(this.#c, options.targets ?? [], this.prefix, this);
     this.targets = new TargetBackups(this.#targets, {
@@ -113,10 +89,17 @@ export class BackupService {
    * today's exists it is returned. Failures come back as `success: false`,
    * never as a throw, and leave no `.tmp` or partial `.db` behind. The
    * database is only read, never written: see snapshot.ts.
+   * `incremental` (default: the service's option): a new page-store
+   * generation instead, every time (no daily rule), retention over
+   * generations applied as it commits.
    */
-  createBackup(options: { force?: boolean; onProgress?: OnProgress; verify?: VerifyDepth } = {}): Promise<BackupResult> {
+  createBackup(options: { force?: boolean; onProgress?: OnProgress; verify?: VerifyDepth; incremental?: boolean } = {}): Promise<BackupResult> {
     return this.#asResult(() =>
       this.#locked(async (held) => {
+        if (options.incremental ?? this.incremental) {
+          await this.#removeDeadTmps(held);
+          return this.#generations.create(held, this.#secret, tmpPath(await this.#catalog.freshName(this.#clock()), held.dir.token), options.onProgress);
+        }
         if (!(await this.#files.stat(this.databasePath))) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
         if (!options.force) {
           const today = utcDay(this.#clock());
@@ -170,6 +153,22 @@ export class BackupService {
     return (await this.listBackups())[0] ?? null;
   }
 
+  /** Incremental backups: the generations, newest first, and any damage or rollback found in the store. */
+  listGenerations(): Promise<GenerationList> {
+    return this.#generations.list(this.#secret);
+  }
+
+  /** Checks a generation ('latest' or its number) without writing: its manifest, its place in the chain, every page. */
+  verifyGeneration(generation = 'latest', options: { onProgress?: OnProgress } = {}): Promise<GenerationVerifyResult> {
+    return this.#generations.verify(this.#secret, generation, options.onProgress);
+  }
+
+  /** Replaces the database with a generation ('latest' or its number), as restoreBackup does with a file. */
+  restoreGeneration(generation: string, options: RestoreOptions = {}): Promise<RestoreResult & { generation?: string }> {
+    return this.#locked((held) => this.#generations.restore(held, this.#secret, generation, options))
+      .catch((e) => ({ success: false, error: messageOf(e), errorCode: codeOf(e) }));
+  }
+
   /**
    * Replaces every backup with one fresh one. The new backup is written and
    * verified first and the old files deleted after, so there is always at
@@ -186,7 +185,10 @@ export class BackupService {
    * it under exactly one of the two passwords; calling again with the same
    * new password after a crash finishes the job. Once this returns, no
    * backup readable with the old password remains — even if the new backup
-   * failed (then there are none, and the result says so).
+   * failed (then there are none, and the result says so). Incremental
+   * backups likewise: a service with `incremental` makes a full generation
+   * under the new password (and deletes the full backups); any other deletes
+   * the generations.
    */
   changePassword(newSecret: KeyMaterial, options: { onProgress?: OnProgress } = {}): Promise<BackupResult> {
     return this.#asResult(() =>
@@ -195,7 +197,16 @@ export class BackupService {
         await this.#c.refuseIfInUse('change the password of');
         if (await rekeyByReplacement(this.#c, held, this.#secret, next)) this.#log.info(`password changed for ${this.#files.basename(this.databasePath)}; replacing backups`);
         this.#secret = next;
-        return this.#purgeAndRefresh(held, true, options.onProgress);
+        if (!this.incremental) {
+          const result = await this.#purgeAndRefresh(held, true, options.onProgress);
+          await this.#generations.purgeAll(held);
+          return result;
+        }
+        const old = (await this.#list()).filter((b) => !b.tmp);
+        const staged = tmpPath(await this.#catalog.freshName(this.#clock()), held.dir.token);
+        const result = await this.#generations.afterPasswordChange(held, next, staged, options.onProgress);
+        for (const b of old) await this.#c.removeWithSidecars(b.path);
+        return result;
       }),
     );
   }
@@ -364,31 +375,8 @@ export class BackupService {
     return this.#catalog.list(await identityOf(this.#files, this.databasePath));
   }
 
-  /**
-   * In-process lock first (no polling between services here), then the
-   * host's cross-process lock on the database, then on the backup directory
-   * (services of two databases may share one). The directory is made (0700)
-   * when missing, and refused when others could write to it.
-   */
-  async #locked<T>(fn: (held: Held) => Promise<T>): Promise<T> {
-    const releaseLocal = await inProcess.acquire(this.databasePath, this.#lockTimeoutMs);
-    try {
-      const db = await this.#files.lock(`${this.databasePath}.backup-lock`, this.#lockTimeoutMs, this.#lockStaleMs);
-      try {
-        if (await this.#files.ensureDir(this.backupDir)) await this.#files.restrictToOwner(this.backupDir, 'dir');
-        await this.#files.refuseShared?.(this.backupDir);
-        const dir = await this.#files.lock(this.#files.join(this.backupDir, DIR_LOCK), this.#lockTimeoutMs, this.#lockStaleMs);
-        try {
-          return await fn({ db, dir, check: async () => (await db.check(), await dir.check()) });
-        } finally {
-          await dir.release();
-        }
-      } finally {
-        await db.release();
-      }
-    } finally {
-      await releaseLocal();
-    }
+  #locked<T>(fn: (held: Held) => Promise<T>): Promise<T> {
+    return withLocks({ files: this.#files, databasePath: this.databasePath, backupDir: this.backupDir, timeoutMs: this.#lockTimeoutMs, staleMs: this.#lockStaleMs }, fn);
   }
 
   async #asResult(fn: () => Promise<BackupResult>): Promise<BackupResult> {

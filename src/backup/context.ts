@@ -36,7 +36,7 @@ export class ServiceContext {
     readonly clock: () => Date,
   ) {
     this.files = host.files;
-    this.verifyContext = { files: host.files, open: (path, o) => host.open(path, o), profile, databasePath };
+    this.verifyContext = { files: host.files, open: (path, o) => host.open(path, o), profile, databasePath, checkPages: host.checkPages };
   }
 
   verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {

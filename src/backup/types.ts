@@ -1,7 +1,11 @@
 /** The shapes the backup service takes and gives: progress, logging, its host, its results. */
 import type { Database, OpenOptions } from '../engine/database.ts';
+import type { CipherSettings, KeyMaterial } from '../engine/cipher.ts';
+import type { PageCheck } from './page-check.ts';
 import type { FileStore } from '../files/file-store.ts';
-import type { TargetResult } from './targets.ts';
+import type { TargetResult, TargetSpec } from './targets.ts';
+import type { KeyProfile } from './key-profiles.ts';
+import type { RetentionSettings } from './page-store/retention.ts';
 
 export interface Progress {
   /** 'upload' and 'download': to and from a backup target. */
@@ -32,7 +36,18 @@ export interface BackupHost {
    * writers in this process wait instead of disturbing the copy.
    */
   readLock?(path: string, timeoutMs: number): Promise<() => void>;
+  /**
+   * Optional: checks every page's HMAC of the file at `path` by the host's own
+   * means (on every core: src/node-page-check.ts); null leaves the file to the
+   * in-thread check (page-check.ts), e.g. when it is small.
+   */
+  checkPages?: PageChecks;
 }
+
+/** See BackupHost.checkPages. */
+export type PageChecks = (
+  path: string, key: Uint8Array, settings: Required<CipherSettings>, size: number, onBytes?: (done: number) => void,
+) => Promise<PageCheck | null>;
 
 export interface BackupResult {
   success: boolean;
@@ -46,6 +61,12 @@ export interface BackupResult {
   existing?: boolean;
   /** With targets: what happened on each, in order (see targets.ts). `success` is the local backup's. */
   targets?: TargetResult[];
+  /** Incremental backups: the generation made (then `backupPath` is the page store and `sizeBytes` what it wrote). */
+  generation?: string;
+  /** Incremental backups: pages written (the others are shared with earlier generations). */
+  pagesWritten?: number;
+  /** Incremental backups: whether every page was written (the first generation, or after a new key). */
+  full?: boolean;
 }
 
 export interface BackupInfo {
@@ -65,3 +86,32 @@ export interface RestoreResult {
   /** What is worth knowing about the restored backup (VerifyResult.notes). */
   notes?: string[];
 }
+
+export type BackupServiceOptions = KeyMaterial & {
+  databasePath: string;
+  backupDir: string;
+  /** Newest backups kept by count (default 1). 0 keeps none: see README. */
+  maxBackups?: number;
+  /** Backups older than this many days are deleted, except the newest (default 7). */
+  maxAgeDays?: number;
+  /** Backup file names start with `<prefix>_` (default 'backup'). */
+  prefix?: string;
+  /** How the key is made from the secret (default SQLCipher 4). */
+  keyProfile?: KeyProfile;
+  /** The current time; inject for tests of the daily and age rules. */
+  clock?: () => Date;
+  logger?: Logger;
+  /** How long to wait for another backup operation on the same database (default 60 s). */
+  lockTimeoutMs?: number;
+  /** A cross-process lock not refreshed for this long is taken over (default 60 s; hosts with lock files only). */
+  lockStaleMs?: number;
+  /** How long to keep retrying a snapshot that another process's writes keep disturbing, before BUSY (default 30 s). */
+  snapshotTimeoutMs?: number;
+  /** createBackup makes page-store generations instead of full files (see README, incremental backups); default false. */
+  incremental?: boolean;
+  /** Which generations retention keeps (default: the newest 30). */
+  generations?: RetentionSettings;
+  host: BackupHost;
+  /** Where each verified backup is also sent, each with its own retention: see targets.ts. */
+  targets?: TargetSpec[];
+};

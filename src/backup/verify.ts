@@ -10,6 +10,7 @@ import { MissingModuleError, NotEncryptedError, PlaintextHeaderError, WrongKeyEr
 import type { FileStore } from '../files/file-store.ts';
 import type { KeyProfile } from './key-profiles.ts';
 import { checkPageHmacs } from './page-check.ts';
+import type { PageChecks } from './types.ts';
 
 /** How deep createBackup checks its copy; verifyBackup, restore and import always run 'full'. */
 export type VerifyDepth = 'pages' | 'full';
@@ -27,6 +28,8 @@ export interface VerifyContext {
   profile: KeyProfile;
   /** The database the checked files are backups of (profiles may key a backup by its database's sidecars). */
   databasePath?: string;
+  /** The host's page check on every core, when it has one (BackupHost.checkPages). */
+  checkPages?: PageChecks | undefined;
 }
 
 /** The raw key SQLCipher derives for the file at `path` (its salt is its first 16 bytes, or the given one for a plaintext header). */
@@ -77,7 +80,9 @@ export async function verifyFile(
     const key = raw.key;
     if (key !== undefined) {
       const opened = db;
-      const pages = await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, depth === 'pages' ? report : undefined);
+      const onBytes = depth === 'pages' ? report : undefined;
+      const pages = (await ctx.checkPages?.(path, key, settings, info.size, onBytes))
+        ?? (await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, onBytes));
       if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
     }
     if (depth === 'full') {

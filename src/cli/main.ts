@@ -17,6 +17,7 @@ import { progressReporter } from './progress.ts';
 import { formatBytes, plural } from './format.ts';
 import { isRemoteRun, runRemote } from './s3.ts';
 import type { TargetSpec } from '../backup/targets.ts';
+import * as generations from './generations.ts';
 
 /** Exit codes, documented in the README; distinct so scripts can act on them. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, VERIFY_FAILED: 3, WRONG_PASSWORD: 4, LOCK_HELD: 5, NO_SPACE: 6 } as const;
@@ -35,12 +36,16 @@ export const USAGE = `usage: cipherkeep <command> [options]
 commands:
   create              create a new encrypted database            --db
   backup              back up (once per UTC day unless --force)  --db --backup-dir
+  backup --incremental   a new generation of the page store (every run)  --db --backup-dir
   verify <file>       check a backup opens and passes quick_check
+  verify --generation N|latest   check a generation, every page   --db --backup-dir
   list                list backups, newest first                 --backup-dir
+  list --incremental  list generations, newest first             --db --backup-dir
   latest              print the newest backup                    --backup-dir
   prune               apply retention                            --db --backup-dir
   rotate-key          change the password, replace every backup  --db --backup-dir
   restore <file>      replace the database with a backup         --db --backup-dir
+  restore --generation N|latest   replace it with a generation    --db --backup-dir
 
 options:
   --db PATH                 the database file
@@ -51,6 +56,9 @@ options:
   --max-backups N           keep the newest N backups (default: 1)
   --max-age-days N          delete backups older than N days, except the newest (default: 7)
   --force                   back up even if today's backup exists
+  --incremental             backup, list: page-store generations (rotate-key: replace them with a full one)
+  --generation N|latest     verify, restore: this generation instead of a file
+  --keep-generations N      keep the newest N generations (default: 30)
   --profile NAME            key profile: sqlcipher4 (default) or reference-app
   --kdf-iter N --page-size N --hmac SHA1|SHA256|SHA512 --kdf-algorithm SHA1|SHA256|SHA512
   --allow-weak-kdf          accept --kdf-iter below 1000 (makes guessing the password cheaper)
@@ -124,7 +132,10 @@ function fromResult(r: BackupResult, done: (r: BackupResult) => string, failed: 
 async function run(command: string, args: string[], flags: Flags): Promise<Outcome> {
   const need = (name: 'db' | 'backup-dir') => flags[name] ?? usage(`${command} needs --${name}`);
   const positional = () => (args.length === 1 ? args[0]! : usage(`${command} takes exactly one file${args.length ? `, not ${args.length}` : ''}`));
-  if (!['verify', 'restore'].includes(command) && args.length) usage(`${command} takes no file (got ${JSON.stringify(args[0])})`);
+  if ((!['verify', 'restore'].includes(command) || flags.generation !== undefined) && args.length) usage(`${command} takes no file${flags.generation !== undefined ? ' with --generation' : ''} (got ${JSON.stringify(args[0])})`);
+  if (flags.generation !== undefined && !['verify', 'restore'].includes(command)) usage(`--generation is for verify and restore, not ${command}`);
+  if (flags.incremental && !['backup', 'list', 'rotate-key'].includes(command)) usage(`--incremental is for backup, list and rotate-key, not ${command}`);
+  const keepGenerations = wholeNumber(flags['keep-generations'], 'keep-generations');
   // Every option is checked before anything is read or written.
   const profile = keyProfile(flags);
   const limits = {
@@ -162,12 +173,17 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       ...limits,
       keyProfile: profile,
       ...(options.targets ? { targets: options.targets, maxBackups: options.maxBackups } : {}),
+      incremental: !!flags.incremental,
+      ...(keepGenerations !== undefined ? { generations: { keepLast: keepGenerations } } : {}),
     });
   const newPassword = () => secretOf('new', 'new password: ');
   if (command !== 'create' && isRemoteRun(flags['backup-dir'], args)) {
+    if (flags.incremental || flags.generation !== undefined) usage('incremental backups go to a local (or mounted) directory; an s3:// one takes full backups');
     return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits, service, password, newPassword, onProgress,
       opensWith: (db, pw) => opensWith(profile, db, pw), exit: EXIT, exitFor: (code) => EXIT_FOR_CODE[code ?? ''] ?? EXIT.FAILURE });
   }
+  const fromGenerations = (g: generations.GenerationOutcome): Outcome =>
+    g.ok ? ok(g.text, g.json) : { exit: EXIT_FOR_CODE[g.code ?? ''] ?? EXIT.FAILURE, text: g.text, json: { code: g.code, ...g.json } };
 
   switch (command) {
     case 'create': {
@@ -199,9 +215,15 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       need('backup-dir');
       const svc = service({ secret: await password() });
       return fromResult(await svc.createBackup({ force: flags.force, onProgress }),
-        (r) => `backup: ${r.backupPath} (${formatBytes(r.sizeBytes)})${r.existing ? ' — already backed up today' : ''}`, 'backup failed');
+        (r) => r.generation !== undefined
+          ? `backup: generation ${r.generation} in ${r.backupPath} (${r.full ? 'full' : 'incremental'}: ${plural(r.pagesWritten ?? 0, 'page')}, ${formatBytes(r.sizeBytes)} written)`
+          : `backup: ${r.backupPath} (${formatBytes(r.sizeBytes)})${r.existing ? ' — already backed up today' : ''}`, 'backup failed');
     }
     case 'verify': {
+      if (flags.generation !== undefined) {
+        need('backup-dir');
+        return fromGenerations(await generations.verifyGeneration(service({ secret: await password() }), flags.generation, onProgress));
+      }
       const file = positional();
       // With --db, the file is checked as that database's backup (a profile may key it by the database's sidecars).
       const r = await service({ db: flags.db ?? file, secret: await password() }).verifyBackup(file, { onProgress });
@@ -214,6 +236,10 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       return { exit, text: `verification failed (${r.reason}): ${r.detail}`, json: { code: 'VERIFY_FAILED', path: file, reason: r.reason, error: r.detail } };
     }
     case 'list': {
+      if (flags.incremental) {
+        existingDir(need('backup-dir'), 'backup directory');
+        return fromGenerations(await generations.listGenerations(service({ secret: await password() })));
+      }
       const dir = existingDir(need('backup-dir'), 'backup directory');
       const list = await service({ db: flags.db ?? dir }).listBackups();
       const lines = list.map((b) => `${b.createdAt}  ${formatBytes(b.sizeBytes).padStart(10)}  ${b.path}`);
@@ -238,11 +264,15 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       const r = await service({ secret: current }).changePassword(next, { onProgress });
       // Whether the password changed is what the file says: it opens with the new one or it does not.
       const changed = r.success || (await opensWith(profile, db, next));
-      const outcome = fromResult(r, (x) => `password changed; new backup: ${x.backupPath} (${formatBytes(x.sizeBytes)})`,
+      const outcome = fromResult(r, (x) => `password changed; new backup: ${x.backupPath}${x.generation ? ` generation ${x.generation}` : ''} (${formatBytes(x.sizeBytes)})`,
         changed ? 'password changed, but the new backup failed' : 'password not changed');
       return { ...outcome, json: { passwordChanged: changed, ...outcome.json } };
     }
     case 'restore': {
+      if (flags.generation !== undefined) {
+        need('backup-dir');
+        return fromGenerations(await generations.restoreGeneration(service({ secret: await password() }), need('db'), flags.generation, onProgress));
+      }
       const file = positional();
       need('backup-dir');
       const svc = service({ secret: await password() });

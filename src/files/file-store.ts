@@ -63,6 +63,15 @@ export interface FileStore {
   stat(path: string): Promise<FileInfo | null>;
   /** Reads up to `length` bytes at `offset` (fewer at end of file). */
   read(path: string, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Fills `into` (a view the caller keeps and reuses) with the bytes at
+   * `offset`; resolves with how many (fewer at end of file), touching nothing
+   * past them and never detaching `into`'s buffer. No allocation per read:
+   * a restore reads hundreds of MB, and new buffers pile up as garbage.
+   * Optional for other hosts (see `readInto` below, which falls back to read);
+   * the memory, filesystem and OPFS stores have it.
+   */
+  readInto?(path: string, offset: number, into: Uint8Array): Promise<number>;
   /** Creates a new file for writing; fails if it exists. New files are owner-only. */
   create(path: string): Promise<FileWriter>;
   /** Replaces `to` with `from` in one step where the host allows (POSIX rename). */
@@ -99,6 +108,14 @@ export interface FileStore {
    * `from`, made durable, by the host's own means (a kernel copy).
    */
   copyPrefix?(from: string, to: string, length: number): Promise<void>;
+}
+
+/** `store.readInto` where the store has it; else a read copied into `into`. */
+export async function readInto(store: FileStore, path: string, offset: number, into: Uint8Array): Promise<number> {
+  if (store.readInto) return store.readInto(path, offset, into);
+  const bytes = await store.read(path, offset, into.length);
+  into.set(bytes);
+  return bytes.length;
 }
 
 /** Copies a whole file through a FileStore in bounded memory. */

@@ -42,6 +42,14 @@ export class MemoryFileStore implements FileStore {
     return file.data.slice(offset, Math.min(file.size, offset + length));
   }
 
+  async readInto(path: string, offset: number, into: Uint8Array): Promise<number> {
+    const file = this.vfs.files.get(this.vfs.resolve(path));
+    if (!file) throw Object.assign(new Error(`no such file: ${path}`), { code: 'ENOENT' });
+    const bytes = file.data.subarray(Math.min(offset, file.size), Math.min(file.size, offset + into.length));
+    into.set(bytes);
+    return bytes.length;
+  }
+
   async create(path: string): Promise<FileWriter> {
     const full = this.vfs.resolve(path);
     if (this.vfs.files.has(full)) throw Object.assign(new Error(`file exists: ${path}`), { code: 'EEXIST' });

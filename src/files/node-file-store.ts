@@ -26,6 +26,9 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+
+/** Writes of at least this much go through the thread pool (see create). */
+const OFF_THREAD_WRITE_BYTES = 1 << 20;
 export class NodeFileStore implements FileStore {
   join = (dir: string, name: string) => nodePath.join(dir, name);
   dirname = (path: string) => nodePath.dirname(path);
@@ -62,24 +65,30 @@ export class NodeFileStore implements FileStore {
   }
 
   async read(path: string, offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    return buf.subarray(0, await this.readInto(path, offset, buf));
+  }
+
+  async readInto(path: string, offset: number, into: Uint8Array): Promise<number> {
     const handle = await fs.open(path, 'r');
     try {
-      const buf = new Uint8Array(length);
       let done = 0;
-      while (done < length) {
-        const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
+      while (done < into.length) {
+        const { bytesRead } = await handle.read(into, done, into.length - done, offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      return buf.subarray(0, done);
+      return done;
     } finally {
       await handle.close();
     }
   }
 
   async create(path: string): Promise<FileWriter> {
-    // Synchronous writes on purpose: large sequential chunks, and a trip
-    // through the thread pool per chunk cost more than the write itself.
+    // Small chunks are written synchronously: a trip through the thread pool
+    // costs more than such a write. Large ones go through the pool, so a
+    // caller that does not wait for one (a restore checking its next chunk)
+    // keeps working while the kernel copies it.
     const fd = await new Promise<number>((resolve, reject) =>
       fsCallback.open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL, 0o600, (e, fd) => (e ? reject(e) : resolve(fd))),
     );
@@ -93,7 +102,11 @@ export class NodeFileStore implements FileStore {
       async write(chunk) {
         try {
           let done = 0;
-          while (done < chunk.length) done += fsCallback.writeSync(fd, chunk, done, chunk.length - done);
+          while (done < chunk.length) {
+            done += chunk.length - done < OFF_THREAD_WRITE_BYTES
+              ? fsCallback.writeSync(fd, chunk, done, chunk.length - done)
+              : await new Promise<number>((resolve, reject) => fsCallback.write(fd, chunk, done, chunk.length - done, null, (e, n) => (e ? reject(e) : resolve(n))));
+          }
         } catch (e) {
           throw mapError(e, path);
         }

@@ -76,6 +76,45 @@ export class OpfsFileStore implements FileStore {
     return new Uint8Array(await file.slice(offset, offset + length).arrayBuffer());
   }
 
+  /**
+   * In a worker, through a read-only sync access handle: the bytes land in
+   * `into` with no copy. Reads of one file take turns (a browser without
+   * read-only handles gives one handle per file at a time). Elsewhere, or
+   * when the handle cannot be had, a Blob read copied in.
+   */
+  async readInto(path: string, offset: number, into: Uint8Array): Promise<number> {
+    const handle = await fileHandle(path);
+    if (!handle) throw new DOMException(`no such file: ${path}`, 'NotFoundError');
+    if ('createSyncAccessHandle' in handle) {
+      const n = await this.#readers.run(path, async () => {
+        let sync: { read(b: Uint8Array, o: { at: number }): number; close(): void };
+        try {
+          sync = await (handle as unknown as { createSyncAccessHandle(o: { mode: string }): Promise<typeof sync> }).createSyncAccessHandle({ mode: 'read-only' });
+        } catch (e) {
+          if (isNotFound(e)) throw e;
+          return null; // held by a writer: read a snapshot instead
+        }
+        try {
+          let done = 0;
+          while (done < into.length) {
+            const got = sync.read(into.subarray(done), { at: offset + done });
+            if (got <= 0) break;
+            done += got;
+          }
+          return done;
+        } finally {
+          sync.close();
+        }
+      });
+      if (n !== null) return n;
+    }
+    const bytes = new Uint8Array(await (await handle.getFile()).slice(offset, offset + into.length).arrayBuffer());
+    into.set(bytes);
+    return bytes.length;
+  }
+
+  readonly #readers = new TakingTurns();
+
   async create(path: string): Promise<FileWriter> {
     const { dirs, name } = split(path);
     const dir = await dirHandle(dirs);
@@ -208,5 +247,21 @@ export class OpfsFileStore implements FileStore {
           ? new LockTimeoutError(`lock busy for ${timeoutMs} ms: ${path}`)
           : e));
     });
+  }
+}
+
+/** One task at a time per key; keys with nothing queued are forgotten. */
+class TakingTurns {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const before = this.#tails.get(key) ?? Promise.resolve();
+    const mine = before.then(task, task);
+    const tail = mine.catch(() => {});
+    this.#tails.set(key, tail);
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return mine;
   }
 }

@@ -8,13 +8,17 @@
 import * as Comlink from 'comlink';
 import type { CipherSettings } from '../engine/cipher.ts';
 import type { Database, JournalMode, Params, Row, RunResult } from '../engine/database.ts';
-import { ClosedError, InvalidArgumentError } from '../engine/errors.ts';
+import { ClosedError, DatabaseNotFoundError, InvalidArgumentError } from '../engine/errors.ts';
 import {
   BackupService, type BackupHost, type BackupInfo, type BackupResult, type OnProgress, type RestoreResult, type VerifyResult,
+  type TargetBackupInfo, type TargetResult,
 } from '../backup/backup-service.ts';
 import { sqlcipher4 } from '../backup/key-profiles.ts';
 import { FolderTarget } from '../targets/folder-target.ts';
 import { sequentialSource } from '../targets/sequential-source.ts';
+import { targetSpecs, type KeepTarget } from './keep-targets.ts';
+import type { RetentionSettings } from '../backup/page-store/index.ts';
+import { generationsApi } from './generations-api.ts';
 
 /** A small per-origin key-value store that survives reloads (idb-keyval in browsers). */
 export interface Catalog {
@@ -40,8 +44,26 @@ export interface KeepOptions {
   maxBackups?: number;
   maxAgeDays?: number;
   prefix?: string;
+  /** createBackup makes page-store generations (incremental backups) by default. */
+  incremental?: boolean;
+  /** Which generations are kept (default: the newest 30). */
+  generations?: RetentionSettings;
   /** Where the worker fetches the engine from (browsers). */
   wasmUrl?: string;
+  /**
+   * Off-site targets every verified backup also goes to, each with its own
+   * retention: a picked folder (`{ folder: handle }`) or S3 (`{ s3: { presign } }`,
+   * the callback staying on the page). See keep-targets.ts.
+   */
+  targets?: KeepTarget[];
+  /**
+   * When the database does not exist and `create` is not set: 'fail'
+   * (default, NOT_FOUND), or 'backups-only' — the backups (local and on the
+   * targets) can be listed, verified and restored, and the database opens
+   * once a restore puts it in place (a new device, or an origin whose storage
+   * was cleared). Until then database calls throw ClosedError.
+   */
+  whenMissing?: 'fail' | 'backups-only';
 }
 
 export interface CatalogEntry extends BackupInfo {
@@ -52,11 +74,16 @@ export interface CatalogEntry extends BackupInfo {
 type Secret = { password: string } | { key: Uint8Array };
 
 export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHost>) {
-  let state: { db: Database; backups: BackupService; host: KeepHost; options: KeepOptions; secret: Secret } | null = null;
+  let state: { db: Database | null; backups: BackupService; host: KeepHost; options: KeepOptions; secret: Secret } | null = null;
 
   const live = () => {
     if (!state) throw new ClosedError('no database is open: call open() first');
     return state;
+  };
+  const liveDb = (): Database => {
+    const db = live().db;
+    if (!db) throw new ClosedError('the database does not exist yet: restore a backup (restoreBackup, restoreTargetBackup) or open it with create: true');
+    return db;
   };
   const secretOf = (o: { password?: string; key?: Uint8Array }): Secret => {
     if (o.key !== undefined) return { key: o.key };
@@ -67,51 +94,62 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
   const remember = async (path: string | undefined) => {
     if (path) await state?.host.catalog?.set(catalogKey(path), new Date().toISOString());
   };
-  const reopen = async () => {
+  // A database that was missing ('backups-only') stays so until a restore puts one in place.
+  const reopen = async (wasOpen: boolean) => {
     const s = live();
-    s.db = await s.host.open(s.options.databasePath, { ...s.secret, cipher: s.options.cipher });
+    s.db = await s.host.open(s.options.databasePath, { ...s.secret, cipher: s.options.cipher })
+      .catch((e) => { if (wasOpen || !(e instanceof DatabaseNotFoundError)) throw e; return null; });
   };
   // Runs `fn` with the app's connection closed (rekey and restore replace what it reads).
   const withDatabaseClosed = async <T>(fn: () => Promise<T>): Promise<T> => {
     const s = live();
-    await s.db.close();
+    const wasOpen = s.db !== null;
+    await s.db?.close();
+    s.db = null;
     try {
       return await fn();
     } finally {
-      await reopen();
+      await reopen(wasOpen);
     }
   };
 
   return {
     /** Opens (or creates) the database and sets up its backups. */
-    async open(options: KeepOptions): Promise<{ databasePath: string }> {
-      if (state) await state.db.close();
+    async open(options: KeepOptions): Promise<{ databasePath: string; database: 'open' | 'missing' }> {
+      const before = state;
       state = null;
+      await before?.db?.close();
+      releasePresigners(before?.options.targets);
       const host = await hostFor(options);
       const secret = secretOf(options);
-      const db = await host.open(options.databasePath, { ...secret, create: options.create, journalMode: options.journalMode, cipher: options.cipher });
+      const specs = targetSpecs(options.targets);
+      const db = await host.open(options.databasePath, { ...secret, create: options.create, journalMode: options.journalMode, cipher: options.cipher })
+        .catch((e) => { if (options.whenMissing === 'backups-only' && !options.create && e instanceof DatabaseNotFoundError) return null; throw e; });
       const backups = new BackupService({
         ...secret, host, databasePath: options.databasePath, backupDir: options.backupDir,
         maxBackups: options.maxBackups, maxAgeDays: options.maxAgeDays, prefix: options.prefix,
-        keyProfile: options.cipher ? { ...sqlcipher4, cipher: options.cipher } : undefined,
+        incremental: options.incremental, generations: options.generations,
+        keyProfile: options.cipher ? { ...sqlcipher4, cipher: options.cipher } : undefined, targets: specs,
       });
       state = { db, backups, host, options: { ...options, password: undefined, key: undefined }, secret };
-      return { databasePath: db.path };
+      return { databasePath: options.databasePath, database: db ? 'open' : 'missing' };
     },
-    exec: (sql: string): Promise<void> => live().db.exec(sql),
-    query: <T extends Row = Row>(sql: string, params?: Params): Promise<T[]> => live().db.query<T>(sql, params),
-    run: (sql: string, params?: Params): Promise<RunResult> => live().db.run(sql, params),
+    /** Whether the database is open ('missing' after open() with whenMissing: 'backups-only' until a restore). */
+    databaseState: (): 'open' | 'missing' => (live().db ? 'open' : 'missing'),
+    exec: (sql: string): Promise<void> => liveDb().exec(sql),
+    query: <T extends Row = Row>(sql: string, params?: Params): Promise<T[]> => liveDb().query<T>(sql, params),
+    run: (sql: string, params?: Params): Promise<RunResult> => liveDb().run(sql, params),
     /** Runs the statements in one transaction (functions cannot cross the worker boundary). */
     batch: (statements: Array<{ sql: string; params?: Params }>): Promise<RunResult[]> =>
-      live().db.transaction(async (tx) => {
+      liveDb().transaction(async (tx) => {
         const results: RunResult[] = [];
         for (const s of statements) results.push(await tx.run(s.sql, s.params));
         return results;
       }),
 
-    async createBackup(options: { force?: boolean } = {}, onProgress?: OnProgress): Promise<BackupResult> {
+    async createBackup(options: { force?: boolean; incremental?: boolean } = {}, onProgress?: OnProgress): Promise<BackupResult> {
       const r = await live().backups.createBackup({ ...options, onProgress });
-      if (r.success && !r.existing) await remember(r.backupPath);
+      if (r.success && !r.existing && r.generation === undefined) await remember(r.backupPath);
       return r;
     },
     async verifyBackup(path: string, onProgress?: OnProgress): Promise<VerifyResult> {
@@ -135,6 +173,7 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
 
     /** Rekeys the database and replaces every backup; the connection is reopened under the new password. */
     async changePassword(next: { password?: string; key?: Uint8Array }, onProgress?: OnProgress): Promise<BackupResult> {
+      liveDb();
       const s = live();
       const secret = secretOf(next);
       return withDatabaseClosed(async () => {
@@ -148,6 +187,27 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
     },
     restoreBackup: (path: string, onProgress?: OnProgress): Promise<RestoreResult> =>
       withDatabaseClosed(() => live().backups.restoreBackup(path, { onProgress })),
+    ...generationsApi(() => live().backups, withDatabaseClosed),
+
+    /** The off-site targets' ids (e.g. `folder:backups`, `s3 (presigned) user-42/`), in the order backups go to them. */
+    targetIds: (): string[] => live().backups.targets.ids,
+    /** This database's backups on a target (every backup there while the database is missing), newest first. */
+    listTargetBackups: (target: string): Promise<TargetBackupInfo[]> => live().backups.targets.list(target),
+    getLatestTargetBackup: (target: string): Promise<TargetBackupInfo | null> => live().backups.targets.latest(target),
+    /** Each target's retention; one result per target. */
+    pruneTargets: (): Promise<TargetResult[]> => live().backups.targets.prune(),
+    /** Downloads a backup from the target and verifies it fully; a target that cannot deliver it rejects with its code. */
+    verifyTargetBackup: (target: string, name: string, onProgress?: OnProgress): Promise<VerifyResult> =>
+      live().backups.targets.verify(target, name, { onProgress }),
+    /** Replaces the database with a backup from the target (downloaded, verified, swapped in); opens it when it was missing. */
+    restoreTargetBackup: (target: string, name: string, onProgress?: OnProgress): Promise<RestoreResult> =>
+      withDatabaseClosed(() => live().backups.targets.restore(target, name, { onProgress })),
+    /** Copies a backup from the target into the local backup directory, verified before it is listed. */
+    async importTargetBackup(target: string, name: string, onProgress?: OnProgress): Promise<BackupResult> {
+      const r = await live().backups.targets.import(target, name, { onProgress });
+      if (r.success) await remember(r.backupPath);
+      return r;
+    },
 
     /** A backup's bytes as a stream, for downloads. Transfer it; never clone it whole. */
     exportBackup(path: string): ReadableStream<Uint8Array> {
@@ -200,12 +260,18 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
     async close(): Promise<void> {
       const s = state;
       state = null;
-      await s?.db.close();
+      await s?.db?.close();
+      releasePresigners(s?.options.targets);
     },
   };
 }
 
 export type KeepApi = ReturnType<typeof createKeepApi>;
+
+/** Lets go of the proxies of the page's presign callbacks (each holds a MessagePort open). */
+function releasePresigners(targets: KeepTarget[] | undefined): void {
+  for (const t of targets ?? []) (t.s3?.presign as Partial<Comlink.Remote<object>> | undefined)?.[Comlink.releaseProxy]?.();
+}
 
 async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
   const reader = stream.getReader();

@@ -4,6 +4,10 @@
  * Errors), with the HTTP status of a target's failure, and nothing else is added to the wire. The class is found from the
  * stable `code`, never from a class or function name: a minifier renames
  * classes differently in the page's bundle and the worker's.
+ *
+ * Off-site targets in `open()`'s options may carry a `presign` callback
+ * (S3 through the app's server): it stays where it was given (the page) and
+ * the worker gets a Comlink proxy of it, called once per S3 request.
  */
 import * as Comlink from 'comlink';
 import { errorClassForCode } from '../engine/errors.ts';
@@ -36,6 +40,29 @@ export function fromWire(w: WireError): Error {
   return Object.assign(new Error(w.message), { name: w.name, code: w.code });
 }
 
+/** Options whose `targets` may hold presign callbacks (Comlink proxies only top-level arguments itself). */
+type WithTargets = { targets: Array<{ s3?: { presign?: unknown } } | undefined> };
+
+/** Each target's presign callback crosses as a MessagePort that the other side wraps back into a function. */
+function presignHandler(): Comlink.TransferHandler<WithTargets, WithTargets> {
+  const proxy = Comlink.transferHandlers.get('proxy')!;
+  const each = (v: WithTargets, fn: (presign: unknown) => unknown): WithTargets => ({
+    ...v, targets: v.targets.map((t) => (t?.s3?.presign ? { ...t, s3: { ...t.s3, presign: fn(t.s3.presign) } } : t)),
+  });
+  return {
+    canHandle: (v): v is WithTargets => Array.isArray((v as WithTargets | null)?.targets) && (v as WithTargets).targets.some((t) => typeof t?.s3?.presign == 'function'),
+    serialize(v) {
+      const ports: Transferable[] = [];
+      return [each(v, (f) => {
+        const [port, transfer] = proxy.serialize(f);
+        ports.push(...transfer);
+        return port;
+      }), ports];
+    },
+    deserialize: (wire) => each(wire, (port) => proxy.deserialize(port)),
+  };
+}
+
 let installed = false;
 
 /** Installs the error transfer handler; both sides call it before talking. */
@@ -50,4 +77,5 @@ export function installTransferHandlers(): void {
       throw fromWire(serialized.wire);
     },
   } as Comlink.TransferHandler<unknown, unknown>);
+  Comlink.transferHandlers.set('cipherkeep-presign', presignHandler() as Comlink.TransferHandler<unknown, unknown>);
 }

@@ -8,6 +8,8 @@ import { fetchEngine } from '../../src/engine/engine.ts';
 import { openDatabase, type Database, type OpenOptions, type Transaction } from '../../src/engine/database.ts';
 import { OpfsVFS } from '../../src/vfs/opfs-vfs.ts';
 import { installTransferHandlers } from '../../src/worker/protocol.ts';
+import { OpfsFileStore } from '../../src/files/opfs-file-store.ts';
+import { fileStoreReadCases, type CaseResult } from '../contract/file-store.contract.ts';
 
 type Statement = 'exec' | 'query' | 'run';
 
@@ -85,6 +87,14 @@ const api = {
       if ((e as DOMException).name === 'NotFoundError') return null;
       throw e;
     }
+  },
+
+  /** The FileStore read contract (test/contract/file-store.contract.ts) on OpfsFileStore, in a fresh directory. */
+  async fileStoreReadCases(): Promise<CaseResult[]> {
+    const files = new OpfsFileStore();
+    const dir = `/file-store-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    await files.ensureDir(dir);
+    return fileStoreReadCases(files, dir);
   },
 };
 

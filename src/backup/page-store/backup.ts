@@ -9,7 +9,7 @@
 import { resolveSettings, type CipherSettings } from '../../engine/cipher.ts';
 import type { JournalMode } from '../../engine/database.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, WrongKeyError } from '../../engine/errors.ts';
-import type { FileStore, HeldLock } from '../../files/file-store.ts';
+import { readInto, type FileStore, type HeldLock } from '../../files/file-store.ts';
 import { createPageVerifier } from '../page-check.ts';
 import { cleanupStore, removeStaleTmps, type CleanupResult } from './gc.ts';
 import { bytesEqual, encodeLogical, FINGERPRINT_BYTES, hex, locate, SALT_BYTES, toRuns, type Logical, type RetainedEntry } from './format.ts';
@@ -216,11 +216,7 @@ async function fromStore(store: FileStore, path: string): Promise<SnapshotSource
   if (!info) throw new DatabaseNotFoundError(`snapshot not found: ${path}`);
   return {
     size: info.size,
-    async read(offset, into) {
-      const bytes = await store.read(path, offset, into.length);
-      into.set(bytes);
-      return bytes.length;
-    },
+    read: (offset, into) => readInto(store, path, offset, into),
   };
 }
 

@@ -86,20 +86,13 @@ interface Window {
   kept: boolean;
 }
 
-/**
- * A store that can read into the caller's buffer: then no read allocates
- * (at 500 MB, a new buffer per read is hundreds of MB of garbage, and the
- * runtime lets tens of MB of it pile up before collecting).
- */
-interface ReadsInto {
-  readInto(path: string, offset: number, into: Uint8Array): Promise<number>;
-}
 
 export class PageGatherer {
   /** Per pack, a few windows (a repacked pack holds several runs of pages in page order, read side by side). */
   readonly #windows = new Map<number, Window[]>();
   readonly #aheadSlots: number;
-  readonly #readInto: ReadsInto['readInto'] | null;
+  /** The store's readInto, when it has one: then no read allocates (at 500 MB, a new buffer per read is hundreds of MB of garbage the runtime lets pile up). */
+  readonly #readInto: NonNullable<FileStore['readInto']> | null;
   /** Window-sized buffers of dropped windows, for the next ones (when the store reads into buffers). */
   readonly #pool: Uint8Array[] = [];
   /** Where spans read once go, reused stretch after stretch (when the store reads into buffers). */
@@ -125,8 +118,7 @@ export class PageGatherer {
     const spread = stretches.reduce((n, k) => n + (k > 2 ? 1 : 0), 0);
     const perPack = Math.min(MAX_WINDOW_BYTES, Math.floor(AHEAD_BUDGET_BYTES / Math.max(1, spread * WINDOWS_PER_PACK / 2)));
     this.#aheadSlots = Math.max(GAP_SLOTS, Math.floor(perPack / pageSize));
-    const readInto = (store as Partial<ReadsInto>).readInto;
-    this.#readInto = typeof readInto === 'function' ? readInto.bind(store) : null;
+    this.#readInto = typeof store.readInto === 'function' ? store.readInto.bind(store) : null;
   }
 
   /** Fills `into` with pages from…to-1 (0-based). Throws PackReadError for a missing or short pack. */

@@ -87,10 +87,19 @@ export async function restoreGeneration(
 ): Promise<RestoreGenerationResult> {
   const { manifest, problems } = await resolve(store, dir, generation, key, options.anchor);
   const writer = await store.create(targetPath);
+  // Write-behind: a chunk is written while the next one is checked (where the store writes off the thread); the
+  // assembler's buffers outlast one write in flight.
+  let writing: Promise<void> = Promise.resolve();
   try {
-    for await (const chunk of assemble(store, dir, manifest, key, true, options.onProgress)) await writer.write(chunk);
+    for await (const chunk of assemble(store, dir, manifest, key, true, options.onProgress)) {
+      await writing;
+      writing = writer.write(chunk);
+      writing.catch(() => {}); // awaited at the next chunk or below
+    }
+    await writing;
     await writer.close();
   } catch (e) {
+    await writing.catch(() => {});
     await writer.abort().catch(() => {});
     throw e;
   }
@@ -159,7 +168,12 @@ export function parseGeneration(id: string): number {
   return seq;
 }
 
-/** The generation's file, chunk by chunk, every page checked first. `reuse`: yield one buffer, refilled (the consumer is done with a chunk when it asks for the next). */
+/**
+ * The generation's file, chunk by chunk, every page checked first. `reuse`:
+ * yield from three buffers, refilled in turn: a chunk stays untouched until
+ * the consumer asks for the one after the next (so it may write one chunk
+ * while it takes the next).
+ */
 async function* assemble(
   store: FileStore, dir: string, m: OpenedManifest, key: Uint8Array, reuse: boolean, onProgress?: OnPageStoreProgress,
   phase: 'restore' | 'verify' = 'restore',
@@ -170,12 +184,12 @@ async function* assemble(
   const pages = new PageGatherer(store, dir, names, pack, slot, l.pageSize);
   const chunkPages = Math.max(1, Math.floor(STRETCH_BYTES / l.pageSize));
   const total = l.pageCount * l.pageSize;
-  // Two buffers: the next stretch's reads run (in the host's I/O threads) while this one is checked and written.
-  const spare = reuse ? [new Uint8Array(Math.min(chunkPages, l.pageCount) * l.pageSize), new Uint8Array(Math.min(chunkPages, l.pageCount) * l.pageSize)] : null;
+  // Three buffers: the next stretch's reads run (in the host's I/O threads) while this one is checked and the one before is written.
+  const spare = reuse ? Array.from({ length: 3 }, () => new Uint8Array(Math.min(chunkPages, l.pageCount) * l.pageSize)) : null;
   const fetch = (index: number) => {
     const from = index * chunkPages;
     const to = Math.min(l.pageCount, from + chunkPages);
-    const chunk = spare ? spare[index % 2]!.subarray(0, (to - from) * l.pageSize) : new Uint8Array((to - from) * l.pageSize);
+    const chunk = spare ? spare[index % 3]!.subarray(0, (to - from) * l.pageSize) : new Uint8Array((to - from) * l.pageSize);
     const done = pages.gather(from, to, chunk).then(() => ({ from, to, chunk }));
     done.catch(() => {}); // awaited below; this only keeps an abandoned prefetch from being an unhandled rejection
     return done;

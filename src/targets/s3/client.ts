@@ -4,7 +4,7 @@
  * idempotent requests. Either signs with credentials (scripts, servers) or
  * asks a `presign` callback for each request (browser pages).
  */
-import { InvalidArgumentError } from '../../engine/errors.ts';
+import { CipherkeepError, InvalidArgumentError } from '../../engine/errors.ts';
 import { parseErrorBody, retryable, toTargetError, type Failure } from './failures.ts';
 import { signRequest, type Presign, type PresignRequest, type S3Credentials, type SignedRequest } from './signing.ts';
 import { elements, escapeXml, text } from './xml.ts';
@@ -117,7 +117,8 @@ export class S3Client {
         signal: AbortSignal.timeout(this.#o.requestTimeoutMs ?? 120_000),
       });
     } catch (cause) {
-      if (cause instanceof InvalidArgumentError) throw cause; // a presigner's refusal is not transient
+      // A presigner's refusal (the app's server said no: a typed error, e.g. TARGET_DENIED) is not transient.
+      if (cause instanceof CipherkeepError) throw cause;
       return { failure: { cause } };
     }
     if (res.ok || call.accept?.includes(res.status)) {
@@ -143,9 +144,12 @@ export class S3Client {
       res.status === 404 ? null : infoFromHeaders(key, res.headers));
   }
 
-  /** Throws TargetNotFoundError when the bucket is missing, TargetDeniedError when access is refused. */
-  async headBucket(): Promise<void> {
-    await this.#request(this.#what('HEAD bucket', ''), { method: 'GET', key: '', query: { 'list-type': '2', 'max-keys': '1', prefix: '' }, idempotent: true }, async (res) => {
+  /**
+   * Throws TargetNotFoundError when the bucket is missing, TargetDeniedError when access is refused.
+   * Lists under `prefix`: a presigner signs listings of its own prefix only.
+   */
+  async headBucket(prefix = ''): Promise<void> {
+    await this.#request(this.#what('HEAD bucket', ''), { method: 'GET', key: '', query: { 'list-type': '2', 'max-keys': '1', prefix }, idempotent: true }, async (res) => {
       await res.arrayBuffer();
     });
   }
@@ -235,6 +239,21 @@ export class S3Client {
 
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
     await this.#request(this.#what('abort multipart upload', key), { method: 'DELETE', key, query: { uploadId }, idempotent: true, accept: [404] }, (res) => res.arrayBuffer());
+  }
+
+  /** The parts an open upload holds, in part order (for resuming it). */
+  async listParts(key: string, uploadId: string): Promise<{ partNumber: number; etag: string; size: number }[]> {
+    const out: { partNumber: number; etag: string; size: number }[] = [];
+    let marker: string | undefined;
+    do {
+      const query: Record<string, string> = { uploadId, ...(marker ? { 'part-number-marker': marker } : {}) };
+      const xml = await this.#request(this.#what('LIST parts', key), { method: 'GET', key, query, idempotent: true }, (res) => res.text());
+      for (const p of elements(xml, 'Part')) {
+        out.push({ partNumber: Number(text(p, 'PartNumber')), etag: text(p, 'ETag') ?? '', size: Number(text(p, 'Size')) });
+      }
+      marker = text(xml, 'IsTruncated') === 'true' ? text(xml, 'NextPartNumberMarker') : undefined;
+    } while (marker);
+    return out;
   }
 
   /** Uploads begun and neither completed nor aborted, under `prefix`. */

@@ -87,7 +87,7 @@ export class S3Target implements BackupTarget {
   }
 
   check(): Promise<void> {
-    return this.client.headBucket();
+    return this.client.headBucket(this.prefix);
   }
 
   cleanup(now = new Date()): Promise<number> {

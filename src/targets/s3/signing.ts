@@ -95,7 +95,7 @@ export interface PresignerOptions extends S3Location {
 
 const OBJECT_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
 /** What the S3 client asks for, and nothing else (no ?acl, ?policy, ?versioning ...). */
-const OBJECT_QUERY = new Set(['uploads', 'uploadId', 'partNumber']);
+const OBJECT_QUERY = new Set(['uploads', 'uploadId', 'partNumber', 'part-number-marker']);
 const BUCKET_QUERY = new Set(['list-type', 'prefix', 'continuation-token', 'max-keys', 'uploads', 'key-marker', 'upload-id-marker', 'max-uploads']);
 const SIGNED_HEADERS = new Set(['content-md5']);
 

@@ -4,6 +4,13 @@
  * `source` a few at a time (memory: concurrency × part size), each with
  * Content-MD5, and which is completed only when every part is in — or
  * aborted.
+ *
+ * Resuming: an upload of the same key that a run could not finish nor abort
+ * (its process died, or the store went away mid-upload) is taken up again.
+ * Each of our parts is still read and hashed, but one the store already
+ * holds with the same size and MD5 is not sent again; any other is sent
+ * over it. The completion names every part with our MD5s, so an upload
+ * holding other bytes cannot complete as ours.
  */
 import { md5 } from 'hash-wasm';
 import { InvalidArgumentError } from '../../engine/errors.ts';
@@ -20,6 +27,8 @@ export interface UploadOptions {
   concurrency?: number;
   /** Part count limit; default 1000 (Swift's; AWS allows 10000). */
   maxParts?: number;
+  /** Take up an open upload of the same key (default true). */
+  resume?: boolean;
   onProgress?: (done: number) => void;
 }
 
@@ -61,7 +70,9 @@ export async function uploadObject(client: S3Client, key: string, size: number, 
   const maxParts = options.maxParts ?? 1000;
   const partSize = Math.max(options.partSize ?? 8 * MIB, 5 * MIB, Math.ceil(size / maxParts));
   const count = Math.ceil(size / partSize);
-  const uploadId = await client.createMultipartUpload(key);
+  const open = options.resume === false ? undefined : await openUpload(client, key);
+  const uploadId = open?.uploadId ?? (await client.createMultipartUpload(key));
+  const held = open?.parts ?? new Map<number, { etag: string; size: number }>();
   const parts: PartResult[] = [];
   const digests: Uint8Array[] = [];
   let next = 0;
@@ -75,7 +86,10 @@ export async function uploadObject(client: S3Client, key: string, size: number, 
         const body = await readExactly(source, offset, Math.min(partSize, size - offset));
         const md5 = await contentMd5(body);
         if (error !== null) return;
-        const etag = await client.uploadPart(key, uploadId, index + 1, body, md5.header);
+        const there = held.get(index + 1);
+        const etag = there && there.size === body.length && there.etag === `"${hex(md5.raw)}"`
+          ? there.etag
+          : await client.uploadPart(key, uploadId, index + 1, body, md5.header);
         parts[index] = { partNumber: index + 1, etag };
         digests[index] = md5.raw;
         done += body.length;
@@ -94,6 +108,22 @@ export async function uploadObject(client: S3Client, key: string, size: number, 
     await client.abortMultipartUpload(key, uploadId).catch(() => {});
     throw e;
   }
+}
+
+/** The newest open upload of exactly `key`, with its parts; none when the store will not say. */
+async function openUpload(client: S3Client, key: string): Promise<{ uploadId: string; parts: Map<number, { etag: string; size: number }> } | undefined> {
+  try {
+    const [newest] = (await client.listMultipartUploads(key)).filter((u) => u.key === key).sort((a, b) => b.initiatedMs - a.initiatedMs);
+    if (!newest) return undefined;
+    const parts = new Map((await client.listParts(key, newest.uploadId)).map((p) => [p.partNumber, { etag: p.etag, size: p.size }]));
+    return { uploadId: newest.uploadId, parts };
+  } catch {
+    return undefined; // a store that cannot list uploads or parts gets a fresh upload
+  }
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** The ETag S3 gives a multipart object: MD5 of the parts' raw MD5s, a dash, the part count. */

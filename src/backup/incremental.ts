@@ -1,0 +1,181 @@
+/**
+ * Incremental backups in the service: page-store generations
+ * (src/backup/page-store/, docs/page-store.md) made from the same read-only
+ * snapshot as full backups, under the service's locks; listed, verified and
+ * restored (assembled, verified fully, then swapped in as a full backup is);
+ * purged of old-key generations after a password change.
+ */
+import type { KeyMaterial } from '../engine/cipher.ts';
+import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError } from '../engine/errors.ts';
+import { codeOf, messageOf, type Held, type ServiceContext } from './context.ts';
+import { GenerationKeys } from './generation-keys.ts';
+import {
+  applyRetention, backupGeneration, listGenerations, restoreGeneration, verifyGeneration,
+  type GenerationList, type GenerationVerifyResult, type OnPageStoreProgress, type RetentionSettings,
+} from './page-store/index.ts';
+import { scanStore } from './page-store/state.ts';
+import { keepPreRestore, putInPlace, stagedRestorePath, type RestoreOptions } from './restore.ts';
+import { discard } from './snapshot.ts';
+import type { BackupResult, OnProgress, RestoreResult } from './types.ts';
+
+/** Generations kept by default: the newest 30. */
+export const DEFAULT_GENERATION_RETENTION: RetentionSettings = { keepLast: 30 };
+
+export class Generations {
+  readonly keys: GenerationKeys;
+
+  constructor(
+    private readonly c: ServiceContext,
+    /** The page store's directory (inside the backup directory, one per database). */
+    readonly dir: string,
+    private readonly retention: RetentionSettings,
+  ) {
+    this.keys = new GenerationKeys(c.files, c.profile, c.databasePath, dir, `${c.databasePath}.pages-anchor`);
+  }
+
+  /** The store's directory for a database: `<backupDir>/<prefix>.<database file name>.pages`. */
+  static dirFor(c: ServiceContext, backupDir: string, prefix: string): string {
+    return c.files.join(backupDir, `${prefix}.${c.files.basename(c.databasePath)}.pages`);
+  }
+
+  /** Whether the store holds any generation (of any key). */
+  async any(): Promise<boolean> {
+    return (await scanStore(this.c.files, this.dir)).manifests.length > 0;
+  }
+
+  /**
+   * A new generation from a snapshot written to `staged` (a temporary name
+   * in the backup directory, removed before returning). `afterPasswordChange`:
+   * the generation is full and every generation under another key is deleted
+   * once it commits.
+   */
+  async create(held: Held, secret: KeyMaterial, staged: string, onProgress?: OnProgress, afterPasswordChange = false): Promise<BackupResult> {
+    const { c } = this;
+    this.refuseSidecars();
+    const source = await c.files.stat(c.databasePath);
+    if (!source) throw new DatabaseNotFoundError(`database not found: ${c.databasePath}`);
+    const key = await c.copies.sourceKey(secret);
+    const holds = await c.copies.heldBytes(key.raw);
+    // The snapshot copy is staged whole; the generation itself is at most as large again.
+    await c.checkFreeSpace(c.files.dirname(this.dir), Math.min(source.size, holds ?? source.size));
+    const started = Date.now();
+    await c.removeQuietly(staged);
+    try {
+      await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
+      const { raw, journalMode } = await c.copies.snapshotTo(staged, secret, onProgress, key);
+      if (raw.key === undefined) throw new CorruptDatabaseError(`${c.files.basename(c.databasePath)} has no salt to derive its key from`);
+      const keyId = await GenerationKeys.keyIdOf(raw.key);
+      const anchor = afterPasswordChange ? undefined : await this.keys.anchorFor(keyId);
+      if (await c.files.ensureDir(this.dir)) await c.files.restrictToOwner(this.dir, 'dir');
+      const r = await backupGeneration(c.files, this.dir, staged, raw.key, c.profile.cipher, {
+        now: c.clock(), lock: held.dir, retention: this.retention, journalMode, purgeOtherKeys: afterPasswordChange,
+        ...(anchor ? { anchor } : {}), full: afterPasswordChange, onProgress: asServiceProgress(onProgress),
+      });
+      await this.keys.writeAnchor({ keyId, seq: r.seq, digest: r.digest }, held.db);
+      await this.keys.noteSalt(await c.files.read(staged, 0, 16), afterPasswordChange);
+      for (const w of [...r.warnings, ...r.cleanup.warnings]) c.log.warn(`incremental backup: ${w}`);
+      c.log.info(`created generation ${r.generation} (${r.full ? 'full' : 'incremental'}: ${r.pagesWritten} of ${r.pageCount} pages, ${r.bytesWritten} bytes) in ${Date.now() - started} ms`);
+      return { success: true, backupPath: this.dir, sizeBytes: r.bytesWritten, generation: r.generation, pagesWritten: r.pagesWritten, full: r.full };
+    } finally {
+      await discard(c.files, staged);
+    }
+  }
+
+  /**
+   * After a password change: a full generation under the new key, and every
+   * generation under another key deleted once it commits. If it fails, every
+   * generation is deleted anyway: no old-key backup outlives the change.
+   */
+  async afterPasswordChange(held: Held, secret: KeyMaterial, staged: string, onProgress?: OnProgress): Promise<BackupResult> {
+    try {
+      return await this.create(held, secret, staged, onProgress, true);
+    } catch (e) {
+      await this.purgeAll(held);
+      return { success: false, error: `${messageOf(e)}; incremental backups under the old password were deleted, so none exists now`, errorCode: codeOf(e), sizeBytes: 0 };
+    }
+  }
+
+  /** Every generation of every key goes, then the salts and the anchor: after a password change whose new generation failed, or when the store is not in use. */
+  async purgeAll(held: Held): Promise<string[]> {
+    const { c } = this;
+    // (A directory does not stat as a file: the store is judged by what it lists.)
+    if (!(await this.any()) && !(await c.files.stat(this.keys.anchorPath))) return [];
+    // A key no generation is under: every manifest is "another key's", so every one is deleted, then every pack.
+    const nobody = crypto.getRandomValues(new Uint8Array(32));
+    const r = await applyRetention(c.files, this.dir, nobody, {}, { now: c.clock(), lock: held.dir, purgeOtherKeys: true });
+    for (const w of r.warnings) c.log.warn(`purging incremental backups: ${w}`);
+    if (await this.any()) throw new CorruptDatabaseError(`could not delete every generation in ${c.files.basename(this.dir)}: ${r.warnings.join('; ')}`);
+    await this.keys.forgetSalts();
+    await this.keys.dropAnchor();
+    return r.deleted;
+  }
+
+  async list(secret: KeyMaterial): Promise<GenerationList> {
+    const raw = await this.keys.readKey(secret);
+    const anchor = await this.keys.anchorFor(await GenerationKeys.keyIdOf(raw));
+    return listGenerations(this.c.files, this.dir, raw, anchor ? { anchor } : {});
+  }
+
+  async verify(secret: KeyMaterial, generation: string, onProgress?: OnProgress): Promise<GenerationVerifyResult> {
+    let raw: Uint8Array;
+    try {
+      raw = await this.keys.readKey(secret);
+    } catch (e) {
+      if (e instanceof DatabaseNotFoundError) return { ok: false, reason: 'missing', detail: e.message };
+      throw e;
+    }
+    const anchor = await this.keys.anchorFor(await GenerationKeys.keyIdOf(raw));
+    return verifyGeneration(this.c.files, this.dir, generation, raw, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(onProgress) });
+  }
+
+  /**
+   * Assembles the generation beside the database (every page checked), verifies
+   * the file fully, keeps the current database as `.pre-restore-…`, and renames
+   * the file over it in one step, in the database's journal mode.
+   */
+  async restore(held: Held, secret: KeyMaterial, generation: string, options: RestoreOptions): Promise<RestoreResult & { generation?: string }> {
+    const { c } = this;
+    this.refuseSidecars();
+    await c.refuseIfInUse('restore over');
+    const raw = await this.keys.readKey(secret);
+    const anchor = await this.keys.anchorFor(await GenerationKeys.keyIdOf(raw));
+    const staged = stagedRestorePath(c, held);
+    await discard(c.files, staged);
+    try {
+      let assembled;
+      try {
+        assembled = await restoreGeneration(c.files, this.dir, generation, raw, staged, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(options.onProgress) });
+      } catch (e) {
+        if (e instanceof CorruptDatabaseError) return { success: false, error: `generation failed verification: ${e.message}`, errorCode: 'VERIFY_FAILED' };
+        throw e;
+      }
+      const check = await c.verify(staged, { key: raw }, options.onProgress, 'full');
+      if (!check.ok) return { success: false, error: `generation ${assembled.generation} failed verification (${check.reason}): ${check.detail}`, errorCode: 'VERIFY_FAILED' };
+      if (!options.allowOtherDatabase) await c.refuseOtherDatabase(staged, 'restore');
+      const { preRestorePath, journalMode } = await keepPreRestore(c, held, secret, assembled.journalMode);
+      await putInPlace(c, held, staged, { key: raw }, journalMode, preRestorePath);
+      c.log.info(`restored ${c.files.basename(c.databasePath)} from generation ${assembled.generation}`);
+      return { success: true, preRestorePath, generation: assembled.generation };
+    } finally {
+      await discard(c.files, staged);
+    }
+  }
+
+  /** The store keeps pages, not the files a key profile keeps beside the database: such profiles stay with full backups. */
+  private refuseSidecars(): void {
+    const { profile } = this.c;
+    if (profile.sidecars.length) {
+      throw new InvalidArgumentError(`the ${profile.name} key profile keeps its key's ${profile.sidecars.join(', ')} beside the database, which incremental backups do not carry: use full backups`);
+    }
+  }
+}
+
+/** Page-store progress in the service's phases: pages scanned or checked are 'verify', pages restored 'copy'. */
+function asServiceProgress(onProgress?: OnProgress): OnPageStoreProgress | undefined {
+  if (!onProgress) return undefined;
+  return (p) => {
+    if (p.phase === 'scan' || p.phase === 'verify') return onProgress({ phase: 'verify', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+    if (p.phase === 'restore') return onProgress({ phase: 'copy', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+    return undefined;
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Page HMAC checks on every core, for Node and Deno: a file is split into one
+ * range per core, each checked in a worker thread of a small pool with
+ * node:crypto's HMAC (native: about twice hash-wasm's speed on this machine).
+ * The pool starts on first use, keeps the process alive only while it works,
+ * and ends after a quiet minute. Files below 8 MiB are left to the in-thread
+ * check (starting threads would cost more than they save).
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { CipherSettings } from './engine/cipher.ts';
+import type { PageCheck } from './backup/page-check.ts';
+import type { PageChecks } from './backup/types.ts';
+
+const IDLE_MS = 60_000;
+
+interface Task {
+  from: number;
+  to: number;
+  resolve(r: PageCheck): void;
+  reject(e: Error): void;
+  onProgress(bytes: number): void;
+}
+
+export function nodePageChecks(options: { minBytes?: number; threads?: number } = {}): PageChecks {
+  const minBytes = options.minBytes ?? 8 << 20;
+  const threads = Math.max(1, Math.min(options.threads ?? os.availableParallelism?.() ?? os.cpus().length, 8));
+  let pool: Worker[] = [];
+  let next = 0;
+  const tasks = new Map<number, Task>();
+  let idle: ReturnType<typeof setTimeout> | undefined;
+
+  const start = (): Worker[] => {
+    if (pool.length) return pool;
+    pool = Array.from({ length: threads }, () => {
+      // Small heaps: a thread's garbage (an HMAC object per page) is collected early instead of piling up (memory budget: README).
+      const w = new Worker(new URL('./node-page-check-worker.mjs', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+      w.on('message', (m: { id: number; progress?: number; ok?: boolean; page?: number; error?: string }) => {
+        const task = tasks.get(m.id);
+        if (!task) return;
+        if (m.progress !== undefined) return task.onProgress(m.progress);
+        tasks.delete(m.id);
+        if (m.error !== undefined) task.reject(new Error(`page check failed: ${m.error}`));
+        else task.resolve(m.ok ? { ok: true, pages: task.to - task.from } : { ok: false, page: m.page! });
+        settle();
+      });
+      w.on('error', (e) => failAll(e));
+      return w;
+    });
+    return pool;
+  };
+  const failAll = (e: Error) => {
+    for (const t of tasks.values()) t.reject(e);
+    tasks.clear();
+    const dead = pool;
+    pool = [];
+    for (const w of dead) void w.terminate();
+  };
+  // Referenced while there is work (a pending check must keep the process alive), not while idle.
+  const settle = () => {
+    const busy = tasks.size > 0;
+    for (const w of pool) (busy ? w.ref() : w.unref());
+    if (idle) clearTimeout(idle);
+    idle = undefined;
+    if (!busy && pool.length) {
+      idle = setTimeout(() => failAll(new Error('idle')), IDLE_MS);
+      idle.unref?.();
+    }
+  };
+
+  return async (path: string, key: Uint8Array, settings: Required<CipherSettings>, size: number, onBytes?: (done: number) => void) => {
+    if (size < minBytes || threads < 2) return null;
+    const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
+    const pages = size / pageSize;
+    const salt = await readSalt(path);
+    const workers = start();
+    let done = 0;
+    const per = Math.ceil(pages / workers.length);
+    const ranges = workers.map((w, i) => ({ w, from: i * per, to: Math.min(pages, (i + 1) * per) })).filter((r) => r.from < r.to);
+    const results = await Promise.all(ranges.map(({ w, from, to }) => new Promise<PageCheck>((resolve, reject) => {
+      const id = ++next;
+      tasks.set(id, { from, to, resolve, reject, onProgress: (n) => onBytes?.((done += n)) });
+      settle();
+      w.postMessage({ id, path, key, salt, pageSize, hmacAlgorithm, kdfAlgorithm, from, to });
+    })));
+    const failed = results.filter((r): r is { ok: false; page: number } => !r.ok).sort((a, b) => a.page - b.page)[0];
+    return failed ?? { ok: true, pages };
+  };
+}
+
+async function readSalt(path: string): Promise<Uint8Array> {
+  const { open } = await import('node:fs/promises');
+  const handle = await open(path, 'r');
+  try {
+    const salt = new Uint8Array(16);
+    await handle.read(salt, 0, 16, 0);
+    return salt;
+  } finally {
+    await handle.close();
+  }
+}

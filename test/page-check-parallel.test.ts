@@ -1,0 +1,92 @@
+/**
+ * Page HMAC checks on every core (src/node-page-check.ts): the same verdict as
+ * the in-thread check, on every page and every HMAC algorithm, a damaged page
+ * found in whichever range it falls, a cut file refused; and the backup
+ * service's verification goes through it.
+ */
+import { describe, it } from './timeouts.ts';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { openDatabase, BackupService } from '../src/node.ts';
+import { nodePageChecks } from '../src/node-page-check.ts';
+import { checkPageHmacs } from '../src/backup/page-check.ts';
+import { deriveKey, resolveSettings, type CipherSettings } from '../src/engine/cipher.ts';
+import { sqlcipher4 } from '../src/backup/key-profiles.ts';
+import { tempDir } from './helpers.ts';
+
+const FAST = { kdfIterations: 1000 };
+const checks = nodePageChecks({ minBytes: 0, threads: 3 });
+
+async function database(dir: string, cipher: CipherSettings, rows: number): Promise<{ file: string; key: Uint8Array; settings: Required<CipherSettings> }> {
+  const file = path.join(dir, `db-${cipher.hmacAlgorithm ?? 'SHA512'}-${cipher.pageSize ?? 4096}.db`);
+  const db = await openDatabase(file, { password: 'pw', create: true, cipher });
+  await db.exec(`CREATE TABLE t (v BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${rows}) INSERT INTO t SELECT randomblob(700) FROM c`);
+  await db.close();
+  const settings = resolveSettings(cipher);
+  return { file, key: await deriveKey({ password: 'pw' }, fs.readFileSync(file).subarray(0, 16), settings), settings };
+}
+
+const inThread = (file: string, key: Uint8Array, settings: Required<CipherSettings>) => {
+  const bytes = fs.readFileSync(file);
+  return checkPageHmacs(async (o, into) => (into.set(bytes.subarray(o, o + into.length)), Math.min(into.length, bytes.length - o)), bytes.length, key, settings);
+};
+
+describe('page checks on every core (Node/Deno worker threads)', () => {
+  it('agree with the in-thread check for SHA1, SHA256 and SHA512, with progress', async () => {
+    const dir = tempDir('page-check-parallel');
+    for (const cipher of [{ ...FAST }, { ...FAST, hmacAlgorithm: 'SHA256', kdfAlgorithm: 'SHA256', pageSize: 1024 }, { ...FAST, hmacAlgorithm: 'SHA1', kdfAlgorithm: 'SHA1', pageSize: 8192 }] as CipherSettings[]) {
+      const { file, key, settings } = await database(dir, cipher, 3000);
+      const size = fs.statSync(file).size;
+      let seen = 0;
+      const r = await checks(file, key, settings, size, (n) => (seen = n));
+      assert.deepEqual(r, { ok: true, pages: size / settings.pageSize }, cipher.hmacAlgorithm);
+      assert.deepEqual(r, await inThread(file, key, settings));
+      assert.equal(seen, size, 'progress reaches the whole file');
+    }
+  });
+
+  it('finds a damaged page in any range, the first one when there are several; a wrong key fails page 1; a cut file fails', async () => {
+    const dir = tempDir('page-check-parallel-bad');
+    const { file, key, settings } = await database(dir, FAST, 3000);
+    const bytes = fs.readFileSync(file);
+    const pages = bytes.length / 4096;
+    for (const page of [1, 2, Math.floor(pages / 2), pages - 1, pages]) {
+      const bad = Buffer.from(bytes);
+      bad[(page - 1) * 4096 + 100]! ^= 1;
+      fs.writeFileSync(file, bad);
+      assert.deepEqual(await checks(file, key, settings, bad.length), { ok: false, page }, `page ${page}`);
+    }
+    const two = Buffer.from(bytes);
+    two[(pages - 2) * 4096 + 50]! ^= 1;
+    two[10 * 4096 + 50]! ^= 1;
+    fs.writeFileSync(file, two);
+    assert.deepEqual(await checks(file, key, settings, two.length), { ok: false, page: 11 });
+    fs.writeFileSync(file, bytes);
+    assert.deepEqual(await checks(file, new Uint8Array(32).fill(7), settings, bytes.length), { ok: false, page: 1 });
+    fs.writeFileSync(file, bytes.subarray(0, bytes.length - 4096));
+    assert.deepEqual(await checks(file, key, settings, bytes.length), { ok: false, page: pages });
+    assert.equal(await nodePageChecks()(file, key, settings, 4096), null, 'small files are left to the in-thread check');
+  });
+
+  it('the backup service checks its backups through it (a page damaged while the backup is verified is caught)', async () => {
+    const dir = tempDir('page-check-parallel-service');
+    const databasePath = path.join(dir, 'app.db');
+    const db = await openDatabase(databasePath, { password: 'pw', create: true, cipher: FAST });
+    await db.exec('CREATE TABLE t (v BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 15000) INSERT INTO t SELECT randomblob(700) FROM c');
+    await db.close();
+    let calls = 0;
+    const pool = nodePageChecks({ minBytes: 0 });
+    const host = { files: new (await import('../src/node.ts')).NodeFileStore(), open: openDatabase, checkPages: (...a: Parameters<typeof pool>) => (calls++, pool(...a)) };
+    const svc = new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: { ...sqlcipher4, cipher: FAST }, host });
+    const r = await svc.createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.ok(calls >= 1, 'createBackup checked its pages on the pool');
+    const bytes = fs.readFileSync(r.backupPath!);
+    bytes[bytes.length - 3000]! ^= 1;
+    fs.writeFileSync(r.backupPath!, bytes);
+    const v = await svc.verifyBackup(r.backupPath!);
+    assert.equal(v.ok, false);
+    assert.match(!v.ok ? v.detail : '', new RegExp(`page ${bytes.length / 4096} failed its HMAC check`));
+  });
+});
