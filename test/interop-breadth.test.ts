@@ -334,3 +334,23 @@ describe('interop breadth: Database.rekey on a plaintext-header file', () => {
     assert.deepEqual(withNative(file, ["key = 'after'", 'cipher_plaintext_header_size = 32', `cipher_salt = "x'${hex(SALT)}'"`], (x) => x.prepare('SELECT v FROM t').all()), [{ v: 1 }]);
   });
 });
+
+describe('interop breadth: large files take the parallel page check', () => {
+  for (const kind of KINDS.slice(0, 2)) {
+    it(`${kind.name}, over 8 MiB: verifies, and one changed byte is still found`, async () => {
+      const d = fresh('large');
+      const file = path.join(d, 'large.db');
+      const secret = kind.secret();
+      withNative(file, [nativeKey(secret), ...kind.native], (db) => db.exec("CREATE TABLE t (v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 9000) INSERT INTO t SELECT randomblob(1000) FROM c"));
+      assert.ok(fs.statSync(file).size > 8 << 20);
+      const service = new BackupService({ databasePath: file, backupDir: d, keyProfile: { ...sqlcipher4, cipher: kind.cipher }, ...apiKey(secret) });
+      assert.equal((await service.verifyBackup(file)).ok, true);
+      const bad = path.join(d, 'bad.db');
+      const bytes = fs.readFileSync(file);
+      bytes[bytes.length - 5000]! ^= 0x01;
+      fs.writeFileSync(bad, bytes);
+      const r = await service.verifyBackup(bad);
+      assert.ok(!r.ok && r.reason === 'corrupt', JSON.stringify(r));
+    });
+  }
+});
