@@ -354,3 +354,34 @@ describe('interop breadth: large files take the parallel page check', () => {
     });
   }
 });
+
+describe('interop breadth: incremental backups (the page store)', () => {
+  it('SQLCipher 3 files back up and restore by generations; plaintext-header files are refused clearly, and nothing is written', async () => {
+    const d = fresh('incremental');
+    const [v3, ph] = KINDS;
+    const v3File = path.join(d, 'v3.db');
+    const v3Secret = v3!.secret();
+    makeNative(v3!, v3File, v3Secret);
+    const before = nativeView(v3File, [nativeKey(v3Secret), ...v3!.native]);
+    const v3Service = new BackupService({ databasePath: v3File, backupDir: path.join(d, 'b3'), keyProfile: { ...sqlcipher4, cipher: v3!.cipher }, ...apiKey(v3Secret) });
+    const made = await v3Service.createBackup({ incremental: true, force: true });
+    assert.equal(made.success, true, made.error);
+    assert.equal((await v3Service.verifyGeneration()).ok, true);
+    withNative(v3File, [nativeKey(v3Secret), ...v3!.native], (db) => db.exec('DELETE FROM pet'));
+    const restored = await v3Service.restoreGeneration('latest');
+    assert.equal(restored.success, true, restored.error);
+    assertSame(nativeView(v3File, [nativeKey(v3Secret), ...v3!.native]), before, 'restored generation');
+
+    const phFile = path.join(d, 'ph.db');
+    const phSecret = ph!.secret();
+    makeNative(ph!, phFile, phSecret);
+    const phService = new BackupService({ databasePath: phFile, backupDir: path.join(d, 'bp'), keyProfile: { ...sqlcipher4, cipher: ph!.cipher }, ...apiKey(phSecret) });
+    const refused = await phService.createBackup({ incremental: true, force: true });
+    assert.equal(refused.success, false);
+    assert.equal(refused.errorCode, 'INVALID_ARGUMENT');
+    assert.match(refused.error!, /incremental backups do not support files with a plaintext header/);
+    const bp = path.join(d, 'bp');
+    const files = fs.existsSync(bp) ? fs.readdirSync(bp, { recursive: true }).map(String).filter((f) => fs.statSync(path.join(bp, f)).isFile() && !f.includes('.cipherkeep-lock')) : [];
+    assert.deepEqual(files, [], 'no generation, pack or manifest was written');
+  });
+});
