@@ -7,7 +7,7 @@ export {
   Database, openDatabase as openDatabaseWith,
   type OpenOptions, type Params, type Row, type RunResult, type SqlValue, type Transaction, type JournalMode,
 } from './engine/database.ts';
-export { SQLCIPHER4_DEFAULTS, type CipherSettings, type HashAlgorithm, type KeyMaterial } from './engine/cipher.ts';
+export { SQLCIPHER3_DEFAULTS, SQLCIPHER4_DEFAULTS, type CipherSettings, type HashAlgorithm, type KeyMaterial } from './engine/cipher.ts';
 export * from './engine/errors.ts';
 export { MemoryVFS } from './vfs/memory-vfs.ts';
 export { MemoryFileStore } from './files/memory-file-store.ts';

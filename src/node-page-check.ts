@@ -69,7 +69,8 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number } 
   };
 
   return async (path: string, key: Uint8Array, settings: Required<CipherSettings>, size: number, onBytes?: (done: number) => void) => {
-    if (size < minBytes || threads < 2) return null;
+    // A plaintext-header file (no salt in it, page 1 covered from past the header) is left to page-check.ts, which knows that layout.
+    if (size < minBytes || threads < 2 || settings.plaintextHeaderSize > 0) return null;
     const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
     const pages = size / pageSize;
     const salt = await readSalt(path);

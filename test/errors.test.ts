@@ -222,6 +222,22 @@ const SCENARIOS: Record<string, () => Promise<unknown[]>> = {
   },
   // Node, like Firefox and Safari, has no showDirectoryPicker.
   UnsupportedError: async () => [await caught(backupFolder('errors').pick())],
+  PlaintextHeaderError: async () => {
+    const file = fresh();
+    withNative(file, ["key = 'pw'", 'cipher_plaintext_header_size = 32', `cipher_salt = "x'${'5a'.repeat(16)}'"`], (db) => db.exec('CREATE TABLE t (v)'));
+    return [await caught(openDatabase(file, { password: 'pw' }))];
+  },
+  MissingModuleError: async () => {
+    const file = fresh();
+    const dump = fs.readFileSync(path.join(ROOT, 'test/fixtures/fts-rtree.sql'), 'utf8').replace(/^(BEGIN TRANSACTION;|COMMIT;)$/gm, '');
+    withNative(file, ["key = 'pw'"], (db) => db.exec(dump));
+    const db = await openDatabase(file, { password: 'pw' });
+    try {
+      return [await caught(db.query("SELECT * FROM notes WHERE notes MATCH 'fox'")), await caught(db.query('SELECT * FROM boxes'))];
+    } finally {
+      await db.close();
+    }
+  },
   InternalError: async () => {
     const { engine } = await nodeEngine();
     const name = engine.registerVFS(new BuggyVFS('cipherkeep-buggy', engine.module));

@@ -105,7 +105,7 @@ export class BackupService {
           const today = utcDay(this.#clock());
           const existing = (await this.#list()).find((b) => !b.tmp && utcDay(b.createdAt) === today);
           // Today's backup is trusted only after a look: whole pages, every page's HMAC.
-          const check = existing && (await this.#c.verify(existing.path, await this.keyProfile.keyFor(this.#secret, this.#files, existing.path), undefined, 'pages'));
+          const check = existing && (await this.#c.verify(existing.path, await this.keyProfile.keyFor(this.#secret, this.#files, existing.path, this.databasePath), undefined, 'pages'));
           if (existing && check?.ok) {
             this.#log.debug(`backup already exists for today (${existing.name}), skipping`);
             return this.#send({ success: true, backupPath: existing.path, sizeBytes: existing.size, existing: true }, options);
@@ -285,7 +285,9 @@ export class BackupService {
 
     const finalPath = await this.#catalog.freshName(this.#clock());
     const staged = tmpPath(finalPath, held.dir.token);
-    const sidecars = this.keyProfile.sidecars.map((s) => [`${this.databasePath}${s}`, `${finalPath}${s}`] as const);
+    // A database without its sidecar (the reference app's legacy ones, keyed with a fixed salt) has none to copy.
+    const sidecars: Array<readonly [string, string]> = [];
+    for (const s of this.keyProfile.sidecars) if (await this.#files.stat(`${this.databasePath}${s}`)) sidecars.push([`${this.databasePath}${s}`, `${finalPath}${s}`]);
     const started = Date.now();
     // Our name under this holding: anything already there (a planted link) is in the way, not ours to keep.
     await this.#c.removeQuietly(staged);

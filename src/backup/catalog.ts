@@ -20,7 +20,16 @@ export interface Listed extends FileInfo {
   token?: string;
 }
 
-/** The first 16 bytes of a file (a SQLCipher database's salt), or null when it does not exist. */
+/**
+ * The first 16 bytes of a file (a SQLCipher database's salt), or null when it
+ * does not exist. A file with a plaintext header (cipher_plaintext_header_size)
+ * holds no salt: its first 16 bytes are SQLite's magic, the same for every
+ * such file, so its backups match any other plaintext-header database's.
+ * Nothing without the key can tell them apart (the rest of page 1 changes
+ * with every write), so the README asks for one backup directory per
+ * plaintext-header database; a restore of another one's backup still fails
+ * verification under this database's key and salt.
+ */
 export async function identityOf(files: FileStore, path: string): Promise<Uint8Array | null> {
   if (!(await files.stat(path))) return null;
   return files.read(path, 0, SALT_BYTES);

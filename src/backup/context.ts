@@ -36,7 +36,7 @@ export class ServiceContext {
     readonly clock: () => Date,
   ) {
     this.files = host.files;
-    this.verifyContext = { files: host.files, open: (path, o) => host.open(path, o), profile, checkPages: host.checkPages };
+    this.verifyContext = { files: host.files, open: (path, o) => host.open(path, o), profile, databasePath, checkPages: host.checkPages };
   }
 
   verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {
@@ -47,7 +47,7 @@ export class ServiceContext {
   async verifyWith(secret: KeyMaterial, path: string, onProgress?: OnProgress): Promise<VerifyResult> {
     let material: KeyMaterial;
     try {
-      material = await this.profile.keyFor(secret, this.files, path);
+      material = await this.profile.keyFor(secret, this.files, path, this.databasePath);
     } catch (e) {
       if (!(await this.files.stat(path))) return { ok: false, reason: 'missing', detail: `no such file: ${path}` };
       return { ok: false, reason: 'wrong-key', detail: messageOf(e) };
@@ -64,7 +64,10 @@ export class ServiceContext {
   /** A backup of another database (another salt) is not put in this one's place unless the caller says so. */
   async refuseOtherDatabase(path: string, what: string): Promise<void> {
     const [mine, theirs] = await Promise.all([identityOf(this.files, this.databasePath), identityOf(this.files, path)]);
-    if (mine && theirs && !sameIdentity(mine, theirs)) {
+    // A backup without the profile's sidecars (the reference app's own, from sqlcipher_export, has a salt of
+    // its own) is keyed by this database's sidecars: that it verifies under them is what makes it this database's.
+    const keyedByOurs = this.profile.sidecars.length > 0 && !(await this.files.stat(`${path}${this.profile.sidecars[0]}`));
+    if (mine && theirs && !sameIdentity(mine, theirs) && !keyedByOurs) {
       throw new OtherDatabaseError(`cannot ${what} ${this.files.basename(path)}: it is a backup of another database (its salt differs from ${this.files.basename(this.databasePath)}'s)${what === 'restore' ? '; pass allowOtherDatabase to restore it anyway' : ''}`);
     }
   }

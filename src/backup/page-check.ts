@@ -10,6 +10,10 @@
  * 20 are padded with 12 bytes nothing reads); page 1 starts with the 16-byte salt, which is not covered.
  * HMAC key = PBKDF2(key, salt XOR 0x3a, 2 iterations, 32 bytes) with the KDF's
  * hash (not the HMAC's: measured against sqlite3mc 2.3.3 for all three).
+ * SQLCipher 3 files have the same layout with SHA1 (48-byte reserve). A file
+ * with a plaintext header (cipher_plaintext_header_size) does not hold its
+ * salt: it is given (settings.salt), and page 1's HMAC covers the bytes
+ * after the plaintext header instead of after the salt.
  *
  * The page HMACs are computed by hash-wasm, not WebCrypto: one WebCrypto
  * call per page left Chromium's worker holding 120 MB of garbage after a
@@ -29,12 +33,18 @@ const CHUNK_BYTES = 4 << 20;
 
 export type PageCheck = { ok: true; pages: number } | { ok: false; page: number };
 
+/** The settings the page layout depends on. */
+export type PageSettings = Pick<Required<CipherSettings>, 'pageSize' | 'hmacAlgorithm' | 'kdfAlgorithm'> & Pick<CipherSettings, 'plaintextHeaderSize' | 'salt'>;
+
+/** Where page 1's encrypted (and HMAC-covered) part starts: after the salt, or after the plaintext header. */
+const page1Skip = (s: PageSettings) => (s.plaintextHeaderSize ? s.plaintextHeaderSize : SALT_BYTES);
+
 /** `read` fills `into` with the file's bytes at `offset` and returns the count. */
 export async function checkPageHmacs(
   read: (offset: number, into: Uint8Array) => number | Promise<number>,
   size: number,
   key: Uint8Array,
-  settings: Required<CipherSettings>,
+  settings: PageSettings,
   onBytes?: (done: number) => void,
   /** Start at this page (1 = the first); pages before it are not checked. */
   fromPage = 1,
@@ -44,7 +54,9 @@ export async function checkPageHmacs(
   const covered = pageSize - reserve + IV_BYTES; // ciphertext + IV
   const macBytes = HMAC_BYTES[hmacAlgorithm];
   const salt = new Uint8Array(SALT_BYTES);
-  await read(0, salt);
+  if (settings.plaintextHeaderSize && settings.salt) salt.set(settings.salt);
+  else await read(0, salt);
+  const skip = page1Skip(settings);
   const base = await crypto.subtle.importKey('raw', key.slice(), 'PBKDF2', false, ['deriveBits']);
   const hmacSalt = salt.map((b) => b ^ 0x3a);
   const hmacKey = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: KDF_HASH[kdfAlgorithm], salt: hmacSalt, iterations: 2 }, base, 256);
@@ -65,7 +77,7 @@ export async function checkPageHmacs(
         const page = chunk.subarray(i * pageSize, (i + 1) * pageSize);
         pgnoView.setUint32(0, first + i + 1, true); // little-endian, as SQLCipher appends it
         hmac.init();
-        hmac.update(page.subarray(first + i === 0 ? SALT_BYTES : 0, covered));
+        hmac.update(page.subarray(first + i === 0 ? skip : 0, covered));
         hmac.update(pgno);
         if (!equal(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes))) return { ok: false, page: first + i + 1 };
       }
@@ -110,7 +122,7 @@ export interface PageVerifier {
 }
 
 /** A PageVerifier for the file whose salt is `salt`: the same derivation and layout as checkPageHmacs. */
-export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, settings: Required<CipherSettings>): Promise<PageVerifier> {
+export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, settings: PageSettings): Promise<PageVerifier> {
   const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
   const covered = pageSize - (IV_BYTES + (hmacAlgorithm === 'SHA512' ? 64 : 32)) + IV_BYTES;
   const macBytes = HMAC_BYTES[hmacAlgorithm];
@@ -120,13 +132,14 @@ export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, sett
   const hmac = await createHMAC(HASHER[hmacAlgorithm](), new Uint8Array(hmacKey));
   const pgnoBytes = new Uint8Array(4);
   const pgnoView = new DataView(pgnoBytes.buffer);
+  const skip = page1Skip(settings);
   return {
     hmacOffset: covered,
     check(page, pgno) {
       if (page.length !== pageSize) return false;
       pgnoView.setUint32(0, pgno, true);
       hmac.init();
-      hmac.update(page.subarray(pgno === 1 ? SALT_BYTES : 0, covered));
+      hmac.update(page.subarray(pgno === 1 ? skip : 0, covered));
       hmac.update(pgnoBytes);
       return equal(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes));
     },

@@ -26,11 +26,13 @@ export async function restoreFrom(c: ServiceContext, held: Held, secret: KeyMate
   if (!options.allowOtherDatabase) await c.refuseOtherDatabase(path, 'restore');
   const check = await c.verifyWith(secret, path, options.onProgress);
   if (!check.ok) return { success: false, error: `backup failed verification (${check.reason}): ${check.detail}`, errorCode: 'VERIFY_FAILED' };
-  const material = await profile.keyFor(secret, files, path);
+  const material = await profile.keyFor(secret, files, path, c.databasePath);
   const { preRestorePath, journalMode } = await keepPreRestore(c, held, secret);
 
   const staged = stagedRestorePath(c, held);
-  const stagedSidecars = profile.sidecars.map((s) => [`${path}${s}`, `${staged}${s}`, `${c.databasePath}${s}`] as const);
+  // A backup without a sidecar (the reference app's own) was keyed by the database's, which stays.
+  const stagedSidecars: Array<readonly [string, string, string]> = [];
+  for (const s of profile.sidecars) if (await files.stat(`${path}${s}`)) stagedSidecars.push([`${path}${s}`, `${staged}${s}`, `${c.databasePath}${s}`]);
   try {
     const total = (await files.stat(path))?.size ?? 0;
     await copyFile(files, path, staged, (done) => options.onProgress?.({ phase: 'copy', bytesDone: done, bytesTotal: total }));
@@ -45,7 +47,7 @@ export async function restoreFrom(c: ServiceContext, held: Held, secret: KeyMate
     await discard(files, staged);
   }
   c.log.info(`restored ${files.basename(c.databasePath)} from ${files.basename(path)}`);
-  return { success: true, preRestorePath };
+  return { success: true, preRestorePath, ...(check.notes?.length ? { notes: check.notes } : {}) };
 }
 
 /** Where a restore assembles the file that takes the database's place: beside it, named after this holding. */

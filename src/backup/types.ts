@@ -83,6 +83,8 @@ export interface RestoreResult {
   errorCode?: string;
   /** Where the database that was replaced now is. */
   preRestorePath?: string;
+  /** What is worth knowing about the restored backup (VerifyResult.notes). */
+  notes?: string[];
 }
 
 export type BackupServiceOptions = KeyMaterial & {

@@ -4,9 +4,9 @@
  * depth) SQLite's own quick_check passes. Opens read-only: a check never
  * writes to what it checks.
  */
-import { deriveKey, resolveSettings, SALT_BYTES, type CipherSettings, type KeyMaterial } from '../engine/cipher.ts';
+import { deriveKey, resolveSettings, SALT_BYTES, SQLCIPHER3_DEFAULTS, type CipherSettings, type KeyMaterial } from '../engine/cipher.ts';
 import type { Database, OpenOptions } from '../engine/database.ts';
-import { NotEncryptedError, WrongKeyError } from '../engine/errors.ts';
+import { MissingModuleError, NotEncryptedError, PlaintextHeaderError, WrongKeyError } from '../engine/errors.ts';
 import type { FileStore } from '../files/file-store.ts';
 import type { KeyProfile } from './key-profiles.ts';
 import { checkPageHmacs } from './page-check.ts';
@@ -14,23 +14,31 @@ import type { PageChecks } from './types.ts';
 
 /** How deep createBackup checks its copy; verifyBackup, restore and import always run 'full'. */
 export type VerifyDepth = 'pages' | 'full';
-export type VerifyFailure = 'missing' | 'empty' | 'truncated' | 'not-encrypted' | 'wrong-key' | 'corrupt' | 'live';
-export type VerifyResult = { ok: true; pages: number; tables: number } | { ok: false; reason: VerifyFailure; detail: string };
+export type VerifyFailure = 'missing' | 'empty' | 'truncated' | 'not-encrypted' | 'plaintext-header' | 'wrong-key' | 'corrupt' | 'live';
+/**
+ * `notes`: what is worth knowing and is not a failure — a table this engine
+ * cannot read (its module, FTS3/FTS4 or R-Tree, is not built in; its pages
+ * and shadow tables were still checked), or where the key's salt came from.
+ */
+export type VerifyResult = { ok: true; pages: number; tables: number; notes?: string[] } | { ok: false; reason: VerifyFailure; detail: string };
 
 export interface VerifyContext {
   files: FileStore;
   open(path: string, options: OpenOptions): Promise<Database>;
   profile: KeyProfile;
+  /** The database the checked files are backups of (profiles may key a backup by its database's sidecars). */
+  databasePath?: string;
   /** The host's page check on every core, when it has one (BackupHost.checkPages). */
   checkPages?: PageChecks | undefined;
 }
 
-/** The raw key SQLCipher derives for the file at `path` (its salt is its first 16 bytes). */
+/** The raw key SQLCipher derives for the file at `path` (its salt is its first 16 bytes, or the given one for a plaintext header). */
 export async function rawKeyFor(ctx: VerifyContext, material: KeyMaterial, path: string): Promise<KeyMaterial> {
   if (material.key !== undefined) return material;
-  const salt = await ctx.files.read(path, 0, SALT_BYTES);
+  const settings = resolveSettings(ctx.profile.cipher);
+  const salt = settings.plaintextHeaderSize > 0 ? settings.salt! : await ctx.files.read(path, 0, SALT_BYTES);
   if (salt.length < SALT_BYTES) return material; // let open() name the problem
-  return { key: await deriveKey(material, salt, resolveSettings(ctx.profile.cipher)) };
+  return { key: await deriveKey(material, salt, settings) };
 }
 
 /**
@@ -57,11 +65,14 @@ export async function verifyFile(
   const settings = resolveSettings(ctx.profile.cipher);
   const pageSize = settings.pageSize;
   if (info.size % pageSize !== 0) {
-    return { ok: false, reason: 'truncated', detail: `${info.size} bytes is not a whole number of ${pageSize}-byte pages` };
+    const hint = settings.compatibility === 4 && info.size % SQLCIPHER3_DEFAULTS.pageSize === 0 ? `; ${V3_HINT}` : '';
+    return { ok: false, reason: 'truncated', detail: `${info.size} bytes is not a whole number of ${pageSize}-byte pages${hint}` };
   }
   const report = (done: number) => Promise.resolve(onProgress?.(Math.min(done, info.size), info.size)).catch(() => {});
   let db: Database | undefined;
   await report(0);
+  // Where the key came from, when a profile had to fall back: worth knowing on success, and the likeliest cause of a wrong key.
+  const keyNote = await ctx.profile.keyNote?.(ctx.files, path, ctx.databasePath).catch(() => undefined);
   try {
     // Derive once: the same raw key opens the file and checks its pages.
     const raw = await rawKeyFor(ctx, material, path);
@@ -86,19 +97,32 @@ export async function verifyFile(
         unwatch();
       }
     }
-    const tables = await db.query<{ name: string }>("SELECT name FROM sqlite_schema WHERE type = 'table'");
-    for (const { name } of tables) await db.query(`SELECT * FROM "${name.replace(/"/g, '""')}" LIMIT 1`);
+    const notes: string[] = keyNote ? [keyNote] : [];
+    const tables = await db.query<{ name: string; sql: string | null }>("SELECT name, sql FROM sqlite_schema WHERE type = 'table'");
+    for (const { name, sql } of tables) {
+      try {
+        await db.query(`SELECT * FROM "${name.replace(/"/g, '""')}" LIMIT 1`);
+      } catch (e) {
+        // A virtual table whose module is not built in: its data lives in shadow tables, checked above and here.
+        if (!(e instanceof MissingModuleError) || !/^\s*create\s+virtual\s/i.test(sql ?? '')) throw e;
+        notes.push(`table ${name} needs the ${/using\s+(\w+)/i.exec(sql ?? '')?.[1] ?? 'unknown'} module, which this engine lacks: its pages and shadow tables were checked, but it cannot be queried here`);
+      }
+    }
     const [{ n: pages } = { n: 0 }] = await db.query<{ n: number }>('SELECT page_count AS n FROM pragma_page_count()');
     if (Number(pages) * pageSize !== info.size) {
       return { ok: false, reason: 'truncated', detail: `file has ${info.size / pageSize} pages, the database ${pages}` };
     }
-    return { ok: true, pages: Number(pages), tables: tables.length };
+    return { ok: true, pages: Number(pages), tables: tables.length, ...(notes.length ? { notes } : {}) };
   } catch (e) {
     if (e instanceof WrongKeyError && (await restVerifies(ctx, path, material, info.size, settings))) {
       return { ok: false, reason: 'corrupt', detail: 'page 1 is damaged: the key checks out on every other page' };
     }
-    if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: e.message };
+    if (e instanceof WrongKeyError && (await isSqlcipher3(ctx, path, material, info.size, settings))) {
+      return { ok: false, reason: 'wrong-key', detail: `${e.message}: the key opens it with SQLCipher 3 settings — ${V3_HINT}` };
+    }
+    if (e instanceof WrongKeyError) return { ok: false, reason: 'wrong-key', detail: `${e.message}${keyNote ? ` (${keyNote})` : ''}` };
     if (e instanceof NotEncryptedError) return { ok: false, reason: 'not-encrypted', detail: e.message };
+    if (e instanceof PlaintextHeaderError) return { ok: false, reason: 'plaintext-header', detail: e.message };
     return { ok: false, reason: 'corrupt', detail: e instanceof Error ? e.message : String(e) };
   } finally {
     await db?.close().catch(() => {});
@@ -119,4 +143,30 @@ async function restVerifies(ctx: VerifyContext, path: string, material: KeyMater
     return bytes.length;
   };
   return (await checkPageHmacs(read, size, raw.key, settings, undefined, 2).catch(() => ({ ok: false }))).ok;
+}
+
+const V3_HINT = 'this may be a SQLCipher 3 database: try compatibility: 3 (CLI --compat 3)';
+
+/**
+ * When a file fails under SQLCipher 4 settings: does page 1 carry the HMAC
+ * SQLCipher 3 would write under this secret? Costs one PBKDF2-SHA1 of 64000
+ * iterations for a passphrase (about 50 ms measured in Node on 2 cores), nothing more for a raw key.
+ * Only asked when no compatibility was chosen.
+ */
+async function isSqlcipher3(ctx: VerifyContext, path: string, material: KeyMaterial, size: number, settings: Required<CipherSettings>): Promise<boolean> {
+  if (ctx.profile.cipher.compatibility !== undefined || settings.plaintextHeaderSize > 0) return false;
+  const v3 = SQLCIPHER3_DEFAULTS;
+  if (size < v3.pageSize || size % v3.pageSize !== 0) return false;
+  try {
+    const salt = await ctx.files.read(path, 0, SALT_BYTES);
+    const key = material.key ?? (await deriveKey(material, salt, v3));
+    const read = async (offset: number, into: Uint8Array) => {
+      const bytes = await ctx.files.read(path, offset, into.length);
+      into.set(bytes);
+      return bytes.length;
+    };
+    return (await checkPageHmacs(read, v3.pageSize, key, v3)).ok;
+  } catch {
+    return false;
+  }
 }

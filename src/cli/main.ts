@@ -9,10 +9,10 @@ import path from 'node:path';
 import { BackupService, NodeFileStore, openDatabase } from '../node.ts';
 import { KEY_PROFILES, type KeyProfile } from '../backup/key-profiles.ts';
 import type { BackupResult } from '../backup/backup-service.ts';
-import { resolveSettings, type CipherSettings, type HashAlgorithm } from '../engine/cipher.ts';
+import { resolveSettings, type CipherSettings, type HashAlgorithm, type KeyMaterial } from '../engine/cipher.ts';
 import { AlreadyExistsError, CipherkeepError, MissingDirectoryError, NotAFileError } from '../engine/errors.ts';
 import { parseCommandLine, usage, wholeNumber, UsageError, type Flags } from './args.ts';
-import { readSecret } from './secrets.ts';
+import { readRawKey, readSecret } from './secrets.ts';
 import { progressReporter } from './progress.ts';
 import { formatBytes, plural } from './format.ts';
 import { isRemoteRun, runRemote } from './s3.ts';
@@ -62,18 +62,23 @@ options:
   --profile NAME            key profile: sqlcipher4 (default) or reference-app
   --kdf-iter N --page-size N --hmac SHA1|SHA256|SHA512 --kdf-algorithm SHA1|SHA256|SHA512
   --allow-weak-kdf          accept --kdf-iter below 1000 (makes guessing the password cheaper)
+  --compat 3|4              SQLCipher major version's defaults (3: 64000 SHA1 iterations, 1 KiB pages, HMAC-SHA1)
+  --plaintext-header N --salt HEX   a file whose first N (32) bytes are a readable SQLite header, and its
+                            16-byte KDF salt (32 hex digits), which such a file does not hold
   --journal-mode delete|wal (create)
   --password-env NAME       read the password from this environment variable
   --password-fd N           read the password from the next line of file descriptor N (0 = stdin)
   --new-password-env NAME, --new-password-fd N   the new password (rotate-key; one fd can carry
                             both passwords, current first, one per line)
+  --key-env NAME, --key-fd N          a raw 32-byte key (64 hex digits) instead of a password
+  --new-key-env NAME, --new-key-fd N  the new raw key (rotate-key)
   --lock-timeout-ms N       wait this long for another backup of the same database (default: 60000)
   --json                    print one JSON object on stdout, failures included
   --quiet                   no progress on stderr
   -h, --help
 
 Without --password-env/--password-fd the password is read from CIPHERKEEP_PASSWORD,
-else prompted for (echo off) when stdin is a terminal. Passwords are never taken as arguments.
+else prompted for (echo off) when stdin is a terminal. Passwords and keys are never taken as arguments.
 
 exit codes: 0 ok, 1 failure, 2 bad usage, 3 verification failed, 4 wrong password,
             5 lock held by another process, 6 not enough space`;
@@ -138,20 +143,32 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
     maxAgeDays: wholeNumber(flags['max-age-days'], 'max-age-days'),
     lockTimeoutMs: wholeNumber(flags['lock-timeout-ms'], 'lock-timeout-ms'),
   };
-  const password = (prompt = 'password: ') => readSecret({
+  const passphrase = (prompt = 'password: ') => readSecret({
     env: flags['password-env'] ?? (flags['password-fd'] === undefined ? envIfSet('CIPHERKEEP_PASSWORD') : undefined),
     fd: flags['password-fd'],
     prompt,
     missing: 'no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N',
   });
+  // A raw key (--key-env/--key-fd) where one is given, else the password.
+  const secretOf = async (which: 'current' | 'new', prompt: string): Promise<KeyMaterial> => {
+    const [env, fd] = which === 'current' ? [flags['key-env'], flags['key-fd']] : [flags['new-key-env'], flags['new-key-fd']];
+    if (env !== undefined && fd !== undefined) usage(`give --${which === 'new' ? 'new-' : ''}key-env or --${which === 'new' ? 'new-' : ''}key-fd, not both`);
+    if (env !== undefined || fd !== undefined) return { key: readRawKey({ env, fd, what: which === 'new' ? 'new key' : 'key' }) };
+    if (which === 'current') return { password: await passphrase(prompt) };
+    return { password: await readSecret({
+      env: flags['new-password-env'], fd: flags['new-password-fd'], prompt, confirm: true,
+      missing: 'no new password: use --new-password-env NAME or --new-password-fd N (or --new-key-env/--new-key-fd)',
+    }) };
+  };
+  const password = (prompt = 'password: ') => secretOf('current', prompt);
   const onProgress = progressReporter(flags.quiet || flags.json ? 'none' : process.stderr.isTTY ? 'bar' : 'lines');
-  const service = (options: { db?: string; secret?: string; backupDir?: string; targets?: TargetSpec[]; maxBackups?: number } = {}) =>
+  const service = (options: { db?: string; secret?: KeyMaterial; backupDir?: string; targets?: TargetSpec[]; maxBackups?: number } = {}) =>
     new BackupService({
       databasePath: options.db ?? databasePath(need('db')),
       backupDir: options.backupDir ?? flags['backup-dir'] ?? '.',
       // list, latest and prune never decrypt anything, so they need no password
       // (and list and latest no database: its path only names the lock).
-      password: options.secret ?? 'not-needed-for-this-command',
+      ...(options.secret ?? { password: 'not-needed-for-this-command' }),
       prefix: flags.prefix,
       ...limits,
       keyProfile: profile,
@@ -159,10 +176,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       incremental: !!flags.incremental,
       ...(keepGenerations !== undefined ? { generations: { keepLast: keepGenerations } } : {}),
     });
-  const newPassword = () => readSecret({
-    env: flags['new-password-env'], fd: flags['new-password-fd'], prompt: 'new password: ', confirm: true,
-    missing: 'no new password: use --new-password-env NAME or --new-password-fd N',
-  });
+  const newPassword = () => secretOf('new', 'new password: ');
   if (command !== 'create' && isRemoteRun(flags['backup-dir'], args)) {
     if (flags.incremental || flags.generation !== undefined) usage('incremental backups go to a local (or mounted) directory; an s3:// one takes full backups');
     return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits, service, password, newPassword, onProgress,
@@ -177,15 +191,25 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       if (fs.existsSync(db)) throw new AlreadyExistsError(`already exists: ${db}`);
       const mode = flags['journal-mode'] ?? profile.journalMode;
       if (mode !== 'delete' && mode !== 'wal') usage('--journal-mode is delete or wal');
-      const secret = await readSecret({
+      const secret: KeyMaterial = flags['key-env'] !== undefined || flags['key-fd'] !== undefined ? await password() : { password: await readSecret({
         env: flags['password-env'] ?? (flags['password-fd'] === undefined ? envIfSet('CIPHERKEEP_PASSWORD') : undefined),
         fd: flags['password-fd'], prompt: 'new password: ', confirm: true,
         missing: 'no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N',
-      });
-      const database = await openDatabase(db, { password: secret, create: true, cipher: profile.cipher, journalMode: mode });
-      const created = database.path;
-      await database.close();
-      return ok(`created ${created} (encrypted, SQLCipher 4 format, journal mode ${mode})`, { path: created, journalMode: mode });
+      }) };
+      // The profile's sidecars (reference-app: a fresh .salt, 0600) exist before the key that depends on them.
+      const files = new NodeFileStore();
+      if (profile.name === 'reference-app' && secret.key !== undefined) usage('the reference-app profile takes a password, not a raw key');
+      await profile.initialize?.(files, db);
+      let created: string;
+      try {
+        const database = await openDatabase(db, { ...(await profile.keyFor(secret, files, db)), create: true, cipher: profile.cipher, journalMode: mode });
+        created = database.path;
+        await database.close();
+      } catch (e) {
+        for (const s of profile.sidecars) await files.remove(`${db}${s}`).catch(() => {});
+        throw e;
+      }
+      return ok(`created ${created} (encrypted, SQLCipher ${resolveSettings(profile.cipher).compatibility} format, journal mode ${mode})`, { path: created, journalMode: mode });
     }
     case 'backup': {
       need('backup-dir');
@@ -201,9 +225,14 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
         return fromGenerations(await generations.verifyGeneration(service({ secret: await password() }), flags.generation, onProgress));
       }
       const file = positional();
-      const r = await service({ db: file, secret: await password() }).verifyBackup(file, { onProgress });
-      if (r.ok) return ok(`ok: ${file} (${plural(r.pages, 'page')}, ${plural(r.tables, 'table')})`, { path: file, pages: r.pages, tables: r.tables });
-      const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : EXIT.VERIFY_FAILED;
+      // With --db, the file is checked as that database's backup (a profile may key it by the database's sidecars).
+      const r = await service({ db: flags.db ?? file, secret: await password() }).verifyBackup(file, { onProgress });
+      if (r.ok) {
+        const notes = (r.notes ?? []).map((note) => `\nnote: ${note}`).join('');
+        return ok(`ok: ${file} (${plural(r.pages, 'page')}, ${plural(r.tables, 'table')})${notes}`, { path: file, pages: r.pages, tables: r.tables, ...(r.notes ? { notes: r.notes } : {}) });
+      }
+      // A plaintext-header file checked without --plaintext-header/--salt is a missing option, not a bad file.
+      const exit = r.reason === 'wrong-key' ? EXIT.WRONG_PASSWORD : r.reason === 'plaintext-header' ? EXIT.USAGE : EXIT.VERIFY_FAILED;
       return { exit, text: `verification failed (${r.reason}): ${r.detail}`, json: { code: 'VERIFY_FAILED', path: file, reason: r.reason, error: r.detail } };
     }
     case 'list': {
@@ -231,8 +260,8 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       need('backup-dir');
       const db = databasePath(need('db'));
       const current = await password('current password: ');
-      const next = await newPassword();
-      const r = await service({ secret: current }).changePassword({ password: next }, { onProgress });
+      const next = await secretOf('new', 'new password: ');
+      const r = await service({ secret: current }).changePassword(next, { onProgress });
       // Whether the password changed is what the file says: it opens with the new one or it does not.
       const changed = r.success || (await opensWith(profile, db, next));
       const outcome = fromResult(r, (x) => `password changed; new backup: ${x.backupPath}${x.generation ? ` generation ${x.generation}` : ''} (${formatBytes(x.sizeBytes)})`,
@@ -248,7 +277,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       need('backup-dir');
       const svc = service({ secret: await password() });
       const r = await svc.restoreBackup(file, { onProgress });
-      if (r.success) return ok(`restored ${flags.db} from ${file}; the replaced database is kept as ${r.preRestorePath ?? '(none)'}`, { preRestorePath: r.preRestorePath });
+      if (r.success) return ok(`restored ${flags.db} from ${file}; the replaced database is kept as ${r.preRestorePath ?? '(none)'}${(r.notes ?? []).map((x) => `\nnote: ${x}`).join('')}`, { preRestorePath: r.preRestorePath, ...(r.notes ? { notes: r.notes } : {}) });
       let code = r.errorCode;
       if (code === 'VERIFY_FAILED') {
         // Refused: say whether it was the password (exit 4) or the file (exit 3).
@@ -281,9 +310,9 @@ function existingDir(dir: string, what: string): string {
   return dir;
 }
 
-async function opensWith(profile: KeyProfile, db: string, password: string): Promise<boolean> {
+async function opensWith(profile: KeyProfile, db: string, secret: KeyMaterial): Promise<boolean> {
   try {
-    const material = await profile.keyFor({ password }, new NodeFileStore(), db);
+    const material = await profile.keyFor(secret, new NodeFileStore(), db);
     await (await openDatabase(db, { ...material, cipher: profile.cipher, readonly: true })).close();
     return true;
   } catch {
@@ -310,6 +339,21 @@ function keyProfile(flags: Flags): KeyProfile {
   set('hmacAlgorithm', hash(flags.hmac, 'hmac'));
   set('kdfAlgorithm', hash(flags['kdf-algorithm'], 'kdf-algorithm'));
   if (flags['allow-weak-kdf']) cipher.allowWeakKdf = true;
+  if (flags.compat !== undefined) {
+    if (flags.compat !== '3' && flags.compat !== '4') usage(`--compat is 3 or 4 (SQLCipher's major version), not ${JSON.stringify(flags.compat)}`);
+    // The version's defaults, then whatever else was given by hand.
+    for (const k of ['kdfIterations', 'pageSize', 'hmacAlgorithm', 'kdfAlgorithm'] as const) if (cipher[k] === base.cipher[k]) delete cipher[k];
+    cipher.compatibility = Number(flags.compat) as 3 | 4;
+    set('kdfIterations', wholeNumber(flags['kdf-iter'], 'kdf-iter', 1));
+    set('pageSize', wholeNumber(flags['page-size'], 'page-size', 1));
+    set('hmacAlgorithm', hash(flags.hmac, 'hmac'));
+    set('kdfAlgorithm', hash(flags['kdf-algorithm'], 'kdf-algorithm'));
+  }
+  set('plaintextHeaderSize', wholeNumber(flags['plaintext-header'], 'plaintext-header'));
+  if (flags.salt !== undefined) {
+    if (!/^[0-9a-fA-F]{32}$/.test(flags.salt)) usage('--salt is the 16-byte KDF salt as 32 hexadecimal digits');
+    cipher.salt = Uint8Array.from(flags.salt.match(/../g)!, (b) => parseInt(b, 16));
+  }
   try {
     resolveSettings(cipher); // bad settings are bad usage, whatever the command
   } catch (e) {

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BackupService, BackupResult, OnProgress, TargetResult } from '../backup/backup-service.ts';
 import type { TargetSpec } from '../backup/targets.ts';
+import type { KeyMaterial } from '../engine/cipher.ts';
 import { isS3Url, parseS3Url } from '../targets/s3/config.ts';
 import { S3Target } from '../targets/s3/s3-target.ts';
 import { formatBytes, plural } from './format.ts';
@@ -33,12 +34,13 @@ export interface RemoteContext {
   db: string | undefined;
   force: boolean | undefined;
   limits: { maxBackups?: number | undefined; maxAgeDays?: number | undefined };
-  service(options: { db?: string; secret?: string; backupDir: string; targets: TargetSpec[]; maxBackups?: number }): BackupService;
-  password(prompt?: string): Promise<string>;
-  newPassword(): Promise<string>;
+  service(options: { db?: string; secret?: KeyMaterial; backupDir: string; targets: TargetSpec[]; maxBackups?: number }): BackupService;
+  /** The password, or the raw key of --key-env/--key-fd. */
+  password(prompt?: string): Promise<KeyMaterial>;
+  newPassword(): Promise<KeyMaterial>;
   onProgress: OnProgress | undefined;
   /** Whether the database opens with this password (rotate-key's report). */
-  opensWith(db: string, password: string): Promise<boolean>;
+  opensWith(db: string, secret: KeyMaterial): Promise<boolean>;
   /** main.ts's exit codes, and the one for an error code. */
   exit: typeof ExitCodes;
   exitFor(code: string | undefined): number;
@@ -88,7 +90,7 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
   const t = target(dirUrl);
   const spec: TargetSpec = { target: t, ...(x.limits.maxBackups !== undefined ? { maxBackups: x.limits.maxBackups } : {}), ...(x.limits.maxAgeDays !== undefined ? { maxAgeDays: x.limits.maxAgeDays } : {}) };
   const needDb = () => x.db ?? usage(`${command} needs --db`);
-  const local = (secret?: string) => x.service({ ...(secret !== undefined ? { secret } : {}), backupDir: staging(needDb()), targets: [spec], maxBackups: 1 });
+  const local = (secret?: KeyMaterial) => x.service({ ...(secret !== undefined ? { secret } : {}), backupDir: staging(needDb()), targets: [spec], maxBackups: 1 });
 
   switch (command) {
     case 'backup': {
@@ -141,7 +143,7 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
       const db = needDb();
       const current = await x.password('current password: ');
       const next = await x.newPassword();
-      const r = await local(current).changePassword({ password: next }, { onProgress: x.onProgress });
+      const r = await local(current).changePassword(next, { onProgress: x.onProgress });
       const changed = r.success || (await x.opensWith(db, next));
       const sent = r.targets?.[0];
       if (r.success && sent?.success) {

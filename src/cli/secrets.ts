@@ -38,6 +38,29 @@ export async function readSecret(source: SecretSource): Promise<string> {
 }
 
 /**
+ * A raw 32-byte key, as 64 hex digits from an environment variable or the
+ * next line of a file descriptor (never an argument). The message never
+ * quotes what was read: a near-miss key is still a secret.
+ */
+export function readRawKey(source: { env?: string; fd?: string; what?: string }): Uint8Array {
+  const what = source.what ?? 'key';
+  let text: string;
+  if (source.env !== undefined) {
+    text = process.env[source.env] ?? '';
+    if (!text) throw new InvalidArgumentError(`environment variable ${source.env} is empty or not set`);
+  } else {
+    const fd = Number(source.fd);
+    if (!/^\d+$/.test(source.fd ?? '') || !Number.isSafeInteger(fd)) throw new InvalidArgumentError(`not a file descriptor: ${source.fd}`);
+    text = readLine(fd);
+  }
+  const hex = text.trim();
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+    throw new InvalidArgumentError(`the ${what} must be 64 hexadecimal digits (a raw 32-byte key); got ${hex.length} characters${/[^0-9a-fA-F]/.test(hex) ? ', not all hexadecimal' : ''}`);
+  }
+  return Uint8Array.from(hex.match(/../g)!, (b) => parseInt(b, 16));
+}
+
+/**
  * Reads one line from `fd`, a byte at a time so nothing past it is consumed:
  * the next line is there for the next password (rotate-key reads both from
  * one descriptor), and a pipe whose writer stays open does not block us

@@ -24,6 +24,21 @@ export interface CipherSettings {
    * files made that way elsewhere, or tests. Default false.
    */
   allowWeakKdf?: boolean;
+  /**
+   * SQLCipher major version whose defaults to start from (SQLCipher's
+   * `cipher_compatibility`): 4 (default) or 3 — 64000 iterations of
+   * PBKDF2-SHA1, 1024-byte pages, HMAC-SHA1. Settings given beside it win.
+   */
+  compatibility?: 3 | 4;
+  /**
+   * Bytes at the start of the file left unencrypted (SQLCipher's
+   * `cipher_plaintext_header_size`: 32 for iOS apps, so the OS sees a SQLite
+   * header). 0 (default) or a multiple of 16 below 100. Such a file does not
+   * hold its salt: `salt` must be given with it.
+   */
+  plaintextHeaderSize?: number;
+  /** The 16-byte KDF salt (SQLCipher's `cipher_salt`), for files that do not carry theirs (plaintextHeaderSize > 0). */
+  salt?: Uint8Array | null;
 }
 
 /**
@@ -40,6 +55,19 @@ export const SQLCIPHER4_DEFAULTS: Required<CipherSettings> = {
   hmacAlgorithm: 'SHA512',
   kdfAlgorithm: 'SHA512',
   allowWeakKdf: false,
+  compatibility: 4,
+  plaintextHeaderSize: 0,
+  salt: null,
+};
+
+/** SQLCipher 3's defaults (`PRAGMA cipher_compatibility = 3`). */
+export const SQLCIPHER3_DEFAULTS: Required<CipherSettings> = {
+  ...SQLCIPHER4_DEFAULTS,
+  kdfIterations: 64_000,
+  pageSize: 1024,
+  hmacAlgorithm: 'SHA1',
+  kdfAlgorithm: 'SHA1',
+  compatibility: 3,
 };
 
 /** Either a passphrase (run through PBKDF2 like SQLCipher does) or a raw 32-byte key. */
@@ -52,7 +80,11 @@ const HASH_INDEX: Record<HashAlgorithm, number> = { SHA1: 0, SHA256: 1, SHA512: 
 const WEBCRYPTO_HASH: Record<HashAlgorithm, string> = { SHA1: 'SHA-1', SHA256: 'SHA-256', SHA512: 'SHA-512' };
 
 export function resolveSettings(settings: CipherSettings = {}): Required<CipherSettings> {
-  const s = { ...SQLCIPHER4_DEFAULTS, ...settings };
+  if (settings.compatibility !== undefined && settings.compatibility !== 3 && settings.compatibility !== 4) {
+    throw new InvalidArgumentError(`compatibility is 3 or 4 (SQLCipher's major version), not ${String(settings.compatibility)}`);
+  }
+  const defined = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+  const s: Required<CipherSettings> = { ...(settings.compatibility === 3 ? SQLCIPHER3_DEFAULTS : SQLCIPHER4_DEFAULTS), ...defined };
   if (!Number.isInteger(s.kdfIterations) || s.kdfIterations < 1) {
     throw new InvalidArgumentError('kdfIterations must be a positive integer');
   }
@@ -69,18 +101,29 @@ export function resolveSettings(settings: CipherSettings = {}): Required<CipherS
   for (const alg of [s.hmacAlgorithm, s.kdfAlgorithm]) {
     if (!(alg in HASH_INDEX)) throw new InvalidArgumentError(`unknown hash algorithm: ${String(alg)}`);
   }
+  const header = s.plaintextHeaderSize;
+  if (!Number.isInteger(header) || header < 0 || header >= 100 || header % 16 !== 0) {
+    throw new InvalidArgumentError('plaintextHeaderSize is 0 or a multiple of 16 below 100 (SQLCipher uses 32)');
+  }
+  if (s.salt !== null && (!(s.salt instanceof Uint8Array) || s.salt.length !== SALT_BYTES)) {
+    throw new InvalidArgumentError(`salt must be a Uint8Array of ${SALT_BYTES} bytes`);
+  }
+  if (header > 0 && s.salt === null) {
+    throw new InvalidArgumentError('a file with a plaintext header does not hold its salt: give salt (16 bytes; CLI --salt HEX) with plaintextHeaderSize');
+  }
   return s;
 }
 
-/** PRAGMAs that select SQLCipher 4 format with these settings; run before the key. */
+/** PRAGMAs that select SQLCipher 4 (or 3) format with these settings; run before the key. */
 export function cipherPragmas(s: Required<CipherSettings>, schema = 'main'): string[] {
   return [
     `PRAGMA ${schema}.cipher = 'sqlcipher'`,
-    `PRAGMA ${schema}.legacy = 4`,
+    `PRAGMA ${schema}.legacy = ${s.compatibility}`,
     `PRAGMA ${schema}.legacy_page_size = ${s.pageSize}`,
     `PRAGMA ${schema}.kdf_iter = ${s.kdfIterations}`,
     `PRAGMA ${schema}.hmac_algorithm = ${HASH_INDEX[s.hmacAlgorithm]}`,
     `PRAGMA ${schema}.kdf_algorithm = ${HASH_INDEX[s.kdfAlgorithm]}`,
+    `PRAGMA ${schema}.plaintext_header_size = ${s.plaintextHeaderSize}`,
   ];
 }
 
@@ -101,7 +144,8 @@ export async function deriveKey(
   s: Required<CipherSettings>,
 ): Promise<Uint8Array> {
   validateKeyMaterial(material);
-  if (material.key !== undefined) return material.key.slice();
+  // A copy, never a view: callers zero what this returns, and a Buffer's slice() shares the caller's key.
+  if (material.key !== undefined) return new Uint8Array(material.key);
   const base = await crypto.subtle.importKey(
     'raw', new TextEncoder().encode(material.password), 'PBKDF2', false, ['deriveBits'],
   );

@@ -9,7 +9,7 @@ import {
 } from './cipher.ts';
 import {
   BusyError, ClosedError, CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError,
-  MissingDirectoryError, NotEncryptedError, WrongKeyError,
+  MissingDirectoryError, NotEncryptedError, PlaintextHeaderError, WrongKeyError,
 } from './errors.ts';
 import { codeOf, toCipherkeepError } from './error-map.ts';
 import { eachRow, lastChange, type Row, type RunResult } from './statements.ts';
@@ -39,6 +39,25 @@ export interface Transaction {
   exec(sql: string): Promise<void>;
   query<T extends Row = Row>(sql: string, params?: Params): Promise<T[]>;
   run(sql: string, params?: Params): Promise<RunResult>;
+}
+
+const PAGE1_PROBE_BYTES = 101;
+
+/**
+ * What the start of a file says: 'plain' SQLite (its header and page 1's
+ * b-tree header are readable), 'plaintext-header' (a readable SQLite header,
+ * then ciphertext: SQLCipher's cipher_plaintext_header_size), or 'encrypted'
+ * (a salt). A SQLCipher page reserves at least 16 bytes (its IV; offset 20
+ * says how many), and page 1 of plain SQLite has the writing library's
+ * version (3xxxyyy) at offset 96 and a b-tree page type at 100; ciphertext
+ * passes both by chance about once in 10^9.
+ */
+export function headerKind(bytes: Uint8Array): 'plain' | 'plaintext-header' | 'encrypted' {
+  if (!PLAIN_SQLITE_HEADER.every((b, i) => bytes[i] === b)) return 'encrypted';
+  if (bytes.length < PAGE1_PROBE_BYTES || bytes[20]! < 16) return 'plain';
+  const version = new DataView(bytes.buffer, bytes.byteOffset).getUint32(96);
+  const pageType = bytes[100]!;
+  return version >= 3_000_000 && version < 4_000_000 && [2, 5, 10, 13].includes(pageType) ? 'plain' : 'plaintext-header';
 }
 
 const PLAIN_SQLITE_HEADER = new TextEncoder().encode('SQLite format 3\0');
@@ -76,20 +95,22 @@ async function openPrepared(
   if (info.size === null) {
     if (!options.create) throw new DatabaseNotFoundError(`database not found: ${fullPath}`);
     if (!info.parentExists) throw new MissingDirectoryError(`directory does not exist for database: ${fullPath}`);
-    salt = newSalt();
+    salt = settings.salt?.slice() ?? newSalt();
   } else if (info.size === 0) {
     if (!options.create) throw new CorruptDatabaseError(`database file is empty: ${fullPath}`);
-    salt = newSalt();
+    salt = settings.salt?.slice() ?? newSalt();
   } else {
-    const header = new Uint8Array(SALT_BYTES);
+    const header = new Uint8Array(PAGE1_PROBE_BYTES);
     const read = host.readRange(fullPath, 0, header) ?? 0;
-    if (read === SALT_BYTES && header.every((b, i) => b === PLAIN_SQLITE_HEADER[i])) {
-      throw new NotEncryptedError(`not an encrypted database (plain SQLite): ${fullPath}`);
+    const kind = read >= SALT_BYTES ? headerKind(header.subarray(0, read)) : 'encrypted';
+    if (kind === 'plain') throw new NotEncryptedError(`not an encrypted database (plain SQLite): ${fullPath}`);
+    if (kind === 'plaintext-header' && settings.plaintextHeaderSize === 0) {
+      throw new PlaintextHeaderError(`a SQLCipher database with a plaintext SQLite header (cipher_plaintext_header_size): open it with plaintextHeaderSize: 32 and its 16-byte salt (CLI --plaintext-header 32 --salt HEX): ${fullPath}`);
     }
     if (info.size % 512 !== 0 || info.size < 512) {
       throw new CorruptDatabaseError(`database file is truncated or damaged (${info.size} bytes is not whole pages): ${fullPath}`);
     }
-    salt = header;
+    salt = settings.plaintextHeaderSize > 0 ? settings.salt!.slice() : header.slice(0, SALT_BYTES);
   }
 
   const key = await deriveKey(options, salt, settings);
@@ -225,11 +246,18 @@ export class Database {
    * atomic on disk, use BackupService.changePassword (rekeys a copy, then
    * renames it into place). `keepSalt` keeps the salt instead: the backup
    * service does, because the salt is how a database's backups are known
-   * as its own (catalog.ts).
+   * as its own (catalog.ts). A file with a plaintext header always keeps
+   * its salt (it is not in the file: whoever opens it supplies it), and a
+   * SQLCipher 3 file cannot be rekeyed by this engine (InvalidArgumentError).
    */
   rekey(material: KeyMaterial, options: { keepSalt?: boolean } = {}): Promise<void> {
     return this.#serial('rekey()', async () => {
-      const salt = options.keepSalt ? this.#salt : newSalt();
+      if (this.#settings.compatibility === 3) {
+        // sqlite3mc (2.3.3) answers every rekey of a legacy-format file with SQLITE_NOTADB.
+        throw new InvalidArgumentError('the engine cannot change the key of a SQLCipher 3 file: convert it to SQLCipher 4 first (native SQLCipher: PRAGMA cipher_migrate), then rotate');
+      }
+      // A file with a plaintext header does not hold its salt: its owner keeps it, so it must not change.
+      const salt = options.keepSalt || this.#settings.plaintextHeaderSize > 0 ? this.#salt : newSalt();
       const key = await deriveKey(material, salt, this.#settings);
       try {
         const wal = (await this.#journalMode()) === 'wal';

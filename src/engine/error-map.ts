@@ -6,7 +6,7 @@
 import * as SQLite from '@journeyapps/wa-sqlite';
 import {
   BusyError, CipherkeepError, CorruptDatabaseError, FileSystemError, InternalError, InvalidArgumentError, MissingDirectoryError,
-  NotAFileError, PermissionDeniedError, SqliteError, StorageFullError, TooBigError,
+  MissingModuleError, NotAFileError, PermissionDeniedError, SqliteError, StorageFullError, TooBigError,
 } from './errors.ts';
 
 /** The SQLite result code carried by an error, if any. */
@@ -44,8 +44,12 @@ export function toCipherkeepError(e: unknown, context: string): CipherkeepError 
     case SQLite.SQLITE_IOERR:
     case SQLite.SQLITE_CANTOPEN:
       return new FileSystemError(message, opts);
-    default:
+    default: {
+      // The engine lacks FTS3/FTS4 and R-Tree (wasm/README.md): say so, not "SQL error".
+      const missing = /no such module: (\w+)/.exec(messageOf(e))?.[1];
+      if (missing) return new MissingModuleError(`${context}: this engine has no ${missing} module (it is built without FTS3/FTS4 and R-Tree), so it cannot read that table; the file itself is not damaged`, opts);
       return new SqliteError(message, opts);
+    }
   }
 }
 

@@ -240,3 +240,21 @@ for (const Class of [
 ]) {
   registerErrorCode(new Class('').code, Class);
 }
+
+/**
+ * A SQLCipher file whose first bytes are a readable SQLite header
+ * (cipher_plaintext_header_size) was opened without `plaintextHeaderSize`
+ * and its `salt`: it is encrypted, but does not carry its salt. Nothing was changed.
+ */
+export class PlaintextHeaderError extends CipherkeepError {
+  override name = 'PlaintextHeaderError';
+  override readonly code = 'PLAINTEXT_HEADER';
+}
+
+/** A table needs a SQLite module the engine was built without (FTS3/FTS4, R-Tree): the file is fine, this engine cannot read that table. */
+export class MissingModuleError extends CipherkeepError {
+  override name = 'MissingModuleError';
+  override readonly code = 'MISSING_MODULE';
+}
+
+for (const Class of [PlaintextHeaderError, MissingModuleError]) registerErrorCode(new Class('').code, Class);

@@ -84,6 +84,8 @@ export async function backupGeneration(
   store: FileStore, dir: string, snapshot: string | SnapshotSource, key: Uint8Array, settings: CipherSettings, options: BackupGenerationOptions,
 ): Promise<GenerationResult> {
   const s = resolveSettings(settings);
+  // A generation records a file by its salt and page 1 as they are in the file: a plaintext header holds neither.
+  if (s.plaintextHeaderSize > 0) throw new InvalidArgumentError('incremental backups do not support files with a plaintext header (cipher_plaintext_header_size): use whole-file backups');
   const packBytes = options.packBytes ?? DEFAULT_PACK_BYTES;
   if (!Number.isInteger(packBytes) || packBytes < s.pageSize) throw new InvalidArgumentError('packBytes must be an integer of at least one page');
   if (options.retention) validateRetention(options.retention);

@@ -3,7 +3,7 @@
  * bytes are the page's fingerprint), checking a page at its number, and
  * reading pages back out of packs in few, large reads.
  */
-import type { CipherSettings } from '../../engine/cipher.ts';
+import { SQLCIPHER4_DEFAULTS, type CipherSettings } from '../../engine/cipher.ts';
 import type { FileStore } from '../../files/file-store.ts';
 import { createPageVerifier, type PageVerifier } from '../page-check.ts';
 import { bytesEqual, FINGERPRINT_BYTES, type Logical } from './format.ts';
@@ -17,7 +17,7 @@ export interface PageStoreProgress {
 export type OnPageStoreProgress = (p: PageStoreProgress) => void | Promise<void>;
 
 export function settingsOf(l: PageIdentity): Required<CipherSettings> {
-  return { pageSize: l.pageSize, hmacAlgorithm: l.hmacAlgorithm, kdfAlgorithm: l.kdfAlgorithm, kdfIterations: 1, allowWeakKdf: true };
+  return { ...SQLCIPHER4_DEFAULTS, pageSize: l.pageSize, hmacAlgorithm: l.hmacAlgorithm, kdfAlgorithm: l.kdfAlgorithm, kdfIterations: 1, allowWeakKdf: true };
 }
 
 /** What checking a page needs of its generation. */
