@@ -145,7 +145,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
     missing: 'no password: set CIPHERKEEP_PASSWORD, or use --password-env NAME or --password-fd N',
   });
   const onProgress = progressReporter(flags.quiet || flags.json ? 'none' : process.stderr.isTTY ? 'bar' : 'lines');
-  const service = (options: { db?: string; secret?: string; backupDir?: string; targets?: TargetSpec[]; maxBackups?: number } = {}) =>
+  const service = (options: { db?: string; secret?: string; backupDir?: string; targets?: TargetSpec[]; maxBackups?: number; incremental?: boolean } = {}) =>
     new BackupService({
       databasePath: options.db ?? databasePath(need('db')),
       backupDir: options.backupDir ?? flags['backup-dir'] ?? '.',
@@ -156,7 +156,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       ...limits,
       keyProfile: profile,
       ...(options.targets ? { targets: options.targets, maxBackups: options.maxBackups } : {}),
-      incremental: !!flags.incremental,
+      incremental: options.incremental ?? !!flags.incremental,
       ...(keepGenerations !== undefined ? { generations: { keepLast: keepGenerations } } : {}),
     });
   const newPassword = () => readSecret({
@@ -164,8 +164,8 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
     missing: 'no new password: use --new-password-env NAME or --new-password-fd N',
   });
   if (command !== 'create' && isRemoteRun(flags['backup-dir'], args)) {
-    if (flags.incremental || flags.generation !== undefined) usage('incremental backups go to a local (or mounted) directory; an s3:// one takes full backups');
-    return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits, service, password, newPassword, onProgress,
+    return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits,
+      incremental: !!flags.incremental, generation: flags.generation, keepGenerations, service, password, newPassword, onProgress,
       opensWith: (db, pw) => opensWith(profile, db, pw), exit: EXIT, exitFor: (code) => EXIT_FOR_CODE[code ?? ''] ?? EXIT.FAILURE });
   }
   const fromGenerations = (g: generations.GenerationOutcome): Outcome =>
