@@ -56,7 +56,8 @@ options:
   --max-backups N           keep the newest N backups (default: 1)
   --max-age-days N          delete backups older than N days, except the newest (default: 7)
   --force                   back up even if today's backup exists
-  --incremental             backup, list: page-store generations (rotate-key: replace them with a full one)
+  --incremental             backup, list: page-store generations (rotate-key: replace them with a full one);
+                            with s3:// the bucket holds the generations
   --generation N|latest     verify, restore: this generation instead of a file
   --keep-generations N      keep the newest N generations (default: 30)
   --profile NAME            key profile: sqlcipher4 (default) or reference-app
