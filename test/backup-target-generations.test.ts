@@ -18,6 +18,7 @@ import type { TargetSpec } from '../src/backup/targets.ts';
 import { TargetStore } from '../src/backup/page-store/target-store.ts';
 import { scanStore } from '../src/backup/page-store/state.ts';
 import { tempDir } from './helpers.ts';
+import { TargetUnreachableError } from '../src/engine/errors.ts';
 import { useSwift } from './swift.ts';
 
 const FAST = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
@@ -160,6 +161,40 @@ function cases(label: string, skip: string | undefined, target: (dir: string) =>
     });
   });
 }
+
+describe('incremental generations on a target that missed a password change', () => {
+  it('the next backup that reaches it makes a full generation and deletes every old-key manifest and pack', { timeout: 180_000 }, async () => {
+    let down = false;
+    const { db, specs, service } = setup('tg-missed', (dir) => {
+      const inner = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true });
+      const gate = <T>(fn: () => Promise<T>) => (down ? Promise.reject(new TargetUnreachableError(`${inner.id}: down`)) : fn());
+      const flaky: BackupTarget = {
+        id: inner.id, list: (p) => gate(() => inner.list(p)), stat: (n) => gate(() => inner.stat(n)), read: (n, o, l) => gate(() => inner.read(n, o, l)),
+        put: (...a) => gate(() => inner.put(...a)), remove: (n) => gate(() => inner.remove(n)),
+      };
+      return [{ target: flaky, incremental: true }];
+    });
+    const t = specs[0]!.target;
+    await makeDb(db, 'pw', 5000);
+    assert.equal((await service().createBackup()).targets![0]!.success, true);
+    const old = await storeOn(t);
+    down = true;
+    const changed = await service().changePassword({ password: 'new' });
+    assert.equal(changed.targets![0]!.success, false);
+    assert.equal(changed.targets![0]!.errorCode, 'TARGET_UNREACHABLE');
+    down = false;
+    assert.equal(old.manifests.length, (await storeOn(t)).manifests.length, 'the old-key generation is still there');
+    const next = await service('new').createBackup({ force: true });
+    const g = next.targets![0]!;
+    assert.equal(g.success, true, g.error);
+    assert.equal(g.full, true);
+    const now = await storeOn(t);
+    const oldNames = new Set([...old.manifests, ...old.packs].map((f) => f.name));
+    for (const f of [...now.manifests, ...now.packs]) assert.ok(!oldNames.has(f.name), `${f.name} is from before the change`);
+    assert.equal(now.manifests.length, 1);
+    assert.equal((await service('new').targets.verifyGeneration(t.id)).ok, true);
+  });
+});
 
 cases('FileTarget', undefined, (dir) => new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true }));
 cases('S3 (Swift)', swift.skip, () => s3());
