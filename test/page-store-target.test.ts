@@ -6,6 +6,7 @@
  */
 import * as timed from './timeouts.ts';
 import { describe, it } from './timeouts.ts';
+import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryFileStore, MemoryVFS, openDatabaseWith } from '../src/index.ts';
 import { nodeEngine } from '../src/node.ts';
@@ -84,6 +85,9 @@ if (swift.skip) {
     bucket: env.bucket, endpoint: env.endpoint, region: env.region,
     credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey },
     prefix: run, retry: { attempts: 3, baseDelayMs: 50 },
+  });
+  after(async () => {
+    for (const o of await s3.client.listObjects(`${run}/`)) await s3.client.deleteObject(o.key);
   });
   const onS3 = hostOn('pss', s3);
   // Every file is a request to a real object store: more time than on memory.
