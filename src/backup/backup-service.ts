@@ -77,7 +77,7 @@ export class BackupService {
     this.incremental = !!options.incremental;
     this.#generations = new Generations(this.#c, Generations.dirFor(this.#c, this.backupDir, this.prefix), options.generations ?? DEFAULT_GENERATION_RETENTION);
     this.#catalog = new Catalog(this.#files, this.backupDir, this.prefix, (name, why) => this.#log.warn(`skipped ${name} in the backup directory: ${why}`));
-    this.#targets = new Targets(this.#c, options.targets ?? [], this.prefix, this);
+    this.#targets = new Targets(this.#c, options.targets ?? [], this.prefix, this, this.backupDir);
     this.targets = new TargetBackups(this.#targets, {
       c: this.#c, backupDir: this.backupDir, locked: (fn) => this.#locked(fn), secret: () => this.#secret,
       freshName: () => this.#catalog.freshName(this.#clock()), importBackup: (src, o) => this.importBackup(src, o),
@@ -108,11 +108,11 @@ export class BackupService {
           const check = existing && (await this.#c.verify(existing.path, await this.keyProfile.keyFor(this.#secret, this.#files, existing.path, this.databasePath), undefined, 'pages'));
           if (existing && check?.ok) {
             this.#log.debug(`backup already exists for today (${existing.name}), skipping`);
-            return this.#send({ success: true, backupPath: existing.path, sizeBytes: existing.size, existing: true }, options);
+            return this.#send({ success: true, backupPath: existing.path, sizeBytes: existing.size, existing: true }, { ...options, held });
           }
           if (existing && check && !check.ok) this.#log.warn(`today's backup ${existing.name} failed its check (${check.reason}: ${check.detail}); making a fresh one`);
         }
-        const result = await this.#send(await this.#create(held, options.onProgress, options.verify), options);
+        const result = await this.#send(await this.#create(held, options.onProgress, options.verify), { ...options, held });
         await this.#cleanup(held);
         return result;
       }),
@@ -361,11 +361,11 @@ export class BackupService {
     if (!result.success && purgeOnFailure) {
       result.error = `${result.error}; earlier backups under the old password were deleted, so no backup exists now`;
     }
-    return this.#targets.afterPurge(await this.#send(result, { replace: true, onProgress }), purgeOnFailure);
+    return this.#targets.afterPurge(await this.#send(result, { replace: true, onProgress, held }), purgeOnFailure, held);
   }
 
   /** A verified local backup goes to every target; the result says per target what happened. */
-  async #send(result: BackupResult, options: { force?: boolean; replace?: boolean; onProgress?: OnProgress }): Promise<BackupResult> {
+  async #send(result: BackupResult, options: { force?: boolean; replace?: boolean; onProgress?: OnProgress; held?: Held }): Promise<BackupResult> {
     if (!result.success || !this.#targets.any) return result;
     return { ...result, targets: await this.#targets.send({ path: result.backupPath!, size: result.sizeBytes, secret: this.#secret }, options) };
   }

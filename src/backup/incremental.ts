@@ -6,6 +6,7 @@
  * purged of old-key generations after a password change.
  */
 import type { KeyMaterial } from '../engine/cipher.ts';
+import type { FileStore } from '../files/file-store.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError } from '../engine/errors.ts';
 import { codeOf, messageOf, type Held, type ServiceContext } from './context.ts';
 import { GenerationKeys } from './generation-keys.ts';
@@ -29,8 +30,12 @@ export class Generations {
     /** The page store's directory (inside the backup directory, one per database). */
     readonly dir: string,
     private readonly retention: RetentionSettings,
+    /** Where the store is: the service's files, or a target's objects (see target-generations.ts). */
+    readonly store: FileStore = c.files,
+    /** The rollback anchor, beside the database (one per store). */
+    anchorPath = `${c.databasePath}.pages-anchor`,
   ) {
-    this.keys = new GenerationKeys(c.files, c.profile, c.databasePath, dir, `${c.databasePath}.pages-anchor`);
+    this.keys = new GenerationKeys(store, c.profile, c.databasePath, dir, anchorPath);
   }
 
   /** The store's directory for a database: `<backupDir>/<prefix>.<database file name>.pages`. */
@@ -40,7 +45,7 @@ export class Generations {
 
   /** Whether the store holds any generation (of any key). */
   async any(): Promise<boolean> {
-    return (await scanStore(this.c.files, this.dir)).manifests.length > 0;
+    return (await scanStore(this.store, this.dir)).manifests.length > 0;
   }
 
   /**
@@ -66,8 +71,8 @@ export class Generations {
       if (raw.key === undefined) throw new CorruptDatabaseError(`${c.files.basename(c.databasePath)} has no salt to derive its key from`);
       const keyId = await GenerationKeys.keyIdOf(raw.key);
       const anchor = afterPasswordChange ? undefined : await this.keys.anchorFor(keyId);
-      if (await c.files.ensureDir(this.dir)) await c.files.restrictToOwner(this.dir, 'dir');
-      const r = await backupGeneration(c.files, this.dir, staged, raw.key, c.profile.cipher, {
+      if (await this.store.ensureDir(this.dir)) await this.store.restrictToOwner(this.dir, 'dir');
+      const r = await backupGeneration(this.store, this.dir, staged, raw.key, c.profile.cipher, {
         now: c.clock(), lock: held.dir, retention: this.retention, journalMode, purgeOtherKeys: afterPasswordChange,
         ...(anchor ? { anchor } : {}), full: afterPasswordChange, onProgress: asServiceProgress(onProgress),
       });
@@ -102,7 +107,7 @@ export class Generations {
     if (!(await this.any()) && !(await c.files.stat(this.keys.anchorPath))) return [];
     // A key no generation is under: every manifest is "another key's", so every one is deleted, then every pack.
     const nobody = crypto.getRandomValues(new Uint8Array(32));
-    const r = await applyRetention(c.files, this.dir, nobody, {}, { now: c.clock(), lock: held.dir, purgeOtherKeys: true });
+    const r = await applyRetention(this.store, this.dir, nobody, {}, { now: c.clock(), lock: held.dir, purgeOtherKeys: true });
     for (const w of r.warnings) c.log.warn(`purging incremental backups: ${w}`);
     if (await this.any()) throw new CorruptDatabaseError(`could not delete every generation in ${c.files.basename(this.dir)}: ${r.warnings.join('; ')}`);
     await this.keys.forgetSalts();
@@ -113,7 +118,7 @@ export class Generations {
   async list(secret: KeyMaterial): Promise<GenerationList> {
     const raw = await this.keys.readKey(secret);
     const anchor = await this.keys.anchorFor(await GenerationKeys.keyIdOf(raw));
-    return listGenerations(this.c.files, this.dir, raw, anchor ? { anchor } : {});
+    return listGenerations(this.store, this.dir, raw, anchor ? { anchor } : {});
   }
 
   async verify(secret: KeyMaterial, generation: string, onProgress?: OnProgress): Promise<GenerationVerifyResult> {
@@ -125,7 +130,7 @@ export class Generations {
       throw e;
     }
     const anchor = await this.keys.anchorFor(await GenerationKeys.keyIdOf(raw));
-    return verifyGeneration(this.c.files, this.dir, generation, raw, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(onProgress) });
+    return verifyGeneration(this.store, this.dir, generation, raw, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(onProgress) });
   }
 
   /**
@@ -144,7 +149,7 @@ export class Generations {
     try {
       let assembled;
       try {
-        assembled = await restoreGeneration(c.files, this.dir, generation, raw, staged, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(options.onProgress) });
+        assembled = await restoreGeneration(this.store, this.dir, generation, raw, staged, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(options.onProgress) });
       } catch (e) {
         if (e instanceof CorruptDatabaseError) return { success: false, error: `generation failed verification: ${e.message}`, errorCode: 'VERIFY_FAILED' };
         throw e;

@@ -13,6 +13,7 @@ import { discard } from './snapshot.ts';
 import type { TargetBackupInfo, TargetResult, Targets } from './targets.ts';
 import type { BackupResult, OnProgress, RestoreResult } from './types.ts';
 import type { VerifyResult } from './verify.ts';
+import type { GenerationList, GenerationVerifyResult } from './page-store/index.ts';
 
 /** What the service lends: its lock, its current secret, where temporary files go, and its import. */
 export interface ServiceHooks {
@@ -63,6 +64,26 @@ export class TargetBackups {
    */
   restore(id: string, name: string, options: RestoreOptions = {}): Promise<RestoreResult> {
     return this.#withDownload(id, name, options.onProgress, (staged, held) => restoreFrom(this.s.c, held, this.s.secret(), staged, options))
+      .catch((e) => ({ success: false, error: messageOf(e), errorCode: codeOf(e) }));
+  }
+
+  /** An incremental target's generations, newest first, and any damage or rollback found there. */
+  listGenerations(id: string): Promise<GenerationList> {
+    return this.targets.generations(this.targets.spec(id)).list(this.s.secret());
+  }
+
+  /** Checks a generation ('latest' or its number) on an incremental target: its manifest, its chain, every page read from the target. */
+  verifyGeneration(id: string, generation = 'latest', options: { onProgress?: OnProgress } = {}): Promise<GenerationVerifyResult> {
+    return this.targets.generations(this.targets.spec(id)).verify(this.s.secret(), generation, options.onProgress);
+  }
+
+  /**
+   * Replaces the database with a generation from an incremental target: its
+   * pages downloaded and assembled beside the database (each page's HMAC
+   * checked at its number), verified fully, then swapped in as restoreGeneration does.
+   */
+  restoreGeneration(id: string, generation: string, options: RestoreOptions = {}): Promise<RestoreResult & { generation?: string }> {
+    return this.s.locked((held) => this.targets.generations(this.targets.spec(id)).restore(held, this.s.secret(), generation, options))
       .catch((e) => ({ success: false, error: messageOf(e), errorCode: codeOf(e) }));
   }
 

@@ -23,6 +23,10 @@ import { codeOf, messageOf, type ServiceContext } from './context.ts';
 import { backupName, parseBackupName, utcDay } from './names.ts';
 import { checkRemote, readableWith } from './remote-check.ts';
 import type { BackupInfo, BackupResult, OnProgress } from './types.ts';
+import type { Held } from './context.ts';
+import type { Generations } from './incremental.ts';
+import type { RetentionSettings } from './page-store/index.ts';
+import { sendGeneration, targetGenerations } from './target-generations.ts';
 import { rawKeyFor } from './verify.ts';
 
 export interface TargetSpec {
@@ -31,6 +35,10 @@ export interface TargetSpec {
   maxBackups?: number;
   /** Backups older than this many days are deleted from this target, except the newest (default: the service's maxAgeDays). */
   maxAgeDays?: number;
+  /** Hold page-store generations (incremental backups) instead of full files: see target-generations.ts. */
+  incremental?: boolean;
+  /** With `incremental`: which generations are kept (default: the newest 30). */
+  generations?: RetentionSettings;
 }
 
 /** What happened on one target. */
@@ -51,6 +59,10 @@ export interface TargetResult {
   deleted: number;
   error?: string;
   errorCode?: string;
+  /** Incremental targets: the generation made, the pages it wrote, whether it is a full one. */
+  generation?: string;
+  pagesWritten?: number;
+  full?: boolean;
 }
 
 /** A backup as it lies on a target. */
@@ -71,6 +83,8 @@ export interface SendOptions {
   /** Delete every other backup of this database from the target once the new one is there (purge and refresh). */
   replace?: boolean;
   onProgress?: OnProgress;
+  /** The service's locks: incremental targets write under them. */
+  held?: Held;
 }
 
 const CHUNK = 4 << 20;
@@ -83,6 +97,7 @@ export class Targets {
     specs: readonly TargetSpec[],
     private readonly prefix: string,
     private readonly defaults: { maxBackups: number; maxAgeDays: number },
+    private readonly backupDir = '',
   ) {
     const ids = new Set<string>();
     for (const s of specs) {
@@ -94,6 +109,16 @@ export class Targets {
       }
     }
     this.specs = [...specs];
+  }
+
+  readonly #generations = new Map<string, Generations>();
+
+  /** The generations an incremental target holds. */
+  generations(spec: TargetSpec): Generations {
+    if (!spec.incremental) throw new InvalidArgumentError(`${spec.target.id} holds full backups, not generations`);
+    let g = this.#generations.get(spec.target.id);
+    if (!g) this.#generations.set(spec.target.id, (g = targetGenerations(this.c, spec, this.backupDir, this.prefix)));
+    return g;
   }
 
   get any(): boolean {
@@ -136,7 +161,11 @@ export class Targets {
       return this.specs.map((s) => ({ target: s.target.id, success: false, action: 'failed', deleted: 0, error: `the local backup could not be read: ${messageOf(e)}`, errorCode: codeOf(e) }));
     }
     const results: TargetResult[] = [];
-    for (const spec of this.specs) results.push(await this.#sendOne(spec, local, raw, salt, options));
+    for (const spec of this.specs) {
+      results.push(spec.incremental && options.held
+        ? await sendGeneration(this.c, this.generations(spec), spec, options.held, local.secret, !!options.replace, options.onProgress)
+        : await this.#sendOne(spec, local, raw, salt, options));
+    }
     return results;
   }
 
@@ -214,7 +243,9 @@ export class Targets {
   }
 
   /** The target's retention, or with `only` every backup of this database but that one. */
-  async #retain(spec: TargetSpec, only?: string): Promise<number> {
+  async #retain(spec: TargetSpec, only?: string, held?: Held): Promise<number> {
+    // Generations keep their own retention as each commits; purging them all needs the service's locks.
+    if (spec.incremental) return only === '' && held ? (await this.generations(spec).purgeAll(held)).length : 0;
     const backups = await this.list(spec.target);
     const victims = only !== undefined
       ? backups.filter((b) => b.name !== only).map((backup) => ({ backup, why: 'replaced' }))
@@ -238,9 +269,9 @@ export class Targets {
    * every backup of this database goes from every target it can reach; a
    * target it could not reach is told to still hold old-password backups.
    */
-  async afterPurge(result: BackupResult, passwordChanged: boolean): Promise<BackupResult> {
+  async afterPurge(result: BackupResult, passwordChanged: boolean, held?: Held): Promise<BackupResult> {
     if (!this.any || !passwordChanged) return result;
-    const out = result.success ? result : { ...result, targets: await this.purgeAll() };
+    const out = result.success ? result : { ...result, targets: await this.purgeAll(held) };
     for (const t of out.targets ?? []) {
       if (!t.success) t.error = `${t.error}; backups under the old password may remain there: they are deleted the next time a backup reaches it`;
     }
@@ -253,8 +284,8 @@ export class Targets {
   }
 
   /** Deletes every backup of this database from every target (a password change whose new backup failed). */
-  async purgeAll(): Promise<TargetResult[]> {
-    return this.#each(async (spec) => this.#retain(spec, ''));
+  async purgeAll(held?: Held): Promise<TargetResult[]> {
+    return this.#each(async (spec) => this.#retain(spec, '', held));
   }
 
   async #each(fn: (spec: TargetSpec) => Promise<number>): Promise<TargetResult[]> {

@@ -2,7 +2,8 @@
  * The CLI's incremental-backup commands: `list --incremental` shows the
  * generations, `verify --generation N` and `restore --generation N` check or
  * restore one ('latest' for the newest). What to print and what the JSON
- * holds; main.ts turns it into output and an exit code.
+ * holds; main.ts turns it into output and an exit code. The same on a
+ * target's generations (s3-generations.ts).
  */
 import type { BackupService, OnProgress } from '../backup/backup-service.ts';
 import type { GenerationInfo } from '../backup/page-store/index.ts';
@@ -17,7 +18,7 @@ export interface GenerationOutcome {
   code?: string;
 }
 
-export async function listGenerations(svc: BackupService): Promise<GenerationOutcome> {
+export async function listGenerations(svc: Pick<BackupService, 'listGenerations'>): Promise<GenerationOutcome> {
   const list = await svc.listGenerations();
   const lines = list.generations.map(line);
   for (const p of list.problems) lines.push(`problem: ${p}`);
@@ -31,7 +32,7 @@ function line(g: GenerationInfo): string {
   return `generation ${g.generation.padStart(4)}  ${g.state === 'expired' ? '(expired) ' : ''}${what}`;
 }
 
-export async function verifyGeneration(svc: BackupService, generation: string, onProgress?: OnProgress): Promise<GenerationOutcome> {
+export async function verifyGeneration(svc: Pick<BackupService, 'verifyGeneration'>, generation: string, onProgress?: OnProgress): Promise<GenerationOutcome> {
   const r = await svc.verifyGeneration(generation, { onProgress });
   if (r.ok) {
     const problems = r.problems.map((p) => `\nproblem elsewhere in the store: ${p}`).join('');
@@ -43,7 +44,7 @@ export async function verifyGeneration(svc: BackupService, generation: string, o
   };
 }
 
-export async function restoreGeneration(svc: BackupService, db: string, generation: string, onProgress?: OnProgress): Promise<GenerationOutcome> {
+export async function restoreGeneration(svc: Pick<BackupService, 'restoreGeneration'>, db: string, generation: string, onProgress?: OnProgress): Promise<GenerationOutcome> {
   const r = await svc.restoreGeneration(generation, { onProgress });
   if (r.success) {
     return {

@@ -56,7 +56,8 @@ options:
   --max-backups N           keep the newest N backups (default: 1)
   --max-age-days N          delete backups older than N days, except the newest (default: 7)
   --force                   back up even if today's backup exists
-  --incremental             backup, list: page-store generations (rotate-key: replace them with a full one)
+  --incremental             backup, list: page-store generations (rotate-key: replace them with a full one);
+                            with s3:// the bucket holds the generations
   --generation N|latest     verify, restore: this generation instead of a file
   --keep-generations N      keep the newest N generations (default: 30)
   --profile NAME            key profile: sqlcipher4 (default) or reference-app
@@ -162,7 +163,7 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
   };
   const password = (prompt = 'password: ') => secretOf('current', prompt);
   const onProgress = progressReporter(flags.quiet || flags.json ? 'none' : process.stderr.isTTY ? 'bar' : 'lines');
-  const service = (options: { db?: string; secret?: KeyMaterial; backupDir?: string; targets?: TargetSpec[]; maxBackups?: number } = {}) =>
+  const service = (options: { db?: string; secret?: KeyMaterial; backupDir?: string; targets?: TargetSpec[]; maxBackups?: number; incremental?: boolean } = {}) =>
     new BackupService({
       databasePath: options.db ?? databasePath(need('db')),
       backupDir: options.backupDir ?? flags['backup-dir'] ?? '.',
@@ -173,13 +174,13 @@ async function run(command: string, args: string[], flags: Flags): Promise<Outco
       ...limits,
       keyProfile: profile,
       ...(options.targets ? { targets: options.targets, maxBackups: options.maxBackups } : {}),
-      incremental: !!flags.incremental,
+      incremental: options.incremental ?? !!flags.incremental,
       ...(keepGenerations !== undefined ? { generations: { keepLast: keepGenerations } } : {}),
     });
   const newPassword = () => secretOf('new', 'new password: ');
   if (command !== 'create' && isRemoteRun(flags['backup-dir'], args)) {
-    if (flags.incremental || flags.generation !== undefined) usage('incremental backups go to a local (or mounted) directory; an s3:// one takes full backups');
-    return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits, service, password, newPassword, onProgress,
+    return runRemote({ command, args, backupDir: flags['backup-dir'], db: flags.db && databasePath(flags.db), force: flags.force, limits,
+      incremental: !!flags.incremental, generation: flags.generation, keepGenerations, service, password, newPassword, onProgress,
       opensWith: (db, pw) => opensWith(profile, db, pw), exit: EXIT, exitFor: (code) => EXIT_FOR_CODE[code ?? ''] ?? EXIT.FAILURE });
   }
   const fromGenerations = (g: generations.GenerationOutcome): Outcome =>

@@ -19,6 +19,7 @@ import { S3Target } from '../targets/s3/s3-target.ts';
 import { formatBytes, plural } from './format.ts';
 import { usage } from './args.ts';
 import type { EXIT as ExitCodes } from './main.ts';
+import { runRemoteGenerations } from './s3-generations.ts';
 
 export interface RemoteOutcome {
   exit: number;
@@ -33,8 +34,14 @@ export interface RemoteContext {
   backupDir: string | undefined;
   db: string | undefined;
   force: boolean | undefined;
+  /** --incremental: the bucket holds page-store generations (s3-generations.ts). */
+  incremental: boolean;
+  /** --generation N|latest (verify, restore). */
+  generation: string | undefined;
+  /** --keep-generations N. */
+  keepGenerations: number | undefined;
   limits: { maxBackups?: number | undefined; maxAgeDays?: number | undefined };
-  service(options: { db?: string; secret?: KeyMaterial; backupDir: string; targets: TargetSpec[]; maxBackups?: number }): BackupService;
+  service(options: { db?: string; secret?: KeyMaterial; backupDir: string; targets: TargetSpec[]; maxBackups?: number; incremental?: boolean }): BackupService;
   /** The password, or the raw key of --key-env/--key-fd. */
   password(prompt?: string): Promise<KeyMaterial>;
   newPassword(): Promise<KeyMaterial>;
@@ -81,7 +88,7 @@ const ok = (text: string, json: Record<string, unknown>): RemoteOutcome => ({ ex
 /** Runs one command against an s3:// backup directory. */
 export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
   const { command, args } = x;
-  const fileArg = ['verify', 'restore'].includes(command) ? (args.length === 1 ? args[0]! : usage(`${command} takes exactly one file`)) : undefined;
+  const fileArg = ['verify', 'restore'].includes(command) && x.generation === undefined ? (args.length === 1 ? args[0]! : usage(`${command} takes exactly one file`)) : undefined;
   const located = fileArg && isS3Url(fileArg) ? splitObjectUrl(fileArg) : undefined;
   const dirUrl = located?.dir ?? x.backupDir;
   if (!dirUrl || !isS3Url(dirUrl)) return usage(`${command}: give --backup-dir s3://bucket/prefix, or the backup as an s3:// URL`);
@@ -91,6 +98,13 @@ export async function runRemote(x: RemoteContext): Promise<RemoteOutcome> {
   const spec: TargetSpec = { target: t, ...(x.limits.maxBackups !== undefined ? { maxBackups: x.limits.maxBackups } : {}), ...(x.limits.maxAgeDays !== undefined ? { maxAgeDays: x.limits.maxAgeDays } : {}) };
   const needDb = () => x.db ?? usage(`${command} needs --db`);
   const local = (secret?: KeyMaterial) => x.service({ ...(secret !== undefined ? { secret } : {}), backupDir: staging(needDb()), targets: [spec], maxBackups: 1 });
+  if (x.incremental || x.generation !== undefined) {
+    // Full backups stay in the local staging directory; the bucket holds generations.
+    const gens: TargetSpec = { target: t, incremental: true, ...(x.keepGenerations !== undefined ? { generations: { keepLast: x.keepGenerations } } : {}) };
+    return runRemoteGenerations(x, t, (secret, backupDir) => x.service({
+      ...(secret !== undefined ? { secret } : {}), backupDir: backupDir ?? staging(needDb()), targets: [gens], maxBackups: 1, incremental: false,
+    }));
+  }
 
   switch (command) {
     case 'backup': {

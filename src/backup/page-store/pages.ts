@@ -207,7 +207,8 @@ export class PageGatherer {
       if (this.#readInto) return buffer.subarray(0, await this.#readInto(path, first * this.pageSize, buffer.subarray(0, count * this.pageSize)));
       return await this.store.read(path, first * this.pageSize, count * this.pageSize);
     } catch (e) {
-      const missing = (e as { code?: string }).code === 'ENOENT' || (e as { name?: string }).name === 'NotFoundError';
+      // ENOENT: a disk; NotFoundError: OPFS; TARGET_NOT_FOUND: an object store (target-store.ts) with no such object (its bucket answers: a missing bucket fails the listing first).
+      const missing = (e as { code?: string }).code === 'ENOENT' || (e as { name?: string }).name === 'NotFoundError' || (e as { code?: string }).code === 'TARGET_NOT_FOUND';
       throw new PackReadError(name, firstPgnoAt(this.pack, this.slot, from, to, p, first), missing ? 'is missing' : `cannot be read (${(e as Error).message})`);
     }
   }
