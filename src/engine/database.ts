@@ -4,7 +4,7 @@
  */
 import * as SQLite from '@journeyapps/wa-sqlite';
 import {
-  cipherPragmas, deriveKey, newSalt, rawKeyLiteral, resolveSettings, validateKeyMaterial,
+  cipherPragmas, deriveKey, newSalt, rawKeyLiteral, resolveSettings, toHex, validateKeyMaterial,
   SALT_BYTES, type CipherSettings, type KeyMaterial,
 } from './cipher.ts';
 import {
@@ -15,6 +15,7 @@ import { codeOf, toCipherkeepError } from './error-map.ts';
 import { eachRow, lastChange, type Row, type RunResult } from './statements.ts';
 import type { Params } from './values.ts';
 import { CallQueue } from './call-queue.ts';
+import { copyInto } from './logical-copy.ts';
 import type { Engine } from './engine.ts';
 import type { HostVFS } from '../vfs/host-vfs.ts';
 
@@ -22,6 +23,9 @@ export type { Params, SqlValue } from './values.ts';
 export type { Row, RunResult } from './statements.ts';
 
 export type JournalMode = 'delete' | 'wal';
+
+/** The schema name copyFrom attaches its source as. */
+const COPY_SOURCE = 'ck_source';
 
 export type OpenOptions = KeyMaterial & {
   /** Create the file when it does not exist (default false). */
@@ -273,6 +277,35 @@ export class Database {
         }
       } finally {
         key.fill(0);
+      }
+    });
+  }
+
+  /**
+   * Fills this database, new and empty, with everything in the one at
+   * `sourcePath` (same cipher settings, opened with `sourceKey`), table by
+   * table as SQLCipher's sqlcipher_export() does (logical-copy.ts). A new
+   * file opened under the new key and filled so is how a SQLCipher 3 file
+   * changes its key (see rekey).
+   */
+  copyFrom(sourcePath: string, sourceKey: KeyMaterial): Promise<void> {
+    validateKeyMaterial(sourceKey);
+    return this.#serial('copyFrom()', async () => {
+      const source = this.host.resolve(sourcePath);
+      await this.host.prepare(source, false);
+      try {
+        // Bound, never in the SQL text: the key must not reach an error message.
+        const key = sourceKey.key !== undefined ? `x'${toHex(sourceKey.key)}'` : sourceKey.password!;
+        await this.#runResult(`ATTACH ? AS ${COPY_SOURCE} KEY ?`, [source, key]);
+        try {
+          await copyInto({ run: (sql) => this.#run(sql), query: (sql) => this.#query(sql) }, COPY_SOURCE);
+        } finally {
+          await this.#run(`DETACH ${COPY_SOURCE}`);
+        }
+      } catch (e) {
+        throw toCipherkeepError(e, `cannot copy ${source}`);
+      } finally {
+        await this.host.release(source);
       }
     });
   }
