@@ -43,8 +43,8 @@ export async function copyInto(db: CopyRunner, src: string): Promise<void> {
   const tables = schema.filter((r) => r.type === 'table' && r.rootpage > 0 && r.name !== 'sqlite_sequence');
   // auto_vacuum can only be chosen before the first table; FK checks would reject rows copied parent-last
   // (this connection only makes the copy, so nothing needs them back on).
-  const [{ auto_vacuum: autoVacuum }] = await db.query<{ auto_vacuum: number }>(`PRAGMA ${src}.auto_vacuum`);
-  await db.run(`PRAGMA main.auto_vacuum = ${Number(autoVacuum)}`);
+  const [vacuum] = await db.query<{ auto_vacuum: number }>(`PRAGMA ${src}.auto_vacuum`);
+  await db.run(`PRAGMA main.auto_vacuum = ${Number(vacuum?.auto_vacuum ?? 0)}`);
   await db.run('PRAGMA foreign_keys = OFF');
   await db.run('BEGIN IMMEDIATE');
   try {
