@@ -251,14 +251,18 @@ export class Database {
    * renames it into place). `keepSalt` keeps the salt instead: the backup
    * service does, because the salt is how a database's backups are known
    * as its own (catalog.ts). A file with a plaintext header always keeps
-   * its salt (it is not in the file: whoever opens it supplies it), and a
-   * SQLCipher 3 file cannot be rekeyed by this engine (InvalidArgumentError).
+   * its salt (it is not in the file: whoever opens it supplies it). A
+   * SQLCipher 3 file cannot be rekeyed in place (sqlite3mc 2.3.3 answers
+   * every rekey of that format with SQLITE_NOTADB): this throws
+   * InvalidArgumentError, and BackupService.changePassword (CLI rotate-key)
+   * changes its key instead by copying it into a new file under the new key
+   * (copyFrom, as sqlcipher_export does) and renaming that into place.
    */
   rekey(material: KeyMaterial, options: { keepSalt?: boolean } = {}): Promise<void> {
     return this.#serial('rekey()', async () => {
       if (this.#settings.compatibility === 3) {
         // sqlite3mc (2.3.3) answers every rekey of a legacy-format file with SQLITE_NOTADB.
-        throw new InvalidArgumentError('the engine cannot change the key of a SQLCipher 3 file: convert it to SQLCipher 4 first (native SQLCipher: PRAGMA cipher_migrate), then rotate');
+        throw new InvalidArgumentError('the engine cannot change the key of a SQLCipher 3 file in place: use BackupService.changePassword (CLI rotate-key), which copies it into a new file under the new key');
       }
       // A file with a plaintext header does not hold its salt: its owner keeps it, so it must not change.
       const salt = options.keepSalt || this.#settings.plaintextHeaderSize > 0 ? this.#salt : newSalt();
