@@ -417,3 +417,16 @@ describe('interop breadth: Database.rekey on a SQLCipher 3 file', () => {
     assert.deepEqual(fs.readFileSync(file), bytes);
   });
 });
+
+describe('interop breadth: Database.copyFrom', () => {
+  it('refuses a missing source (creating nothing) and a target that already has tables', async () => {
+    const d = fresh('copy-from');
+    const target = path.join(d, 'target.db');
+    const db = await openDatabase(target, { password: 'pw', cipher: { compatibility: 3 }, create: true });
+    await assert.rejects(db.copyFrom(path.join(d, 'missing.db'), { password: 'pw' }), (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
+    assert.equal(fs.existsSync(path.join(d, 'missing.db')), false);
+    await db.exec('CREATE TABLE t (v)');
+    await assert.rejects(db.copyFrom(target, { password: 'pw' }), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && /new, empty database/.test(e.message));
+    await db.close();
+  });
+});

@@ -296,6 +296,10 @@ export class Database {
     validateKeyMaterial(sourceKey);
     return this.#serial('copyFrom()', async () => {
       const source = this.host.resolve(sourcePath);
+      // ATTACH would create a missing file (this connection may have been opened to create) and copy nothing.
+      if (!this.host.info(source).size) throw new DatabaseNotFoundError(`no database to copy at ${source}`);
+      const [{ n } = { n: 0 }] = await this.#query<{ n: number }>('SELECT count(*) AS n FROM main.sqlite_schema');
+      if (n > 0) throw new InvalidArgumentError(`copyFrom fills a new, empty database; ${this.path} has a schema`);
       await this.host.prepare(source, false);
       try {
         // Bound, never in the SQL text: the key must not reach an error message.
