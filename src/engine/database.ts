@@ -4,7 +4,7 @@
  */
 import * as SQLite from '@journeyapps/wa-sqlite';
 import {
-  cipherPragmas, deriveKey, newSalt, rawKeyLiteral, resolveSettings, toHex, validateKeyMaterial,
+  cipherPragmas, deriveKey, newSalt, rawKeyLiteral, resolveSettings, validateKeyMaterial,
   SALT_BYTES, type CipherSettings, type KeyMaterial,
 } from './cipher.ts';
 import {
@@ -15,7 +15,7 @@ import { codeOf, toCipherkeepError } from './error-map.ts';
 import { eachRow, lastChange, type Row, type RunResult } from './statements.ts';
 import type { Params } from './values.ts';
 import { CallQueue } from './call-queue.ts';
-import { copyInto } from './logical-copy.ts';
+import { copyFile } from './logical-copy.ts';
 import type { Engine } from './engine.ts';
 import type { HostVFS } from '../vfs/host-vfs.ts';
 
@@ -23,9 +23,6 @@ export type { Params, SqlValue } from './values.ts';
 export type { Row, RunResult } from './statements.ts';
 
 export type JournalMode = 'delete' | 'wal';
-
-/** The schema name copyFrom attaches its source as. */
-const COPY_SOURCE = 'ck_source';
 
 export type OpenOptions = KeyMaterial & {
   /** Create the file when it does not exist (default false). */
@@ -294,28 +291,8 @@ export class Database {
    */
   copyFrom(sourcePath: string, sourceKey: KeyMaterial): Promise<void> {
     validateKeyMaterial(sourceKey);
-    return this.#serial('copyFrom()', async () => {
-      const source = this.host.resolve(sourcePath);
-      // ATTACH would create a missing file (this connection may have been opened to create) and copy nothing.
-      if (!this.host.info(source).size) throw new DatabaseNotFoundError(`no database to copy at ${source}`);
-      const [{ n } = { n: 0 }] = await this.#query<{ n: number }>('SELECT count(*) AS n FROM main.sqlite_schema');
-      if (n > 0) throw new InvalidArgumentError(`copyFrom fills a new, empty database; ${this.path} has a schema`);
-      await this.host.prepare(source, false);
-      try {
-        // Bound, never in the SQL text: the key must not reach an error message.
-        const key = sourceKey.key !== undefined ? `x'${toHex(sourceKey.key)}'` : sourceKey.password!;
-        await this.#runResult(`ATTACH ? AS ${COPY_SOURCE} KEY ?`, [source, key]);
-        try {
-          await copyInto({ run: (sql) => this.#run(sql), query: (sql) => this.#query(sql) }, COPY_SOURCE);
-        } finally {
-          await this.#run(`DETACH ${COPY_SOURCE}`);
-        }
-      } catch (e) {
-        throw toCipherkeepError(e, `cannot copy ${source}`);
-      } finally {
-        await this.host.release(source);
-      }
-    });
+    const sql = { run: (q: string) => this.#run(q), query: <T extends Row>(q: string, p?: Params) => this.#query<T>(q, p) };
+    return this.#serial('copyFrom()', () => copyFile(sql, this.host, this.path, sourcePath, sourceKey));
   }
 
   /** Reads raw (still encrypted) bytes of the file at `offset` into `into`, beside SQLite; returns the count. */

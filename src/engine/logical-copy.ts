@@ -13,12 +13,43 @@
  * table without INTEGER PRIMARY KEY would otherwise renumber its rows).
  */
 import type { Row } from './statements.ts';
-import { CorruptDatabaseError } from './errors.ts';
+import type { Params } from './values.ts';
+import { toHex, type KeyMaterial } from './cipher.ts';
+import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError } from './errors.ts';
+import { toCipherkeepError } from './error-map.ts';
+import type { HostVFS } from '../vfs/host-vfs.ts';
 
 /** How the copy reaches the connection whose main database is the (empty) target. */
 export interface CopyRunner {
   run(sql: string): Promise<void>;
-  query<T extends Row>(sql: string): Promise<T[]>;
+  query<T extends Row>(sql: string, params?: Params): Promise<T[]>;
+}
+
+/** The schema name the source is attached as. */
+const SOURCE = 'ck_source';
+
+/** Database.copyFrom: attaches the file at `sourcePath` with `sourceKey` (the target's cipher settings) and copies it into `target`. */
+export async function copyFile(db: CopyRunner, host: HostVFS<unknown>, target: string, sourcePath: string, sourceKey: KeyMaterial): Promise<void> {
+  const source = host.resolve(sourcePath);
+  // ATTACH would create a missing file (the target's connection may have been opened to create) and copy nothing.
+  if (!host.info(source).size) throw new DatabaseNotFoundError(`no database to copy at ${source}`);
+  const [{ n } = { n: 0 }] = await db.query<{ n: number }>('SELECT count(*) AS n FROM main.sqlite_schema');
+  if (n > 0) throw new InvalidArgumentError(`copyFrom fills a new, empty database; ${target} has a schema`);
+  await host.prepare(source, false);
+  try {
+    // Bound, never in the SQL text: the key must not reach an error message.
+    const key = sourceKey.key !== undefined ? `x'${toHex(sourceKey.key)}'` : sourceKey.password!;
+    await db.query(`ATTACH ? AS ${SOURCE} KEY ?`, [source, key]);
+    try {
+      await copyInto(db, SOURCE);
+    } finally {
+      await db.run(`DETACH ${SOURCE}`);
+    }
+  } catch (e) {
+    throw toCipherkeepError(e, `cannot copy ${source}`);
+  } finally {
+    await host.release(source);
+  }
 }
 
 /** Header values kept for the application (sqlcipher_export copies the same ones, and schema_version past the source's). */
