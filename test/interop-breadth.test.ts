@@ -41,8 +41,6 @@ interface Kind {
   secret: () => Secret;
   /** Extra content (beyond the common tables), run natively. */
   fill?: (db: import('@signalapp/sqlcipher').default) => void;
-  /** Why rotate-key must refuse this kind (and leave it as it was), if it must. */
-  noRotate?: RegExp;
   /** Checks through the engine itself, on the restored database. */
   direct?: (db: Database) => Promise<void>;
   /** What verification must note. */
@@ -53,7 +51,21 @@ const SALT = crypto.randomBytes(16);
 const FTS_DUMP = fs.readFileSync(path.join(HERE, 'fixtures/fts-rtree.sql'), 'utf8');
 
 const KINDS: Kind[] = [
-  { name: 'SQLCipher 3 (cipher_compatibility = 3)', native: ['cipher_compatibility = 3'], cipher: { compatibility: 3 }, cliArgs: ['--compat', '3'], secret: () => ({ password: `v3 pw ${n}` }), noRotate: /cannot change the key of a SQLCipher 3 file/ },
+  {
+    name: 'SQLCipher 3 (cipher_compatibility = 3)', native: ['cipher_compatibility = 3'], cipher: { compatibility: 3 }, cliArgs: ['--compat', '3'],
+    secret: () => ({ password: `v3 pw ${n}` }),
+    // Everything a rotate-key must carry over: it rewrites a v3 file table by table (the engine cannot rekey it in place).
+    fill: (db) => db.exec(`CREATE TABLE plain (v);
+      WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 50) INSERT INTO plain SELECT 'row ' || i FROM c;
+      DELETE FROM plain WHERE rowid % 7 = 0;
+      CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT, label TEXT UNIQUE);
+      INSERT INTO counted (label) VALUES ('a'), ('b'), ('c'); DELETE FROM counted WHERE label = 'c';
+      CREATE INDEX pet_name ON pet (name);
+      CREATE VIEW pets_of_ada AS SELECT pet.name FROM pet JOIN owner ON owner.id = pet.owner WHERE owner.name = 'ada';
+      CREATE TRIGGER count_pets AFTER INSERT ON pet BEGIN INSERT INTO counted (label) VALUES (new.name); END;
+      CREATE VIRTUAL TABLE search USING fts5(body); INSERT INTO search SELECT v FROM plain;
+      PRAGMA user_version = 42; PRAGMA application_id = 0x0c1f4e21;`),
+  },
   {
     name: 'plaintext header (32 bytes) with an explicit cipher_salt',
     native: ['cipher_plaintext_header_size = 32', `cipher_salt = "x'${hex(SALT)}'"`],
@@ -93,6 +105,9 @@ function makeNative(kind: Kind, file: string, secret: Secret): void {
 interface NativeView {
   master: unknown[];
   counts: Record<string, number>;
+  /** Every row of every ordinary table, rowid first where there is one. */
+  rows: Record<string, unknown[]>;
+  header: unknown[];
   integrity: unknown[];
   foreignKeys: unknown[];
 }
@@ -102,11 +117,14 @@ function nativeView(file: string, pragmas: string[]): NativeView {
   return withNative(file, pragmas, (db) => {
     const master = db.prepare('SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name').all();
     const counts: Record<string, number> = {};
+    const rows: Record<string, unknown[]> = {};
     for (const { name, sql } of master as Array<{ name: string; sql: string | null; type: string }>) {
       if ((master as Array<{ name: string; type: string }>).find((m) => m.name === name)?.type !== 'table' || /^\s*create\s+virtual/i.test(sql ?? '')) continue;
       counts[name] = (db.prepare(`SELECT count(*) AS n FROM "${name}"`).get() as { n: number }).n;
+      rows[name] = db.prepare(/without\s+rowid\s*$/i.test(sql ?? '') ? `SELECT * FROM "${name}" ORDER BY 1` : `SELECT rowid AS _rowid, * FROM "${name}" ORDER BY rowid`).all();
     }
-    return { master, counts, integrity: db.prepare('PRAGMA integrity_check').all(), foreignKeys: db.prepare('PRAGMA foreign_key_check').all() };
+    const header = db.prepare('SELECT * FROM pragma_user_version, pragma_application_id').all();
+    return { master, counts, rows, header, integrity: db.prepare('PRAGMA integrity_check').all(), foreignKeys: db.prepare('PRAGMA foreign_key_check').all() };
   });
 }
 
@@ -115,6 +133,18 @@ function assertSame(actual: NativeView, expected: NativeView, what: string): voi
   assert.deepEqual(actual.foreignKeys, [], `${what}: foreign_key_check`);
   assert.deepEqual(actual.master, expected.master, `${what}: sqlite_master`);
   assert.deepEqual(actual.counts, expected.counts, `${what}: row counts`);
+  assert.deepEqual(actual.rows, expected.rows, `${what}: rows`);
+  assert.deepEqual(actual.header, expected.header, `${what}: user_version, application_id`);
+}
+
+/** Every backup in `dir` opens natively under `secret` and under no other, the one the old password opened included. */
+function assertOnlyUnder(dir: string, secret: Secret, old: Secret, pragmas: string[], expected: NativeView): void {
+  const backups = onlyBackups(dir);
+  assert.ok(backups.length >= 1, 'a backup remains');
+  for (const b of backups) {
+    assertSame(nativeView(b, [nativeKey(secret), ...pragmas]), expected, `backup ${path.basename(b)}`);
+    assert.throws(() => nativeView(b, [nativeKey(old), ...pragmas]), `the old secret opens ${path.basename(b)}`);
+  }
 }
 
 const onlyBackups = (d: string) => fs.readdirSync(d).filter((f) => f.endsWith('.db')).map((f) => path.join(d, f)).sort();
@@ -142,22 +172,15 @@ for (const kind of KINDS) {
       const backup = json(backedUp).backupPath as string;
       assertSame(nativeView(backup, [nativeKey(secret), ...kind.native]), before, 'backup');
 
-      let next: Secret = 'password' in secret ? { password: `${secret.password} next` } : { keyHex: crypto.randomBytes(32).toString('hex') };
+      const next: Secret = 'password' in secret ? { password: `${secret.password} next` } : { keyHex: crypto.randomBytes(32).toString('hex') };
       const nk = cliKey(next, true);
       const rotated = await cli(['rotate-key', '--db', db, '--backup-dir', backups, ...kind.cliArgs, ...k.args, ...nk.args, '--json', '--quiet'], { env: { ...k.env, ...nk.env } });
-      let rotatedBackup = backup;
-      if (kind.noRotate) {
-        assert.notEqual(rotated.code, 0);
-        assert.match(json(rotated).error, kind.noRotate);
-        assert.equal(json(rotated).passwordChanged, false);
-        next = secret;
-      } else {
-        assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
-        assert.throws(() => nativeView(db, [nativeKey(secret), ...kind.native]), 'the old secret no longer opens it');
-        rotatedBackup = json(rotated).backupPath as string;
-      }
+      assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
+      assert.throws(() => nativeView(db, [nativeKey(secret), ...kind.native]), 'the old secret no longer opens it');
+      const rotatedBackup = json(rotated).backupPath as string;
       assertSame(nativeView(db, [nativeKey(next), ...kind.native]), before, 'database after rotate-key');
       assertSame(nativeView(rotatedBackup, [nativeKey(next), ...kind.native]), before, 'backup after rotate-key');
+      assertOnlyUnder(backups, next, secret, kind.native, before);
 
       // Change the database natively, then restore the backup over it: the backup's rows come back.
       withNative(db, [nativeKey(next), ...kind.native], (x) => x.exec('DELETE FROM pet WHERE id > 10'));
@@ -184,18 +207,14 @@ for (const kind of KINDS) {
       for (const note of kind.notes ?? []) assert.ok(check.ok && check.notes?.some((x) => note.test(x)), `note ${note}`);
       assertSame(nativeView(made.backupPath!, [nativeKey(secret), ...kind.native]), before, 'backup');
 
-      let next: Secret = 'password' in secret ? { password: `${secret.password} api` } : { keyHex: crypto.randomBytes(32).toString('hex') };
+      const next: Secret = 'password' in secret ? { password: `${secret.password} api` } : { keyHex: crypto.randomBytes(32).toString('hex') };
       const changed = await service(secret).changePassword(apiKey(next));
-      let restoreFrom = changed.backupPath!;
-      if (kind.noRotate) {
-        assert.equal(changed.success, false);
-        assert.equal(changed.errorCode, 'INVALID_ARGUMENT');
-        assert.match(changed.error!, kind.noRotate);
-        [next, restoreFrom] = [secret, made.backupPath!];
-      } else {
-        assert.equal(changed.success, true, changed.error);
-      }
+      assert.equal(changed.success, true, changed.error);
+      const restoreFrom = changed.backupPath!;
+      assert.throws(() => nativeView(db, [nativeKey(secret), ...kind.native]), 'the old secret no longer opens it');
       assertSame(nativeView(db, [nativeKey(next), ...kind.native]), before, 'database after changePassword');
+      assertOnlyUnder(path.join(d, 'backups'), next, secret, kind.native, before);
+      assert.deepEqual((await service(next).listBackups()).map((b) => b.path), [restoreFrom], 'the new backup is listed as this database\'s');
 
       withNative(db, [nativeKey(next), ...kind.native], (x) => x.exec('DELETE FROM pet WHERE owner = 2; DELETE FROM owner WHERE id = 2'));
       const restored = await service(next).restoreBackup(restoreFrom);
@@ -383,5 +402,31 @@ describe('interop breadth: incremental backups (the page store)', () => {
     const bp = path.join(d, 'bp');
     const files = fs.existsSync(bp) ? fs.readdirSync(bp, { recursive: true }).map(String).filter((f) => fs.statSync(path.join(bp, f)).isFile() && !f.includes('.cipherkeep-lock')) : [];
     assert.deepEqual(files, [], 'no generation, pack or manifest was written');
+  });
+});
+
+describe('interop breadth: Database.rekey on a SQLCipher 3 file', () => {
+  it('refuses (the engine cannot rekey that format in place), names the way that works, and leaves the file as it was', async () => {
+    const d = fresh('v3-rekey');
+    const file = path.join(d, 'old.db');
+    withNative(file, ["key = 'before'", 'cipher_compatibility = 3'], (db) => db.exec('CREATE TABLE t (v); INSERT INTO t VALUES (1)'));
+    const bytes = fs.readFileSync(file);
+    const db = await openDatabase(file, { password: 'before', cipher: { compatibility: 3 } });
+    await assert.rejects(db.rekey({ password: 'after' }), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && /in place: use BackupService.changePassword \(CLI rotate-key\)/.test(e.message));
+    await db.close();
+    assert.deepEqual(fs.readFileSync(file), bytes);
+  });
+});
+
+describe('interop breadth: Database.copyFrom', () => {
+  it('refuses a missing source (creating nothing) and a target that already has tables', async () => {
+    const d = fresh('copy-from');
+    const target = path.join(d, 'target.db');
+    const db = await openDatabase(target, { password: 'pw', cipher: { compatibility: 3 }, create: true });
+    await assert.rejects(db.copyFrom(path.join(d, 'missing.db'), { password: 'pw' }), (e: Error & { code?: string }) => e.code === 'NOT_FOUND');
+    assert.equal(fs.existsSync(path.join(d, 'missing.db')), false);
+    await db.exec('CREATE TABLE t (v)');
+    await assert.rejects(db.copyFrom(target, { password: 'pw' }), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT' && /new, empty database/.test(e.message));
+    await db.close();
   });
 });

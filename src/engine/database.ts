@@ -15,6 +15,7 @@ import { codeOf, toCipherkeepError } from './error-map.ts';
 import { eachRow, lastChange, type Row, type RunResult } from './statements.ts';
 import type { Params } from './values.ts';
 import { CallQueue } from './call-queue.ts';
+import { copyFile } from './logical-copy.ts';
 import type { Engine } from './engine.ts';
 import type { HostVFS } from '../vfs/host-vfs.ts';
 
@@ -247,14 +248,18 @@ export class Database {
    * renames it into place). `keepSalt` keeps the salt instead: the backup
    * service does, because the salt is how a database's backups are known
    * as its own (catalog.ts). A file with a plaintext header always keeps
-   * its salt (it is not in the file: whoever opens it supplies it), and a
-   * SQLCipher 3 file cannot be rekeyed by this engine (InvalidArgumentError).
+   * its salt (it is not in the file: whoever opens it supplies it). A
+   * SQLCipher 3 file cannot be rekeyed in place (sqlite3mc 2.3.3 answers
+   * every rekey of that format with SQLITE_NOTADB): this throws
+   * InvalidArgumentError, and BackupService.changePassword (CLI rotate-key)
+   * changes its key instead by copying it into a new file under the new key
+   * (copyFrom, as sqlcipher_export does) and renaming that into place.
    */
   rekey(material: KeyMaterial, options: { keepSalt?: boolean } = {}): Promise<void> {
     return this.#serial('rekey()', async () => {
       if (this.#settings.compatibility === 3) {
         // sqlite3mc (2.3.3) answers every rekey of a legacy-format file with SQLITE_NOTADB.
-        throw new InvalidArgumentError('the engine cannot change the key of a SQLCipher 3 file: convert it to SQLCipher 4 first (native SQLCipher: PRAGMA cipher_migrate), then rotate');
+        throw new InvalidArgumentError('the engine cannot change the key of a SQLCipher 3 file in place: use BackupService.changePassword (CLI rotate-key), which copies it into a new file under the new key');
       }
       // A file with a plaintext header does not hold its salt: its owner keeps it, so it must not change.
       const salt = options.keepSalt || this.#settings.plaintextHeaderSize > 0 ? this.#salt : newSalt();
@@ -275,6 +280,19 @@ export class Database {
         key.fill(0);
       }
     });
+  }
+
+  /**
+   * Fills this database, new and empty, with everything in the one at
+   * `sourcePath` (same cipher settings, opened with `sourceKey`), table by
+   * table as SQLCipher's sqlcipher_export() does (logical-copy.ts). A new
+   * file opened under the new key and filled so is how a SQLCipher 3 file
+   * changes its key (see rekey).
+   */
+  copyFrom(sourcePath: string, sourceKey: KeyMaterial): Promise<void> {
+    validateKeyMaterial(sourceKey);
+    const sql = { run: (q: string) => this.#run(q), query: <T extends Row>(q: string, p?: Params) => this.#query<T>(q, p) };
+    return this.#serial('copyFrom()', () => copyFile(sql, this.host, this.path, sourcePath, sourceKey));
   }
 
   /** Reads raw (still encrypted) bytes of the file at `offset` into `into`, beside SQLite; returns the count. */
