@@ -4,35 +4,8 @@
  * worker, only OPFS left), and an older generation is restored; the restored
  * file opens in native SQLCipher.
  */
-import { test, expect, type Page } from '@playwright/test';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import NativeDatabase from '@signalapp/sqlcipher';
-
-const bytesOf = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
-
-function nativeRows(bytes: Uint8Array, password: string, sql: string): unknown[] {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cipherkeep-browser-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'x.db'), bytes);
-    const db = new NativeDatabase(path.join(dir, 'x.db'));
-    try {
-      db.pragma(`key = '${password}'`);
-      return db.prepare(sql).all();
-    } finally {
-      db.close();
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function harness(page: Page): Promise<void> {
-  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
-  await page.goto('/harness/');
-  await expect(page.locator('#status')).toHaveText('ready');
-}
+import { test, expect } from '@playwright/test';
+import { bytesOf, harness, nativeRows } from './native.ts';
 
 test('incremental backups from OPFS; after a reload an older generation restores', async ({ page }) => {
   await harness(page);

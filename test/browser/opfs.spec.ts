@@ -3,36 +3,14 @@
  * Comlink client, backups, two pages at once, quota, downloads, the example.
  * Each test gets a fresh context, so a fresh, empty OPFS.
  */
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import NativeDatabase from '@signalapp/sqlcipher';
+import { bytesOf, harness, nativeRows } from './native.ts';
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-const bytesOf = (base64: string) => new Uint8Array(Buffer.from(base64, 'base64'));
-
-function nativeRows(bytes: Uint8Array, password: string, sql: string): unknown[] {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cipherkeep-browser-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'x.db'), bytes);
-    const db = new NativeDatabase(path.join(dir, 'x.db'));
-    try {
-      db.pragma(`key = '${password}'`);
-      return db.prepare(sql).all();
-    } finally {
-      db.close();
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-async function harness(page: Page): Promise<void> {
-  page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
-  await page.goto('/harness/');
-  await expect(page.locator('#status')).toHaveText('ready');
-}
 
 test('create, verify, list, prune, purge and refresh in OPFS; the file is really encrypted', async ({ page }) => {
   await harness(page);
