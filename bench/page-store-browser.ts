@@ -16,6 +16,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
 import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
+import { browserRssMB } from './browser-memory.ts';
 
 const { values } = parseArgs({
   options: { size: { type: 'string', default: '500' }, days: { type: 'string', default: '5' }, name: { type: 'string', default: 'page-store-browser' }, out: { type: 'string' } },
@@ -25,25 +26,6 @@ const days = Number(values.days);
 const here = import.meta.dirname;
 const results = path.resolve(values.out ?? path.join(here, 'results'));
 const port = 4198;
-
-/** Resident memory of every Chromium process started by this one, in MB. */
-function browserRssMB(): number {
-  const procs = new Map<number, { ppid: number; chromium: boolean; kb: number }>();
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-      procs.set(Number(pid), { ppid: field('PPid'), chromium: /Name:\s+chrom/.test(status), kb: field('VmRSS') });
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  const ours = (pid: number): boolean => pid === process.pid || (procs.has(pid) && pid > 1 && ours(procs.get(pid)!.ppid));
-  let kb = 0;
-  for (const [pid, p] of procs) if (p.chromium && ours(pid)) kb += p.kb;
-  return kb / 1024;
-}
 
 /** Runs `fn` while sampling memory: its result, its time, and the peak growth. */
 async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; peakGrowthMB: number }> {

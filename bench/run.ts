@@ -18,6 +18,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { chromium, type Browser, type BrowserContext } from '@playwright/test';
 import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
+import { browserRssMB } from './browser-memory.ts';
 
 const { values } = parseArgs({
   options: { sizes: { type: 'string', default: '30,100' }, reps: { type: 'string', default: '3' }, modes: { type: 'string', default: 'delete,wal' }, 'no-browser': { type: 'boolean' }, 'no-s3': { type: 'boolean' }, name: { type: 'string', default: 'latest' }, out: { type: 'string' } },
@@ -53,25 +54,6 @@ function copyRun(file: string): Run {
   const ms = performance.now() - t0;
   fs.rmSync(target);
   return { openMs: 0, exportMs: ms, verifyMs: 0, totalMs: ms, bytes: fs.statSync(file).size };
-}
-
-/** Resident memory, in MB, of every Chromium process this benchmark started (page, worker, storage and browser processes alike). */
-function browserRssMB(): number {
-  const procs = new Map<number, { ppid: number; chromium: boolean; kb: number }>();
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-      procs.set(Number(pid), { ppid: field('PPid'), chromium: /Name:\s+chrom/.test(status), kb: field('VmRSS') });
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  const ours = (pid: number): boolean => pid === process.pid || (procs.has(pid) && pid > 1 && ours(procs.get(pid)!.ppid));
-  let kb = 0;
-  for (const [pid, p] of procs) if (p.chromium && ours(pid)) kb += p.kb;
-  return kb / 1024;
 }
 
 type BrowserResult = Run[] | { failed: string };
