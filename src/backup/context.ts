@@ -6,13 +6,15 @@
  */
 import type { KeyMaterial } from '../engine/cipher.ts';
 import { CipherkeepError, InUseError, OtherDatabaseError, StorageFullError } from '../engine/errors.ts';
-import { fromHostError } from '../engine/error-map.ts';
+import { fromHostError, messageOf } from '../engine/error-map.ts';
 import type { FileStore, HeldLock } from '../files/file-store.ts';
 import type { KeyProfile } from './key-profiles.ts';
 import type { DatabaseCopies } from './copies.ts';
 import { identityOf, sameIdentity } from './catalog.ts';
 import type { BackupHost, Logger, OnProgress } from './types.ts';
 import { verifyFile, type VerifyContext, type VerifyDepth, type VerifyResult } from './verify.ts';
+
+export { messageOf };
 
 /** The locks every operation that changes files holds: the database's and the backup directory's. */
 export interface Held {
@@ -104,10 +106,6 @@ export class ServiceContext {
       return false;
     }
   }
-}
-
-export function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** The stable code of a failure: ours, or a host error (errno) mapped to one of ours, never a raw errno. */

@@ -11,7 +11,7 @@ import { CorruptDatabaseError, DatabaseNotFoundError } from '../engine/errors.ts
 import type { FileStore } from '../files/file-store.ts';
 import { identityOf } from './catalog.ts';
 import type { KeyProfile } from './key-profiles.ts';
-import { hex } from './page-store/format.ts';
+import { fromHex, toHex } from '../engine/bytes.ts';
 import { deriveStoreKeys } from './page-store/seal.ts';
 import { scanStore, type Anchor } from './page-store/state.ts';
 
@@ -36,7 +36,7 @@ export class GenerationKeys {
 
   /** The store's public id of a raw key (what manifest headers carry). */
   static async keyIdOf(raw: Uint8Array): Promise<string> {
-    return hex((await deriveStoreKeys(raw)).keyId);
+    return toHex((await deriveStoreKeys(raw)).keyId);
   }
 
   /** The anchor for generations under `keyId`; none when there is none kept or it is another key's (a rekey outside the service). */
@@ -92,7 +92,7 @@ export class GenerationKeys {
 
   /** Notes `salt` in the store (an empty file named by it); with `only`, forgets every other salt. */
   async noteSalt(salt: Uint8Array, only = false): Promise<void> {
-    const name = `${SALT_NOTE_PREFIX}${hex(salt)}`;
+    const name = `${SALT_NOTE_PREFIX}${toHex(salt)}`;
     for (const s of await this.files.list(this.dir, SALT_NOTE_PREFIX)) {
       if (only && s.name !== name) await this.files.remove(this.files.join(this.dir, s.name));
     }
@@ -116,13 +116,13 @@ export class GenerationKeys {
     const material = await this.profile.keyFor(secret, this.files, this.databasePath);
     if (material.key !== undefined) return material.key;
     const settings = resolveSettings(this.profile.cipher);
-    const held = new Set((await scanStore(this.files, this.dir)).manifests.flatMap((m) => (m.header ? [hex(m.header.keyId)] : [])));
+    const held = new Set((await scanStore(this.files, this.dir)).manifests.flatMap((m) => (m.header ? [toHex(m.header.keyId)] : [])));
     const salts = new Map<string, Uint8Array>();
     const own = await identityOf(this.files, this.databasePath);
-    if (own && own.length === SALT_BYTES) salts.set(hex(own), own);
+    if (own && own.length === SALT_BYTES) salts.set(toHex(own), own);
     for (const s of await this.files.list(this.dir, SALT_NOTE_PREFIX)) {
       const m = /^salt-([0-9a-f]{32})$/.exec(s.name);
-      if (m) salts.set(m[1]!, Uint8Array.from(m[1]!.match(/../g)!, (b) => parseInt(b, 16)));
+      if (m) salts.set(m[1]!, fromHex(m[1]!));
     }
     let first: Uint8Array | undefined;
     for (const salt of salts.values()) {

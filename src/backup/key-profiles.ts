@@ -3,10 +3,11 @@
  * SQLCipher 4; `referenceApp` reproduces the application this service was
  * ported from, whose key depends on a salt kept in a file beside the database.
  */
-import { toHex, type CipherSettings, type KeyMaterial } from '../engine/cipher.ts';
+import type { CipherSettings, KeyMaterial } from '../engine/cipher.ts';
 import type { JournalMode } from '../engine/database.ts';
 import { AlreadyExistsError, InvalidArgumentError, WrongKeyError } from '../engine/errors.ts';
 import type { FileStore } from '../files/file-store.ts';
+import { toHex } from '../engine/bytes.ts';
 
 export interface KeyProfile {
   readonly name: string;

@@ -23,6 +23,7 @@
  */
 import { createHMAC, createSHA1, createSHA256, createSHA512 } from 'hash-wasm';
 import type { CipherSettings, HashAlgorithm } from '../engine/cipher.ts';
+import { bytesEqual } from '../engine/bytes.ts';
 
 const KDF_HASH: Record<HashAlgorithm, string> = { SHA1: 'SHA-1', SHA256: 'SHA-256', SHA512: 'SHA-512' };
 const HASHER = { SHA1: createSHA1, SHA256: createSHA256, SHA512: createSHA512 };
@@ -79,7 +80,7 @@ export async function checkPageHmacs(
         hmac.init();
         hmac.update(page.subarray(first + i === 0 ? skip : 0, covered));
         hmac.update(pgno);
-        if (!equal(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes))) return { ok: false, page: first + i + 1 };
+        if (!bytesEqual(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes))) return { ok: false, page: first + i + 1 };
       }
       onBytes?.((first + count) * pageSize);
       await pause.next();
@@ -88,12 +89,6 @@ export async function checkPageHmacs(
   } finally {
     pause.close();
   }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**
@@ -141,7 +136,7 @@ export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, sett
       hmac.init();
       hmac.update(page.subarray(pgno === 1 ? skip : 0, covered));
       hmac.update(pgnoBytes);
-      return equal(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes));
+      return bytesEqual(hmac.digest('binary').subarray(0, macBytes), page.subarray(covered, covered + macBytes));
     },
   };
 }

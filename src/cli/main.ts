@@ -18,6 +18,7 @@ import { formatBytes, plural } from './format.ts';
 import { isRemoteRun, runRemote } from './s3.ts';
 import type { TargetSpec } from '../backup/targets.ts';
 import * as generations from './generations.ts';
+import { fromHex } from '../engine/bytes.ts';
 
 /** Exit codes, documented in the README; distinct so scripts can act on them. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, VERIFY_FAILED: 3, WRONG_PASSWORD: 4, LOCK_HELD: 5, NO_SPACE: 6 } as const;
@@ -353,7 +354,7 @@ function keyProfile(flags: Flags): KeyProfile {
   set('plaintextHeaderSize', wholeNumber(flags['plaintext-header'], 'plaintext-header'));
   if (flags.salt !== undefined) {
     if (!/^[0-9a-fA-F]{32}$/.test(flags.salt)) usage('--salt is the 16-byte KDF salt as 32 hexadecimal digits');
-    cipher.salt = Uint8Array.from(flags.salt.match(/../g)!, (b) => parseInt(b, 16));
+    cipher.salt = fromHex(flags.salt);
   }
   try {
     resolveSettings(cipher); // bad settings are bad usage, whatever the command

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import { InvalidArgumentError } from '../engine/errors.ts';
+import { fromHex } from '../engine/bytes.ts';
 
 export interface SecretSource {
   env?: string;
@@ -57,7 +58,7 @@ export function readRawKey(source: { env?: string; fd?: string; what?: string })
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
     throw new InvalidArgumentError(`the ${what} must be 64 hexadecimal digits (a raw 32-byte key); got ${hex.length} characters${/[^0-9a-fA-F]/.test(hex) ? ', not all hexadecimal' : ''}`);
   }
-  return Uint8Array.from(hex.match(/../g)!, (b) => parseInt(b, 16));
+  return fromHex(hex);
 }
 
 /**

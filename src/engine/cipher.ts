@@ -5,6 +5,7 @@
  * crypto.getRandomValues — never whatever the cipher layer read from a VFS.
  */
 import { InvalidArgumentError } from './errors.ts';
+import { toHex } from './bytes.ts';
 
 export type HashAlgorithm = 'SHA1' | 'SHA256' | 'SHA512';
 
@@ -159,12 +160,6 @@ export async function deriveKey(
 /** A fresh random KDF salt. */
 export function newSalt(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(SALT_BYTES));
-}
-
-export function toHex(bytes: Uint8Array): string {
-  let hex = '';
-  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
-  return hex;
 }
 
 /**

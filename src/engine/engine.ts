@@ -8,7 +8,7 @@ import SQLiteESMFactory from '@journeyapps/wa-sqlite/dist/mc-wa-sqlite.mjs';
 import * as SQLite from '@journeyapps/wa-sqlite';
 import { ENGINE_PIN } from './pin.ts';
 import { EngineLoadError } from './errors.ts';
-import { toHex } from './cipher.ts';
+import { toHex } from './bytes.ts';
 import type { HostVFS } from '../vfs/host-vfs.ts';
 
 export interface Engine {

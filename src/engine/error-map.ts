@@ -85,6 +85,6 @@ const HOST_ERRORS: Record<string, new (message: string, options?: { cause?: unkn
   NoModificationAllowedError: BusyError, // OPFS: another tab holds the file's access handle
 };
 
-function messageOf(e: unknown): string {
+export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

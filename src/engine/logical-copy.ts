@@ -14,10 +14,11 @@
  */
 import type { Row } from './statements.ts';
 import type { Params } from './values.ts';
-import { toHex, type KeyMaterial } from './cipher.ts';
+import type { KeyMaterial } from './cipher.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError } from './errors.ts';
 import { toCipherkeepError } from './error-map.ts';
 import type { HostVFS } from '../vfs/host-vfs.ts';
+import { toHex } from './bytes.ts';
 
 /** How the copy reaches the connection whose main database is the (empty) target. */
 export interface CopyRunner {

@@ -4,6 +4,7 @@
  * methods and gets the whole backup service. Paths are host strings joined
  * with `join`; the service never parses them beyond that.
  */
+import { randomHex } from '../engine/bytes.ts';
 
 export interface FileInfo {
   /** Last path segment. */
@@ -45,7 +46,7 @@ export interface HeldLock {
  * (Web Locks, one realm's mutex): no takeover, so every other holding is over.
  */
 export function platformLock(release: Release): HeldLock {
-  const token = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
+  const token = randomHex(6);
   return { token, check: async () => {}, mayBeAlive: async (t) => t === token, release };
 }
 

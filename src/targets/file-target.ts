@@ -8,6 +8,7 @@ import { CipherkeepError, InvalidArgumentError, TargetNotFoundError } from '../e
 import { fromHostError } from '../engine/error-map.ts';
 import type { FileStore } from '../files/file-store.ts';
 import type { BackupTarget, TargetObject } from './target.ts';
+import { randomHex } from '../engine/bytes.ts';
 
 /** Temporary names start with this; object names may not, so list never shows one. */
 const STAGING = '.cipherkeep-put-';
@@ -98,8 +99,7 @@ export class FileTarget implements BackupTarget {
   async put(name: string, size: number, source: (offset: number, length: number) => Promise<Uint8Array>, onProgress?: (done: number) => void): Promise<void> {
     const path = this.#path(name);
     if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError(`bad size ${size}`);
-    const token = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, '0')).join('');
-    const staged = this.files.join(this.dir, `${STAGING}${token}`);
+    const staged = this.files.join(this.dir, `${STAGING}${randomHex(6)}`);
     await this.#ensureDir();
     const writer = await this.files.create(staged).catch((e) => { throw this.#missingDir(e) ?? typed(e, `${this.id}: create ${name}`); });
     try {

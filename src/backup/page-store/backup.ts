@@ -12,7 +12,8 @@ import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, Wron
 import { readInto, type FileStore, type HeldLock } from '../../files/file-store.ts';
 import { createPageVerifier } from '../page-check.ts';
 import { cleanupStore, removeStaleTmps, type CleanupResult } from './gc.ts';
-import { bytesEqual, encodeLogical, FINGERPRINT_BYTES, hex, locate, SALT_BYTES, toRuns, type Logical, type RetainedEntry } from './format.ts';
+import { encodeLogical, FINGERPRINT_BYTES, locate, SALT_BYTES, toRuns, type Logical, type RetainedEntry } from './format.ts';
+import { bytesEqual, toHex } from '../../engine/bytes.ts';
 import { DEFAULT_PACK_BYTES, PackWriter } from './packs.ts';
 import { yielder, type OnPageStoreProgress } from './pages.ts';
 import { planRetention, validateRetention, type RetentionSettings } from './retention.ts';
@@ -106,7 +107,7 @@ export async function backupGeneration(
     throw new CorruptDatabaseError(`page store: the newest manifest ${head.stored.name} is damaged (${head.detail}); verify the store, and delete that file to go on from the generation before it`);
   }
   const headSeq = head.kind === 'ok' ? head.stored.seq : 0;
-  if (options.anchor && (headSeq < options.anchor.seq || (headSeq === options.anchor.seq && options.anchor.digest && head.kind === 'ok' && hex(head.manifest.digest) !== options.anchor.digest))) {
+  if (options.anchor && (headSeq < options.anchor.seq || (headSeq === options.anchor.seq && options.anchor.digest && head.kind === 'ok' && toHex(head.manifest.digest) !== options.anchor.digest))) {
     throw new CorruptDatabaseError(`page store rolled back: generation ${options.anchor.seq} was committed, the newest now is ${headSeq || 'none'}`);
   }
 
@@ -200,7 +201,7 @@ export async function backupGeneration(
       purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: options.repackBelow, repackMaxBytes: options.repackMaxBytes, packBytes, onProgress: options.onProgress, head: written.manifest,
     });
     return {
-      generation: String(seq), seq, digest: hex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,
+      generation: String(seq), seq, digest: toHex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,
       pageCount, full, cleanup,
       warnings: healed ? [`${healed} unchanged pages were written again: the packs that held them are missing or cut short (see verify)`] : [],
     };

@@ -4,6 +4,7 @@
  * in step). Pure encoding and decoding: no storage, no crypto.
  */
 import type { HashAlgorithm } from '../../engine/cipher.ts';
+import { randomHex } from '../../engine/bytes.ts';
 
 export const FORMAT_VERSION = 1;
 /** The first 8 bytes of every manifest file. */
@@ -52,8 +53,7 @@ export function parseTmpName(name: string): { token: string } | null {
 
 /** A new pack's name: 128 random bits, then the token of the holding that writes it. */
 export function newPackName(token: string): string {
-  const id = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
-  return `${PACK_PREFIX}${id}-${token}${PACK_SUFFIX}`;
+  return `${PACK_PREFIX}${randomHex(16)}-${token}${PACK_SUFFIX}`;
 }
 
 /** The token of a pack's name, or null when `name` is not a pack. */
@@ -322,16 +322,4 @@ export function locate(packs: string[], runs: Runs, pageCount: number): { names:
     for (let k = 0; k < count; k++) slot[firstPgno - 1 + k] = firstSlot + k;
   }
   return { names: packs, pack, slot };
-}
-
-export function hex(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += b.toString(16).padStart(2, '0');
-  return s;
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

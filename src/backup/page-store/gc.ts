@@ -7,7 +7,8 @@
  */
 import { CorruptDatabaseError } from '../../engine/errors.ts';
 import type { FileStore, HeldLock } from '../../files/file-store.ts';
-import { hex, locate, RUN_FIELDS, toRuns, type RetainedEntry } from './format.ts';
+import { locate, RUN_FIELDS, toRuns, type RetainedEntry } from './format.ts';
+import { toHex } from '../../engine/bytes.ts';
 import { DEFAULT_PACK_BYTES, PackWriter } from './packs.ts';
 import { fingerprintOf, PageChecker, type OnPageStoreProgress } from './pages.ts';
 import { planRetention, validateRetention, type RetentionSettings } from './retention.ts';
@@ -204,7 +205,7 @@ async function repack(
   const affected: StoredManifest[] = [];
   await each(ours, async (m, stored) => {
     const l = m.body.logical;
-    const id = `${hex(l.salt)}/${l.pageSize}/${l.hmacAlgorithm}/${l.kdfAlgorithm}`;
+    const id = `${toHex(l.salt)}/${l.pageSize}/${l.hmacAlgorithm}/${l.kdfAlgorithm}`;
     let checker = checkers.get(id);
     if (!checker) checkers.set(id, (checker = await PageChecker.create(key, l)));
     let touches = false;

@@ -6,7 +6,8 @@
  */
 import { CorruptDatabaseError } from '../../engine/errors.ts';
 import type { FileStore } from '../../files/file-store.ts';
-import { bytesEqual, newPackName } from './format.ts';
+import { newPackName } from './format.ts';
+import { bytesEqual } from '../../engine/bytes.ts';
 
 export const DEFAULT_PACK_BYTES = 4 << 20;
 const READ_BACK_BYTES = 1 << 20;

@@ -6,7 +6,8 @@
 import { SQLCIPHER4_DEFAULTS, type CipherSettings } from '../../engine/cipher.ts';
 import type { FileStore } from '../../files/file-store.ts';
 import { createPageVerifier, type PageVerifier } from '../page-check.ts';
-import { bytesEqual, FINGERPRINT_BYTES, type Logical } from './format.ts';
+import { FINGERPRINT_BYTES, type Logical } from './format.ts';
+import { bytesEqual } from '../../engine/bytes.ts';
 
 export interface PageStoreProgress {
   phase: 'scan' | 'commit' | 'cleanup' | 'restore' | 'verify';

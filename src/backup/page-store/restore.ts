@@ -7,7 +7,8 @@
 import type { JournalMode } from '../../engine/database.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, WrongKeyError } from '../../engine/errors.ts';
 import type { FileStore } from '../../files/file-store.ts';
-import { hex, locate, manifestName } from './format.ts';
+import { locate, manifestName } from './format.ts';
+import { toHex } from '../../engine/bytes.ts';
 import { fingerprintOf, PackReadError, PageGatherer, STRETCH_BYTES, PageChecker, yielder, type OnPageStoreProgress } from './pages.ts';
 import { deriveStoreKeys, type OpenedManifest } from './seal.ts';
 import { checkConsistency, scanStore, type Anchor, type Checked, type GenerationState } from './state.ts';
@@ -228,7 +229,7 @@ function describe(g: Checked): GenerationInfo {
     createdAt: l ? new Date(l.createdAtMs).toISOString() : null, full: l ? l.full : null,
     pageCount: l?.pageCount ?? null, pageSize: l?.pageSize ?? null, databaseBytes: l ? l.pageCount * l.pageSize : null,
     newPages: l?.newPages ?? null, parent: l && l.parentSeq ? String(l.parentSeq) : null,
-    digest: g.manifest ? hex(g.manifest.digest) : null, journalMode: l?.journalMode ?? null,
+    digest: g.manifest ? toHex(g.manifest.digest) : null, journalMode: l?.journalMode ?? null,
     ...(g.detail ? { detail: g.detail } : {}),
   };
 }

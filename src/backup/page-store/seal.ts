@@ -7,9 +7,9 @@
  */
 import { InvalidArgumentError } from '../../engine/errors.ts';
 import {
-  bytesEqual, decodeBody, decodeHeader, encodeBody, encodeHeader, encodeLogical, FormatError, KEY_ID_BYTES, NONCE_BYTES,
-  type ManifestBody, type ManifestHeader,
+  decodeBody, decodeHeader, encodeBody, encodeHeader, encodeLogical, FormatError, KEY_ID_BYTES, NONCE_BYTES, type ManifestBody, type ManifestHeader,
 } from './format.ts';
+import { bytesEqual } from '../../engine/bytes.ts';
 
 const HKDF_SALT = new TextEncoder().encode('cipherkeep page store v1');
 /** WebCrypto's types want ArrayBuffer-backed views; ours are (nothing here is shared memory). */

@@ -7,9 +7,9 @@
 import { CorruptDatabaseError } from '../../engine/errors.ts';
 import type { FileStore, HeldLock } from '../../files/file-store.ts';
 import {
-  bytesEqual, decodeHeader, hex, manifestName, parseManifestName, parsePackName, parseTmpName, tmpName, MANIFEST_PREFIX, PACK_PREFIX,
-  type ManifestBody, type ManifestHeader,
+  decodeHeader, manifestName, parseManifestName, parsePackName, parseTmpName, tmpName, MANIFEST_PREFIX, PACK_PREFIX, type ManifestBody, type ManifestHeader,
 } from './format.ts';
+import { bytesEqual, randomHex, toHex } from '../../engine/bytes.ts';
 import { isOpened, openManifest, sealManifest, type OpenedManifest, type OpenFailure, type StoreKeys } from './seal.ts';
 
 /** The lock holding a writer works under: its token names its temporary files and packs. */
@@ -23,7 +23,7 @@ export interface Holding {
 /** The caller's lock, or (without one) a private token that treats every other writer as gone. */
 export function holdingOf(lock?: HeldLock): Holding {
   if (lock) return lock;
-  const token = hex(crypto.getRandomValues(new Uint8Array(6)));
+  const token = randomHex(6);
   return { token, check: async () => {}, mayBeAlive: async (t) => t === token };
 }
 
@@ -210,7 +210,7 @@ export async function checkConsistency(store: FileStore, keys: StoreKeys, scan: 
     const headSeq = head.kind === 'none' ? 0 : head.stored.seq;
     if (headSeq < anchor.seq) problems.push(`rolled back: the newest generation is ${headSeq || 'none'}, but generation ${anchor.seq} was committed`);
     const at = generations.find((g) => g.seq === anchor.seq && g.manifest);
-    if (at && anchor.digest && hex(at.manifest!.digest) !== anchor.digest) problems.push(`${manifestName(anchor.seq)} is not the generation that was committed under that number`);
+    if (at && anchor.digest && toHex(at.manifest!.digest) !== anchor.digest) problems.push(`${manifestName(anchor.seq)} is not the generation that was committed under that number`);
   }
   return { head, generations, problems };
 }

@@ -15,6 +15,7 @@
 import { md5 } from 'hash-wasm';
 import { InvalidArgumentError } from '../../engine/errors.ts';
 import type { PartResult, S3Client } from './client.ts';
+import { fromHex, toHex } from '../../engine/bytes.ts';
 
 export type Source = (offset: number, length: number) => Promise<Uint8Array>;
 
@@ -34,12 +35,6 @@ export interface UploadOptions {
 
 const MIB = 1 << 20;
 
-function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
 function base64(bytes: Uint8Array): string {
   let s = '';
   for (const b of bytes) s += String.fromCharCode(b);
@@ -48,7 +43,7 @@ function base64(bytes: Uint8Array): string {
 
 /** Content-MD5's value (base64 of the raw digest) and the digest itself. */
 export async function contentMd5(body: Uint8Array): Promise<{ header: string; raw: Uint8Array }> {
-  const raw = hexToBytes(await md5(body));
+  const raw = fromHex(await md5(body));
   return { header: base64(raw), raw };
 }
 
@@ -87,7 +82,7 @@ export async function uploadObject(client: S3Client, key: string, size: number, 
         const md5 = await contentMd5(body);
         if (error !== null) return;
         const there = held.get(index + 1);
-        const etag = there && there.size === body.length && there.etag === `"${hex(md5.raw)}"`
+        const etag = there && there.size === body.length && there.etag === `"${toHex(md5.raw)}"`
           ? there.etag
           : await client.uploadPart(key, uploadId, index + 1, body, md5.header);
         parts[index] = { partNumber: index + 1, etag };
@@ -120,10 +115,6 @@ async function openUpload(client: S3Client, key: string): Promise<{ uploadId: st
   } catch {
     return undefined; // a store that cannot list uploads or parts gets a fresh upload
   }
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** The ETag S3 gives a multipart object: MD5 of the parts' raw MD5s, a dash, the part count. */
