@@ -33,8 +33,8 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number } 
   const start = (): Worker[] => {
     if (pool.length) return pool;
     pool = Array.from({ length: threads }, () => {
-      // Small heaps: a thread's garbage (an HMAC object per page) is collected early instead of piling up (memory budget: README).
-      const w = new Worker(new URL('./node-page-check-worker.mjs', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+      // No loader flags (a plain .mjs needs none; --import tsx would start a loader per thread). Small heaps: a thread's garbage (an HMAC object per page) is collected early instead of piling up (memory budget: README).
+      const w = new Worker(new URL('./node-page-check-worker.mjs', import.meta.url), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
       w.on('message', (m: { id: number; progress?: number; ok?: boolean; page?: number; error?: string }) => {
         const task = tasks.get(m.id);
         if (!task) return;
@@ -68,7 +68,7 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number } 
     }
   };
 
-  return async (path: string, key: Uint8Array, settings: Required<CipherSettings>, size: number, onBytes?: (done: number) => void) => {
+  const check: PageChecks = async (path, key, settings, size, onBytes) => {
     // A plaintext-header file (no salt in it, page 1 covered from past the header) is left to page-check.ts, which knows that layout.
     if (size < minBytes || threads < 2 || settings.plaintextHeaderSize > 0) return null;
     const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
@@ -87,6 +87,13 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number } 
     const failed = results.filter((r): r is { ok: false; page: number } => !r.ok).sort((a, b) => a.page - b.page)[0];
     return failed ?? { ok: true, pages };
   };
+  // Starting the threads costs about as much as checking 100 MB on warm ones: worth doing while the key is derived and the file copied.
+  check.warm = (size) => {
+    if (size < minBytes || threads < 2) return;
+    start();
+    settle();
+  };
+  return check;
 }
 
 async function readSalt(path: string): Promise<Uint8Array> {

@@ -241,6 +241,21 @@ describe('sizes', () => {
     if (!root) t.diagnostic('without root the free-space half ran against this disk, not a small tmpfs');
   });
 
+  it('a database padded with written bytes (not sparse) is copied whole while the key is derived, then cut to what it holds', async () => {
+    const dir = tempDir('padded');
+    const db = path.join(dir, 'app.db');
+    await makeDb(db, 'pw', 2000);
+    const holds = fs.statSync(db).size;
+    fs.appendFileSync(db, new Uint8Array(3 << 20)); // real zeros on disk: the file's blocks cover its size
+    assert.ok(fs.statSync(db).blocks * 512 >= fs.statSync(db).size, 'written, not a hole');
+    const backups = path.join(dir, 'backups');
+    const r = await service(db, backups).createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.equal(r.sizeBytes, holds, 'the backup is the database, not its padding');
+    assert.equal(fs.statSync(r.backupPath!).size, holds);
+    assert.equal((await service(db, backups).verifyBackup(r.backupPath!)).ok, true);
+  });
+
   it('import stops on free space as bytes arrive, before the disk is full (root: a real tmpfs)', async (t) => {
     if (!root) return t.skip('needs root for a small tmpfs');
     const dir = tempDir('importfull');

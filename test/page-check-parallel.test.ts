@@ -8,7 +8,7 @@ import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { openDatabase, BackupService } from '../src/node.ts';
+import { openDatabase, BackupService, NodeFileStore } from '../src/node.ts';
 import { nodePageChecks } from '../src/node-page-check.ts';
 import { checkPageHmacs } from '../src/backup/page-check.ts';
 import { deriveKey, resolveSettings, type CipherSettings } from '../src/engine/cipher.ts';
@@ -88,5 +88,50 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     const v = await svc.verifyBackup(r.backupPath!);
     assert.equal(v.ok, false);
     assert.match(!v.ok ? v.detail : '', new RegExp(`page ${bytes.length / 4096} failed its HMAC check`));
+  });
+
+  it('createBackup checks the copy while it opens it, once; a damaged page is caught there; a copy whose page 1 changed is checked again', async () => {
+    const dir = tempDir('page-check-early');
+    // The phase createBackup was in at each call of the page check.
+    const counted = () => {
+      const pool = nodePageChecks({ minBytes: 0 });
+      const seen = { phase: '', calls: [] as string[] };
+      const check = Object.assign((...a: Parameters<typeof pool>) => (seen.calls.push(seen.phase), pool(...a)), { warm: pool.warm });
+      return { seen, host: { files: new NodeFileStore(), open: openDatabase, checkPages: check } };
+    };
+    const make = async (name: string, wal: boolean) => {
+      const file = path.join(dir, name);
+      const db = await openDatabase(file, { password: 'pw', create: true, cipher: FAST });
+      if (wal) await db.exec('PRAGMA journal_mode = WAL');
+      await db.exec('CREATE TABLE t (v BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 3000) INSERT INTO t SELECT randomblob(700) FROM c');
+      await db.close();
+      return file;
+    };
+    const backup = async (databasePath: string) => {
+      const { seen, host } = counted();
+      const svc = new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, `${path.basename(databasePath)}-backups`), keyProfile: { ...sqlcipher4, cipher: FAST }, host });
+      const r = await svc.createBackup({ onProgress: (p) => void (seen.phase = p.phase) });
+      return { r, calls: seen.calls, dir: svc.backupDir };
+    };
+
+    const plain = await backup(await make('plain.db', false));
+    assert.equal(plain.r.success, true, plain.r.error);
+    assert.deepEqual(plain.calls, ['export'], 'checked once, while the copy was opened');
+
+    // A WAL database at rest: opening its copy turns it into a rollback-journal file, rewriting page 1.
+    const wal = await backup(await make('wal.db', true));
+    assert.equal(wal.r.success, true, wal.r.error);
+    assert.deepEqual(wal.calls, ['export', 'verify'], 'the early check no longer speaks for page 1, so the copy is checked again');
+
+    const damaged = await make('damaged.db', false);
+    const bytes = fs.readFileSync(damaged);
+    const page = bytes.length / 4096 - 1;
+    bytes[page * 4096 - 100]! ^= 1;
+    fs.writeFileSync(damaged, bytes);
+    const bad = await backup(damaged);
+    assert.equal(bad.r.success, false);
+    assert.equal(bad.r.errorCode, 'CORRUPT');
+    assert.match(bad.r.error ?? '', new RegExp(`page ${page} failed its HMAC check`));
+    assert.deepEqual(fs.readdirSync(bad.dir).filter((n) => !n.startsWith('.')), [], 'no backup left behind');
   });
 });

@@ -71,7 +71,7 @@ export class BackupService {
     this.#lockStaleMs = options.lockStaleMs;
     const copies = new DatabaseCopies({
       files: this.#files, open: (path, o) => options.host.open(path, o), profile: this.keyProfile,
-      databasePath: this.databasePath, log: this.#log, snapshotTimeoutMs: options.snapshotTimeoutMs, readLock: options.host.readLock?.bind(options.host),
+      databasePath: this.databasePath, log: this.#log, snapshotTimeoutMs: options.snapshotTimeoutMs, readLock: options.host.readLock?.bind(options.host), checkPages: options.host.checkPages,
     });
     this.#c = new ServiceContext(this.databasePath, this.keyProfile, options.host, copies, this.#log, this.#clock);
     this.incremental = !!options.incremental;
@@ -278,10 +278,11 @@ export class BackupService {
   async #create(held: Held, onProgress?: OnProgress, depth: VerifyDepth = 'pages'): Promise<BackupResult> {
     const source = await this.#files.stat(this.databasePath);
     if (!source) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
-    // What the database holds, not its file's size: a file padded past its last page is neither copied nor counted whole.
-    const key = await this.#c.copies.sourceKey(this.#secret);
-    const holds = await this.#c.copies.heldBytes(key.raw);
-    await this.#c.checkFreeSpace(this.backupDir, Math.min(source.size, holds ?? source.size));
+    this.#c.warmPageChecks(source.size);
+    // Derived while the file is copied (snapshotTo).
+    const key = this.#c.copies.sourceKey(this.#secret);
+    key.catch(() => {});
+    await this.#c.copies.checkRoom(key, source.size, (bytes) => this.#c.checkFreeSpace(this.backupDir, bytes));
 
     const finalPath = await this.#catalog.freshName(this.#clock());
     const staged = tmpPath(finalPath, held.dir.token);
@@ -293,12 +294,12 @@ export class BackupService {
     await this.#c.removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
-      const { raw: material } = await this.#c.copies.snapshotTo(staged, this.#secret, onProgress, key);
+      const { raw: material, pages } = await this.#c.copies.snapshotTo(staged, this.#secret, onProgress, key);
       for (const [from, to] of sidecars) {
         await copyFile(this.#files, from, to);
         await this.#files.restrictToOwner(to, 'file');
       }
-      const check = await this.#c.verify(staged, material, onProgress, depth);
+      const check = await this.#c.verify(staged, material, onProgress, depth, pages);
       if (!check.ok) throw new CorruptDatabaseError(`backup verification failed (${check.reason}): ${check.detail}`);
       await this.#files.restrictToOwner(staged, 'file');
       const size = (await this.#files.stat(staged))?.size ?? 0;

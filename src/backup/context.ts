@@ -13,6 +13,7 @@ import type { DatabaseCopies } from './copies.ts';
 import { identityOf, sameIdentity } from './catalog.ts';
 import type { BackupHost, Logger, OnProgress } from './types.ts';
 import { verifyFile, type VerifyContext, type VerifyDepth, type VerifyResult } from './verify.ts';
+import type { PageCheck } from './page-check.ts';
 
 export { messageOf };
 
@@ -41,8 +42,13 @@ export class ServiceContext {
     this.verifyContext = { files: host.files, open: (path, o) => host.open(path, o), profile, databasePath, checkPages: host.checkPages };
   }
 
-  verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full'): Promise<VerifyResult> {
-    return verifyFile(this.verifyContext, path, material, (done, total) => onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: total }), depth);
+  verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full', pagesChecked?: Promise<PageCheck | null>): Promise<VerifyResult> {
+    return verifyFile(this.verifyContext, path, material, (done, total) => onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: total }), depth, pagesChecked);
+  }
+
+  /** Starts what checking pages of a file this size needs (BackupHost.checkPages.warm), to overlap with the work before it. */
+  warmPageChecks(size: number): void {
+    this.host.checkPages?.warm?.(size);
   }
 
   /** Verifies a file with the key the profile makes from `secret` for it; a key that cannot be made is a failure, not a throw. */

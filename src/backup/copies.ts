@@ -12,12 +12,21 @@ import { rawKeyFor, type VerifyContext } from './verify.ts';
 import { headerBytes } from './header.ts';
 import { identityOf, sameIdentity } from './catalog.ts';
 import { resolveSettings } from '../engine/cipher.ts';
+import { bytesEqual } from '../engine/bytes.ts';
+import type { PageCheck } from './page-check.ts';
+import { StorageFullError } from '../engine/errors.ts';
 
 export interface CopiesContext extends VerifyContext {
   databasePath: string;
   log: { debug(m: string): void; warn(m: string): void };
   snapshotTimeoutMs?: number | undefined;
   readLock?: ((path: string, timeoutMs: number) => Promise<() => void>) | undefined;
+}
+
+/** The raw key of the live database, and the salt it was derived with. */
+export interface SourceKey {
+  raw: KeyMaterial;
+  salt: Uint8Array | null;
 }
 
 export class DatabaseCopies {
@@ -30,20 +39,29 @@ export class DatabaseCopies {
    */
   async snapshotTo(
     target: string, secret: KeyMaterial, onProgress?: (p: { phase: 'export'; bytesDone: number; bytesTotal: number }) => void | Promise<void>,
-    source?: { raw: KeyMaterial; salt: Uint8Array | null },
-  ): Promise<{ raw: KeyMaterial; journalMode: JournalMode }> {
-    source ??= await this.sourceKey(secret);
+    sourceKey?: SourceKey | Promise<SourceKey>,
+  ): Promise<{ raw: KeyMaterial; journalMode: JournalMode; pages?: Promise<PageCheck | null> }> {
+    const keying = Promise.resolve(sourceKey ?? this.sourceKey(secret));
+    keying.catch(() => {}); // awaited below; a failure is thrown there
     const material = await this.ctx.profile.keyFor(secret, this.ctx.files, this.ctx.databasePath);
+    // Deriving the key takes about as long as copying 100 MB, and only the key reads how much of the file the
+    // database holds. Copy the whole file meanwhile and cut it after — unless it is sparse (mostly padding).
+    const info = await this.ctx.files.stat(this.ctx.databasePath);
+    const cutAfter = !!(this.ctx.files.truncate && this.ctx.files.copyPrefix && info?.allocated !== undefined && info.allocated >= info.size);
     const snapshot = await copySnapshot(this.ctx.files, this.ctx.databasePath, target, {
       timeoutMs: this.ctx.snapshotTimeoutMs,
-      databaseBytes: () => this.heldBytes(source.raw),
+      ...(cutAfter ? {} : { databaseBytes: async () => this.heldBytes((await keying).raw) }),
       readLock: this.ctx.readLock && ((ms) => this.ctx.readLock!(this.ctx.databasePath, ms)),
       onCopied: (bytes) => onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
     });
     if (snapshot.attempts > 1) this.ctx.log.debug(`snapshot of ${this.ctx.files.basename(this.ctx.databasePath)} took ${snapshot.attempts} attempts (another process was writing)`);
+    const source = await keying;
+    if (cutAfter) await this.#cutToHeld(target, source.raw);
     // The copy has the source's salt, so one key derivation serves the source, the copy and its check.
     const copySalt = await identityOf(this.ctx.files, target);
     const raw = source.salt && copySalt && sameIdentity(source.salt, copySalt) ? source.raw : await rawKeyFor(this.ctx, material, target);
+    // Nothing to apply: opening the copy only reads it, so its pages are checked meanwhile (on other cores) — if page 1 stays as it was.
+    const early = snapshot.pending === null ? await this.#checkPagesEarly(target, raw) : undefined;
     const db = await this.ctx.open(target, { ...raw, cipher: this.ctx.profile.cipher });
     let journalMode: JournalMode;
     try {
@@ -52,13 +70,46 @@ export class DatabaseCopies {
       await db.close();
     }
     for (const s of SIDE_FILES) await this.ctx.files.remove(`${target}${s}`).catch(() => false);
-    return { raw, journalMode };
+    const unchanged = early && bytesEqual(early.page1, await this.ctx.files.read(target, 0, early.page1.length));
+    if (early && !unchanged) early.pages.catch(() => {});
+    return { raw, journalMode, ...(unchanged ? { pages: early.pages } : {}) };
+  }
+
+  /** A copy taken whole is cut to what its database holds by its header (the copy's page 1 is the snapshot's). */
+  async #cutToHeld(target: string, raw: KeyMaterial): Promise<void> {
+    if (raw.key === undefined) return;
+    const held = await headerBytes(this.ctx.files, target, raw.key, resolveSettings(this.ctx.profile.cipher)).catch(() => null);
+    const size = (await this.ctx.files.stat(target))?.size ?? 0;
+    if (held !== null && held < size) await this.ctx.files.truncate!(target, held);
+  }
+
+  /** The host's page check of the copy, started now; with page 1 as it was then. */
+  async #checkPagesEarly(target: string, raw: KeyMaterial): Promise<{ pages: Promise<PageCheck | null>; page1: Uint8Array } | undefined> {
+    const size = (await this.ctx.files.stat(target))?.size;
+    if (!this.ctx.checkPages || raw.key === undefined || !size) return undefined;
+    const settings = resolveSettings(this.ctx.profile.cipher);
+    const page1 = await this.ctx.files.read(target, 0, settings.pageSize);
+    return { pages: this.ctx.checkPages(target, raw.key, settings, size), page1 };
   }
 
   /** The raw key of the database as it is now (derived from its salt, read-only), and that salt. */
-  async sourceKey(secret: KeyMaterial): Promise<{ raw: KeyMaterial; salt: Uint8Array | null }> {
+  async sourceKey(secret: KeyMaterial): Promise<SourceKey> {
     const salt = await identityOf(this.ctx.files, this.ctx.databasePath);
     return { raw: await rawKeyFor(this.ctx, await this.ctx.profile.keyFor(secret, this.ctx.files, this.ctx.databasePath), this.ctx.databasePath), salt };
+  }
+
+  /**
+   * Room for a copy, by `check`: for the file's `size`, or when that does not fit, for what the database holds
+   * by its header (a padded file), which needs the key.
+   */
+  async checkRoom(key: Promise<SourceKey>, size: number, check: (bytes: number) => Promise<void>): Promise<void> {
+    try {
+      await check(size);
+    } catch (e) {
+      const holds = e instanceof StorageFullError ? await this.heldBytes((await key).raw) : null;
+      if (holds === null || holds >= size) throw e;
+      await check(holds);
+    }
   }
 
   /** What the database holds by its header (null: not known; use the file's size). */

@@ -45,9 +45,12 @@ export interface BackupHost {
 }
 
 /** See BackupHost.checkPages. */
-export type PageChecks = (
+export type PageChecks = ((
   path: string, key: Uint8Array, settings: Required<CipherSettings>, size: number, onBytes?: (done: number) => void,
-) => Promise<PageCheck | null>;
+) => Promise<PageCheck | null>) & {
+  /** Optional: gets ready for a file of `size` bytes (starts threads), so that cost overlaps the work before the check. */
+  warm?(size: number): void;
+};
 
 export interface BackupResult {
   success: boolean;

@@ -9,7 +9,7 @@ import type { Database, OpenOptions } from '../engine/database.ts';
 import { MissingModuleError, NotEncryptedError, PlaintextHeaderError, WrongKeyError } from '../engine/errors.ts';
 import type { FileStore } from '../files/file-store.ts';
 import type { KeyProfile } from './key-profiles.ts';
-import { checkPageHmacs } from './page-check.ts';
+import { checkPageHmacs, type PageCheck } from './page-check.ts';
 import type { PageChecks } from './types.ts';
 
 /** How deep createBackup checks its copy; verifyBackup, restore and import always run 'full'. */
@@ -52,10 +52,13 @@ export async function rawKeyFor(ctx: VerifyContext, material: KeyMaterial, path:
 export async function verifyFile(
   ctx: VerifyContext, path: string, material: KeyMaterial,
   onProgress?: (done: number, total: number) => void | Promise<void>, depth: VerifyDepth = 'full',
+  /** The host's page check of this file, already under way (DatabaseCopies.snapshotTo). */
+  pagesChecked?: Promise<PageCheck | null>,
 ): Promise<VerifyResult> {
   const info = await ctx.files.stat(path);
   if (!info) return { ok: false, reason: 'missing', detail: `no such file: ${path}` };
   if (info.size === 0) return { ok: false, reason: 'empty', detail: `empty file: ${path}` };
+  ctx.checkPages?.warm?.(info.size); // threads start while the key is derived
   // A WAL or journal beside it holds pages the file lacks: that is a database in use, not a backup.
   for (const side of ['-wal', '-journal']) {
     if ((await ctx.files.stat(`${path}${side}`))?.size) {
@@ -81,7 +84,7 @@ export async function verifyFile(
     if (key !== undefined) {
       const opened = db;
       const onBytes = depth === 'pages' ? report : undefined;
-      const pages = (await ctx.checkPages?.(path, key, settings, info.size, onBytes))
+      const pages = (await (pagesChecked ?? ctx.checkPages?.(path, key, settings, info.size, onBytes)))
         ?? (await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, onBytes));
       if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
     }

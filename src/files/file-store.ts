@@ -12,6 +12,8 @@ export interface FileInfo {
   size: number;
   /** Last modification, ms since the epoch. */
   mtimeMs: number;
+  /** Bytes the file takes on disk, where the host can tell: less than `size` for a sparse file. */
+  allocated?: number;
 }
 
 /** Sequential writer for one new file. `close()` makes the bytes durable (fsync where the host has it). */
@@ -109,6 +111,8 @@ export interface FileStore {
    * `from`, made durable, by the host's own means (a kernel copy).
    */
   copyPrefix?(from: string, to: string, length: number): Promise<void>;
+  /** Optional: cuts the file at `path` to `length` bytes, durably. */
+  truncate?(path: string, length: number): Promise<void>;
 }
 
 /** `store.readInto` where the store has it; else a read copied into `into`. */

@@ -57,7 +57,7 @@ export class NodeFileStore implements FileStore {
   async stat(path: string): Promise<FileInfo | null> {
     try {
       const s = await fs.stat(path);
-      return s.isFile() ? { name: nodePath.basename(path), size: s.size, mtimeMs: s.mtimeMs } : null;
+      return s.isFile() ? { name: nodePath.basename(path), size: s.size, mtimeMs: s.mtimeMs, ...(s.blocks !== undefined && s.blocks !== null ? { allocated: s.blocks * 512 } : {}) } : null;
     } catch (e) {
       if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return null;
       throw e;
@@ -147,6 +147,16 @@ export class NodeFileStore implements FileStore {
     } catch (e) {
       if (errno(e) !== 'EEXIST') await fs.rm(to, { force: true });
       throw mapError(e, to);
+    }
+  }
+
+  async truncate(path: string, length: number): Promise<void> {
+    const handle = await fs.open(path, 'r+');
+    try {
+      await handle.truncate(length);
+      await handle.sync();
+    } finally {
+      await handle.close();
     }
   }
 
