@@ -1,6 +1,6 @@
 /**
- * Page HMAC checks on every core, for Node and Deno: a file is split into one
- * range per core, each checked in a worker thread of a small pool with
+ * Page HMAC checks on every core, for Node and Deno: a file is split into
+ * ranges of 8 MiB, each checked by the next free worker thread of a small pool with
  * node:crypto's HMAC (native: about twice hash-wasm's speed on this machine).
  * The pool starts on first use, keeps the process alive only while it works,
  * and ends after a quiet minute. Files below 8 MiB are left to the in-thread
@@ -22,8 +22,9 @@ interface Task {
   onProgress(bytes: number): void;
 }
 
-export function nodePageChecks(options: { minBytes?: number; threads?: number } = {}): PageChecks {
+export function nodePageChecks(options: { minBytes?: number; threads?: number; rangeBytes?: number } = {}): PageChecks {
   const minBytes = options.minBytes ?? 8 << 20;
+  const rangeBytes = options.rangeBytes ?? 8 << 20;
   const threads = Math.max(1, Math.min(options.threads ?? os.availableParallelism?.() ?? os.cpus().length, 8));
   let pool: Worker[] = [];
   let next = 0;
@@ -76,16 +77,27 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number } 
     const salt = await readSalt(path);
     const workers = start();
     let done = 0;
-    const per = Math.ceil(pages / workers.length);
-    const ranges = workers.map((w, i) => ({ w, from: i * per, to: Math.min(pages, (i + 1) * per) })).filter((r) => r.from < r.to);
-    const results = await Promise.all(ranges.map(({ w, from, to }) => new Promise<PageCheck>((resolve, reject) => {
+    // Ranges of 8 MiB, each taken by the next free thread: a core busy with other work holds up one range, not a share.
+    const rangePages = Math.max(1, Math.floor(rangeBytes / pageSize));
+    let nextPage = 0;
+    let failed: number | undefined;
+    const run = (w: Worker, from: number, to: number) => new Promise<PageCheck>((resolve, reject) => {
       const id = ++next;
       tasks.set(id, { from, to, resolve, reject, onProgress: (n) => onBytes?.((done += n)) });
       settle();
       w.postMessage({ id, path, key, salt, pageSize, hmacAlgorithm, kdfAlgorithm, from, to });
-    })));
-    const failed = results.filter((r): r is { ok: false; page: number } => !r.ok).sort((a, b) => a.page - b.page)[0];
-    return failed ?? { ok: true, pages };
+    });
+    // Ranges are taken in order and every range taken is finished, so the lowest failure is the file's first bad page.
+    await Promise.all(workers.map(async (w) => {
+      while (nextPage < pages && failed === undefined) {
+        const from = nextPage;
+        nextPage = Math.min(pages, from + rangePages);
+        const r = await run(w, from, nextPage);
+        if (!r.ok) failed = Math.min(failed ?? Infinity, r.page);
+      }
+    }));
+    if (failed !== undefined) return { ok: false, page: failed };
+    return { ok: true, pages };
   };
   // Starting the threads costs about as much as checking 100 MB on warm ones: worth doing while the key is derived and the file copied.
   check.warm = (size) => {

@@ -16,7 +16,8 @@ import { sqlcipher4 } from '../src/backup/key-profiles.ts';
 import { tempDir } from './helpers.ts';
 
 const FAST = { kdfIterations: 1000 };
-const checks = nodePageChecks({ minBytes: 0, threads: 3 });
+// Small ranges, so a 2 MB file is spread over every thread.
+const checks = nodePageChecks({ minBytes: 0, threads: 3, rangeBytes: 64 << 10 });
 
 async function database(dir: string, cipher: CipherSettings, rows: number): Promise<{ file: string; key: Uint8Array; settings: Required<CipherSettings> }> {
   const file = path.join(dir, `db-${cipher.hmacAlgorithm ?? 'SHA512'}-${cipher.pageSize ?? 4096}.db`);
