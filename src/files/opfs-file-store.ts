@@ -21,7 +21,8 @@ async function dirHandle(parts: string[], create = false): Promise<FileSystemDir
   return dir;
 }
 
-async function fileHandle(path: string): Promise<FileSystemFileHandle | null> {
+/** The file at `path` in the origin private file system, or null. */
+export async function fileHandle(path: string): Promise<FileSystemFileHandle | null> {
   const { dirs, name } = split(path);
   try {
     return await (await dirHandle(dirs)).getFileHandle(name);
