@@ -23,7 +23,7 @@ else exposeKeep(self as unknown as Endpoint, (options) => {
     // Bundlers emit the wasm as an asset for this URL; or pass wasmUrl to openCipherkeep().
     const engine = await fetchEngine(options.wasmUrl ?? new URL('./mc-wa-sqlite.wasm', import.meta.url));
     const vfsName = engine.registerVFS(new OpfsVFS('cipherkeep-opfs', engine.module));
-    const pageChecks = browserPageChecks();
+    const pageChecks = browserPageChecks({ workers: options.pageCheckWorkers });
     const keepHost: KeepHost = {
       files: new OpfsFileStore(),
       open: (path: string, o: OpenOptions) => openDatabase(engine, vfsName, path, o),

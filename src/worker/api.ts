@@ -54,6 +54,12 @@ export interface KeepOptions {
   /** Where the worker fetches the engine from (browsers). */
   wasmUrl?: string;
   /**
+   * Browsers: how many Web Workers check the page HMACs of a file of 8 MiB or
+   * more at once (default: one per core, at most 4; 0 or 1: the worker's own
+   * thread). Read when the worker first opens a database.
+   */
+  pageCheckWorkers?: number;
+  /**
    * Off-site targets every verified backup also goes to, each with its own
    * retention: a picked folder (`{ folder: handle }`) or S3 (`{ s3: { presign } }`,
    * the callback staying on the page). See keep-targets.ts.
