@@ -20,6 +20,7 @@ const IDLE_MS = 60_000;
 const READY_MS = 10_000;
 /** More than this many threads hashing at once only shares the same memory bandwidth and OPFS. */
 const MAX_WORKERS = 4;
+const TASK_BYTES = 8 << 20;
 
 interface Pending {
   resolve(r: PageCheck | null): void;
@@ -28,8 +29,9 @@ interface Pending {
 
 /** What the pool has done since the worker started: for tests and benchmarks. */
 export interface PagePoolStats {
-  /** Pool workers started (0 when the pool was never needed or could not start). */
+  /** Pool workers started (0 when the pool was never needed or could not start), and how long the last start took until every worker was ready. */
   started: number;
+  startMs: number;
   /** Ranges checked by pool workers, and how many distinct workers checked them. */
   ranges: number;
   workersUsed: number;
@@ -41,7 +43,7 @@ export interface PagePoolStats {
 export function browserPageChecks(options: { minBytes?: number; workers?: number; scriptUrl?: string } = {}): { checkPages: PageChecks; stats(): PagePoolStats } {
   const minBytes = options.minBytes ?? 8 << 20;
   const size = Math.max(1, Math.min(options.workers ?? globalThis.navigator?.hardwareConcurrency ?? 1, MAX_WORKERS));
-  const stats: PagePoolStats = { started: 0, ranges: 0, workersUsed: 0, files: 0, fallbacks: 0 };
+  const stats: PagePoolStats = { started: 0, startMs: 0, ranges: 0, workersUsed: 0, files: 0, fallbacks: 0 };
   const used = new Set<number>();
   let broken = typeof Worker === 'undefined' || size < 2;
   let pool: Promise<Worker[]> | undefined;
@@ -60,11 +62,17 @@ export function browserPageChecks(options: { minBytes?: number; workers?: number
     if (idle) clearTimeout(idle);
     idle = pending.size === 0 && pool ? setTimeout(end, IDLE_MS) : undefined;
   };
-  const start = (): Promise<Worker[]> => (pool ??= Promise.all(Array.from({ length: size }, (_, index) => spawn(index))).catch((e: unknown) => {
+  const start = (): Promise<Worker[]> => (pool ??= timed(Promise.all(Array.from({ length: size }, (_, index) => spawn(index)))).catch((e: unknown) => {
     broken = true;
     end();
     throw e;
   }));
+  const timed = async <T>(p: Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const v = await p;
+    stats.startMs = Math.round(performance.now() - t0);
+    return v;
+  };
   const spawn = (index: number) => new Promise<Worker>((resolve, reject) => {
     const w = new Worker(options.scriptUrl ?? self.location.href, { type: ownType(), name: PAGE_CHECK_WORKER });
     stats.started++;
@@ -107,24 +115,34 @@ export function browserPageChecks(options: { minBytes?: number; workers?: number
     }
     const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
     const pages = fileSize / pageSize;
-    const per = Math.ceil(pages / workers.length);
+    // Ranges of TASK_BYTES, each taken by the next free worker: a worker slowed by other work on its core holds up one range, not a half.
+    const perRange = Math.max(1, Math.floor(TASK_BYTES / pageSize));
+    const ranges: Array<{ from: number; to: number }> = [];
+    for (let from = 0; from < pages; from += perRange) ranges.push({ from, to: Math.min(pages, from + perRange) });
     let done = 0;
-    const results = await Promise.all(workers.map((w, i) => ({ w, from: i * per, to: Math.min(pages, (i + 1) * per) }))
-      .filter((r) => r.from < r.to)
-      .map(({ w, from, to }) => new Promise<PageCheck | null>((resolve) => {
-        const id = ++next;
-        pending.set(id, { resolve, onProgress: (n) => onBytes?.((done += n)) });
-        settle();
-        const task: PageCheckTask = { pageCheck: id, path, key: key.slice(), settings: { pageSize, hmacAlgorithm, kdfAlgorithm }, from, to };
-        w.postMessage(task, [task.key.buffer]);
-      })));
-    if (results.some((r) => r === null)) {
+    let firstBad = Infinity;
+    let lost = false;
+    const run = (w: Worker, from: number, to: number) => new Promise<PageCheck | null>((resolve) => {
+      const id = ++next;
+      pending.set(id, { resolve, onProgress: (n) => onBytes?.((done += n)) });
+      settle();
+      const task: PageCheckTask = { pageCheck: id, path, key: key.slice(), settings: { pageSize, hmacAlgorithm, kdfAlgorithm }, from, to };
+      w.postMessage(task, [task.key.buffer]);
+    });
+    await Promise.all(workers.map(async (w) => {
+      // A range past a page already found bad cannot change the answer (the lowest bad page).
+      for (let r = ranges.shift(); r && r.from < firstBad && !lost; r = ranges.shift()) {
+        const result = await run(w, r.from, r.to);
+        if (!result) lost = true;
+        else if (!result.ok) firstBad = Math.min(firstBad, result.page);
+      }
+    }));
+    if (lost) {
       stats.fallbacks++;
       return null;
     }
     stats.files++;
-    const failed = results.filter((r): r is { ok: false; page: number } => !r!.ok).sort((a, b) => a.page - b.page)[0];
-    return failed ?? { ok: true, pages };
+    return firstBad === Infinity ? { ok: true, pages } : { ok: false, page: firstBad };
   };
   return { checkPages, stats: () => ({ ...stats }) };
 }

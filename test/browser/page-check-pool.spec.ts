@@ -34,8 +34,8 @@ test('a large backup is checked by several pool workers; flipped bytes are caugh
       await w.close();
     };
     const pages = created.sizeBytes / 4096;
-    const late = pages - 7; // in the last pool worker's range
-    const early = 123; // in the first one's
+    const late = pages - 7; // in the last range
+    const early = 123; // in the first
     await flip(late);
     const lateOnly = await keep.verifyBackup(path);
     await flip(early);
