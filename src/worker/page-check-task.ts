@@ -7,7 +7,7 @@
  * reads in parallel and nothing crosses between threads but a few numbers.
  */
 import { checkPageHmacs, type PageCheck, type PageSettings } from '../backup/page-check.ts';
-import { fileHandle } from '../files/opfs-file-store.ts';
+import { fileHandle, openSharedReader } from '../files/opfs-file-store.ts';
 
 export const PAGE_CHECK_WORKER = 'cipherkeep-page-check';
 
@@ -47,7 +47,7 @@ export function servePageChecks(scope: Scope): void {
 async function run({ path, key, settings, from, to }: PageCheckTask, onProgress: (bytes: number) => void): Promise<PageCheck> {
   const handle = await fileHandle(path);
   if (!handle) throw new DOMException(`no such file: ${path}`, 'NotFoundError');
-  const reader = await openReader(handle);
+  const reader = await openSharedReader(handle);
   try {
     let reported = from * settings.pageSize;
     // checkPageHmacs checks from page `from + 1` to the end of `size`: the end of this range.
@@ -58,45 +58,4 @@ async function run({ path, key, settings, from, to }: PageCheckTask, onProgress:
   } finally {
     reader.close();
   }
-}
-
-type SyncHandle = { read(into: Uint8Array, o: { at: number }): number; close(): void };
-
-/**
- * A sync access handle in the engine's own mode ('readwrite-unsafe', only read
- * here): the engine holds the file open in that mode while it is verified, and
- * handles of one mode can be shared, where a 'read-only' one would be refused.
- * Without it (a browser without modes, or a writer holding the file), Blob reads.
- */
-async function openReader(handle: FileSystemFileHandle): Promise<{ read(offset: number, into: Uint8Array): Promise<number>; close(): void }> {
-  let sync: SyncHandle | undefined;
-  try {
-    sync = await (handle as unknown as { createSyncAccessHandle(o: object): Promise<SyncHandle> }).createSyncAccessHandle({ mode: 'readwrite-unsafe' });
-  } catch {
-    sync = undefined;
-  }
-  if (sync) {
-    const s = sync;
-    return {
-      read: async (offset, into) => {
-        let done = 0;
-        while (done < into.length) {
-          const got = s.read(into.subarray(done), { at: offset + done });
-          if (got <= 0) break;
-          done += got;
-        }
-        return done;
-      },
-      close: () => s.close(),
-    };
-  }
-  const file = await handle.getFile();
-  return {
-    read: async (offset, into) => {
-      const bytes = new Uint8Array(await file.slice(offset, offset + into.length).arrayBuffer());
-      into.set(bytes);
-      return bytes.length;
-    },
-    close: () => {},
-  };
 }
