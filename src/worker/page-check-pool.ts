@@ -38,12 +38,14 @@ export interface PagePoolStats {
   /** Files the pool checked, and files it had to leave to the in-thread check. */
   files: number;
   fallbacks: number;
+  /** The last file's check through the pool, from asking to answer. */
+  lastCheckMs: number;
 }
 
 export function browserPageChecks(options: { minBytes?: number; workers?: number; scriptUrl?: string } = {}): { checkPages: PageChecks; stats(): PagePoolStats } {
   const minBytes = options.minBytes ?? 8 << 20;
   const size = Math.max(1, Math.min(options.workers ?? globalThis.navigator?.hardwareConcurrency ?? 1, MAX_WORKERS));
-  const stats: PagePoolStats = { started: 0, startMs: 0, ranges: 0, workersUsed: 0, files: 0, fallbacks: 0 };
+  const stats: PagePoolStats = { started: 0, startMs: 0, ranges: 0, workersUsed: 0, files: 0, fallbacks: 0, lastCheckMs: 0 };
   const used = new Set<number>();
   let broken = typeof Worker === 'undefined' || size < 2;
   let pool: Promise<Worker[]> | undefined;
@@ -106,6 +108,7 @@ export function browserPageChecks(options: { minBytes?: number; workers?: number
   const checkPages: PageChecks = async (path, key, settings, fileSize, onBytes) => {
     // A plaintext-header file (no salt in it) is left to page-check.ts, which is given the salt.
     if (fileSize < minBytes || broken || settings.plaintextHeaderSize > 0) return null;
+    const t0 = performance.now();
     let workers: Worker[];
     try {
       workers = await start();
@@ -142,6 +145,7 @@ export function browserPageChecks(options: { minBytes?: number; workers?: number
       return null;
     }
     stats.files++;
+    stats.lastCheckMs = Math.round(performance.now() - t0);
     return firstBad === Infinity ? { ok: true, pages } : { ok: false, page: firstBad };
   };
   return { checkPages, stats: () => ({ ...stats }) };
