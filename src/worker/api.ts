@@ -19,6 +19,7 @@ import { sequentialSource } from '../targets/sequential-source.ts';
 import { targetSpecs, type KeepTarget } from './keep-targets.ts';
 import type { RetentionSettings } from '../backup/page-store/index.ts';
 import { generationsApi } from './generations-api.ts';
+import type { PagePoolStats } from './page-check-pool.ts';
 
 /** A small per-origin key-value store that survives reloads (idb-keyval in browsers). */
 export interface Catalog {
@@ -30,6 +31,8 @@ export interface KeepHost extends BackupHost {
   catalog?: Catalog;
   /** Memory the engine holds (the wasm heap), for diagnostics and benchmarks. */
   engineMemoryBytes?(): number;
+  /** What the page-check pool has done (browsers: page-check-pool.ts), for tests and benchmarks. */
+  pageCheckStats?(): PagePoolStats;
 }
 
 export interface KeepOptions {
@@ -50,6 +53,12 @@ export interface KeepOptions {
   generations?: RetentionSettings;
   /** Where the worker fetches the engine from (browsers). */
   wasmUrl?: string;
+  /**
+   * Browsers: how many Web Workers check the page HMACs of a file of 8 MiB or
+   * more at once (default: one per core, at most 4; 0 or 1: the worker's own
+   * thread). Read when the worker first opens a database.
+   */
+  pageCheckWorkers?: number;
   /**
    * Off-site targets every verified backup also goes to, each with its own
    * retention: a picked folder (`{ folder: handle }`) or S3 (`{ s3: { presign } }`,
@@ -255,6 +264,11 @@ export function createKeepApi(hostFor: (options: KeepOptions) => Promise<KeepHos
     memoryUsage(): { wasmBytes: number | null; jsHeapBytes: number | null } {
       const heap = (globalThis.performance as { memory?: { usedJSHeapSize: number } } | undefined)?.memory?.usedJSHeapSize;
       return { wasmBytes: state?.host.engineMemoryBytes?.() ?? null, jsHeapBytes: heap ?? null };
+    },
+
+    /** What the page-check pool has done; null where the host has none (Node's pool is not counted). */
+    pageCheckStats(): PagePoolStats | null {
+      return state?.host.pageCheckStats?.() ?? null;
     },
 
     async close(): Promise<void> {

@@ -68,7 +68,7 @@ export function wrapKeep(worker: WorkerLike): KeepClient {
 
   const methods = [
     'open', 'exec', 'query', 'run', 'batch', 'createBackup', 'verifyBackup', 'listBackups', 'getLatestBackup',
-    'cleanupOldBackups', 'purgeAndRefresh', 'changePassword', 'restoreBackup', 'exportBackup', 'copyBackupToFolder', 'importBackup', 'memoryUsage', 'close',
+    'cleanupOldBackups', 'purgeAndRefresh', 'changePassword', 'restoreBackup', 'exportBackup', 'copyBackupToFolder', 'importBackup', 'memoryUsage', 'pageCheckStats', 'close',
     'databaseState', 'targetIds', 'listTargetBackups', 'getLatestTargetBackup', 'pruneTargets', 'verifyTargetBackup', 'restoreTargetBackup', 'importTargetBackup',
     'listGenerations', 'verifyGeneration', 'restoreGeneration',
   ] as const satisfies ReadonlyArray<keyof KeepApi>;

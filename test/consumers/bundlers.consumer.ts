@@ -32,6 +32,10 @@ function checkPage(result: any) {
   assert.equal(result.listed, 1);
   assert.deepEqual(result.rows, [{ body: 'hello' }]);
   assert.deepEqual(result.wrongKey, { wrongKey: true, base: true, name: 'WrongKeyError', code: 'WRONG_KEY' });
+  // The page-check pool found its script in this setup: more than one worker checked the large backup, none fell back.
+  assert.ok(result.pool.success && result.pool.over8MiB, JSON.stringify(result.pool));
+  assert.equal(result.pool.fallbacks, 0, JSON.stringify(result.pool));
+  assert.ok(result.pool.cores < 2 || result.pool.workersUsed >= 2, JSON.stringify(result.pool));
 }
 
 function viteBuild(project: string): string[] {
