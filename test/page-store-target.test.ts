@@ -1,7 +1,7 @@
 /**
  * The page store on backup targets (src/backup/page-store/target-store.ts):
- * the contract and tamper suites with the store's directory as objects on a
- * FileTarget over the memory store, and on S3 on the real Swift. The
+ * the contract, tamper and crash suites with the store's directory as objects
+ * on a FileTarget over the memory store, and on S3 on the real Swift. The
  * database, its snapshots and restored copies stay on the local (memory) store.
  */
 import * as timed from './timeouts.ts';
@@ -16,6 +16,7 @@ import { S3Target } from '../src/targets/s3/index.ts';
 import type { BackupTarget } from '../src/targets/target.ts';
 import { Fixture, pageStoreContract, type PageStoreTestHost, type Runner } from './contract/page-store.contract.ts';
 import { pageStoreTamperContract } from './contract/page-store-tamper.contract.ts';
+import { crashingStore, crashingTarget, pageStoreCrashContract, type CrashTestHost } from './contract/page-store-crash.contract.ts';
 import { useSwift } from './swift.ts';
 
 const { engine } = await nodeEngine();
@@ -41,9 +42,34 @@ function hostOn(label: string, target: BackupTarget): PageStoreTestHost & { file
   };
 }
 
+/**
+ * For the crash suite: every run is a new process, so each use of `files`
+ * is a new TargetStore (one remembers what it put and removed); the dying
+ * run's store is `dying(n)`'s target under a TargetStore of its own.
+ */
+function crashHostOn(label: string, target: BackupTarget, dying: (n: number) => { target: BackupTarget; crashed: () => boolean }): CrashTestHost {
+  const base = hostOn(label, target);
+  return {
+    get files() {
+      return new TargetStore(local, target, base.files.mount);
+    },
+    open: base.open,
+    freshDir: base.freshDir,
+    crashing(n) {
+      const d = dying(n);
+      return { store: new TargetStore(local, d.target, base.files.mount), crashed: d.crashed };
+    },
+  };
+}
+
 const onMemory = hostOn('pst', new FileTarget(local, '/objects', { create: true }));
 pageStoreContract('FileTarget (memory)', onMemory);
 pageStoreTamperContract('FileTarget (memory)', onMemory);
+// The FileTarget's own writes die: a torn staging file, a rename not done.
+pageStoreCrashContract('FileTarget (memory)', crashHostOn('psc', new FileTarget(local, '/crash-objects', { create: true }), (n) => {
+  const d = crashingStore(local, n);
+  return { target: new FileTarget(d.store, '/crash-objects', { create: true }), crashed: d.crashed };
+}));
 
 describe('page store on a target: what lands on the target', { timeout: 120_000 }, () => {
   it('packs and manifests are objects under the name prefix; nothing of the store is written locally', async () => {
@@ -94,4 +120,5 @@ if (swift.skip) {
   const slower = { describe: (n: string, _o: { timeout: number }, fn: () => void) => timed.describe(n, { timeout: 420_000 }, fn), it: timed.it } as unknown as Runner;
   pageStoreContract('S3 (Swift)', onS3, slower);
   pageStoreTamperContract('S3 (Swift)', onS3, slower);
+  pageStoreCrashContract('S3 (Swift)', crashHostOn('psx', s3, (n) => crashingTarget(s3, n)), slower);
 }
