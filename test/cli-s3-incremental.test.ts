@@ -3,8 +3,9 @@
  * directory on the real Swift: backup --incremental (a generation on every
  * run that finds a change, only changed pages sent; none when nothing
  * changed), list --incremental, verify and restore --generation N (also
- * with no database: the password opens the generations), rotate-key --incremental (a full generation under the new
- * password, the old ones gone); --json throughout; secrets never in the output.
+ * with no database: the password opens the generations), rotate-key
+ * --incremental (a full generation under the new password, the old ones
+ * gone); --json throughout; secrets never in the output.
  */
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
