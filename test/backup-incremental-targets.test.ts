@@ -168,6 +168,27 @@ describe('local generations and targets', () => {
   });
 });
 
+describe('a damaged page the local generation does not read', () => {
+  it('an unchanged page damaged in the live file (its HMAC kept) stops the full-file send before any upload', { timeout: 120_000 }, async () => {
+    const { db, dir, specs, service, nextDay } = setup('it-rot', (d) => [{ target: fileTarget(d, 'full'), maxBackups: 5 }, { target: fileTarget(d, 'gens'), incremental: true }], { incremental: true });
+    await makeDb(db, 'pw', 3000);
+    const first = await service().createBackup();
+    assert.deepEqual(first.targets!.map((t) => t.action), ['uploaded', 'uploaded']);
+    const fd = fs.openSync(db, 'r+');
+    fs.writeSync(fd, Buffer.from([0xff ^ fs.readFileSync(db)[2 * 4096 + 100]!]), 0, 1, 2 * 4096 + 100); // page 3's body, not its trailer
+    fs.closeSync(fd);
+    nextDay();
+    const r = await service().createBackup();
+    assert.equal(r.success, true, 'the local generation reuses its own good copy of the page');
+    const [full, gens] = r.targets!;
+    assert.deepEqual([full!.success, full!.errorCode], [false, 'VERIFY_FAILED']);
+    assert.match(full!.error!, /snapshot failed verification/);
+    assert.equal(gens!.success, true, gens!.error);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'full')).filter((n) => !n.startsWith('.')), [first.targets![0]!.name], 'nothing was put');
+    assert.equal((await service().targets.verifyGeneration(specs[1]!.target.id)).ok, true);
+  });
+});
+
 describe('one snapshot of the live database per createBackup', () => {
   for (const incremental of [false, true]) {
     it(`local ${incremental ? 'generations' : 'full backups'}, a full and an incremental target: the live file is read once, never written`, { timeout: 120_000 }, async () => {

@@ -167,7 +167,7 @@ export class Targets {
     } catch (e) {
       return this.specs.map((s) => ({ target: s.target.id, success: false, action: 'failed', deleted: 0, error: `the local backup could not be read: ${messageOf(e)}`, errorCode: codeOf(e) }));
     }
-    const unfit = await this.#checkForFullSends(local, raw);
+    const unfit = await this.#checkForFullSends(local, raw, options.onProgress);
     const results: TargetResult[] = [];
     for (const spec of this.specs) {
       if (unfit && !spec.incremental) results.push({ target: spec.target.id, success: false, action: 'failed', deleted: 0, ...unfit });
@@ -180,9 +180,9 @@ export class Targets {
   }
 
   /** An unchecked snapshot going to full-file targets: every page's HMAC first, as a full backup's (null: fit to send). */
-  async #checkForFullSends(local: Outgoing, raw: Uint8Array): Promise<{ error: string; errorCode: string } | null> {
+  async #checkForFullSends(local: Outgoing, raw: Uint8Array, onProgress?: OnProgress): Promise<{ error: string; errorCode: string } | null> {
     if (!local.unchecked || this.specs.every((s) => s.incremental)) return null;
-    const check = await this.c.verify(local.path, { key: raw }, undefined, 'pages').catch((e) => ({ ok: false as const, reason: codeOf(e), detail: messageOf(e) }));
+    const check = await this.c.verify(local.path, { key: raw }, onProgress, 'pages').catch((e) => ({ ok: false as const, reason: codeOf(e), detail: messageOf(e) }));
     return check.ok ? null : { error: `the snapshot failed verification (${check.reason}): ${check.detail}`, errorCode: 'VERIFY_FAILED' };
   }
 
