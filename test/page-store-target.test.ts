@@ -8,8 +8,11 @@ import * as timed from './timeouts.ts';
 import { describe, it } from './timeouts.ts';
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryFileStore, MemoryVFS, openDatabaseWith } from '../src/index.ts';
-import { nodeEngine } from '../src/node.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MemoryFileStore, MemoryVFS, openDatabaseWith, type FileStore } from '../src/index.ts';
+import { nodeEngine, NodeFileStore } from '../src/node.ts';
 import { TargetStore } from '../src/backup/page-store/target-store.ts';
 import { FileTarget } from '../src/targets/file-target.ts';
 import { S3Target } from '../src/targets/s3/index.ts';
@@ -63,12 +66,21 @@ function crashHostOn(label: string, target: BackupTarget, dying: (n: number) => 
 }
 
 const onMemory = hostOn('pst', new FileTarget(local, '/objects', { create: true }));
+const onDisk = (files: FileStore) => new FileTarget(files, objectsDir, { create: true });
 pageStoreContract('FileTarget (memory)', onMemory);
 pageStoreTamperContract('FileTarget (memory)', onMemory);
 // The FileTarget's own writes die: a torn staging file, a rename not done.
 pageStoreCrashContract('FileTarget (memory)', crashHostOn('psc', new FileTarget(local, '/crash-objects', { create: true }), (n) => {
   const d = crashingStore(local, n);
   return { target: new FileTarget(d.store, '/crash-objects', { create: true }), crashed: d.crashed };
+}));
+// The same on the filesystem: the FileTarget's directory a real one, its writes dying there.
+const disk = new NodeFileStore();
+const objectsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cipherkeep-pst-crash-'));
+after(() => fs.rmSync(objectsDir, { recursive: true, force: true }));
+pageStoreCrashContract('FileTarget (filesystem)', crashHostOn('psd', onDisk(disk), (n) => {
+  const d = crashingStore(disk, n);
+  return { target: onDisk(d.store), crashed: d.crashed };
 }));
 
 describe('page store on a target: what lands on the target', { timeout: 120_000 }, () => {
