@@ -1,10 +1,11 @@
 /**
  * The real `cipherkeep` binary with incremental backups on an s3:// backup
  * directory on the real Swift: backup --incremental (a generation on every
- * run, only changed pages sent), list --incremental, verify and restore
- * --generation N (also with no database: the password opens the
- * generations), rotate-key --incremental (a full generation under the new
- * password, the old ones gone); --json throughout; secrets never in the output.
+ * run that finds a change, only changed pages sent; none when nothing
+ * changed), list --incremental, verify and restore --generation N (also
+ * with no database: the password opens the generations), rotate-key
+ * --incremental (a full generation under the new password, the old ones
+ * gone); --json throughout; secrets never in the output.
  */
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,6 +68,11 @@ describe(`cipherkeep CLI: incremental backups on s3:// (${'Deno' in globalThis ?
     assert.equal(b2.generation, '2');
     assert.equal(b2.full, false);
     assert.ok(b2.pagesWritten >= 1 && b2.pagesWritten <= 6, `only the changed pages go up (${b2.pagesWritten})`);
+    // Nothing written since: the newest generation holds the database as it is, and none is made.
+    const same = json(await cli(['backup', '--incremental', ...common, '--json']));
+    assert.equal(same.ok, true, JSON.stringify(same));
+    assert.deepEqual([same.generation, same.target.action, same.pagesWritten], ['2', 'existing', 0]);
+    assert.match((await cli(['backup', '--incremental', ...common])).stdout, /generation 2 on .* already holds the database as it is/);
 
     const list = json(await cli(['list', '--incremental', ...common, '--json']));
     assert.deepEqual(list.generations.map((g: { generation: string }) => g.generation), ['2', '1']);

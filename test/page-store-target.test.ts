@@ -1,21 +1,25 @@
 /**
  * The page store on backup targets (src/backup/page-store/target-store.ts):
- * the contract and tamper suites with the store's directory as objects on a
- * FileTarget over the memory store, and on S3 on the real Swift. The
+ * the contract, tamper and crash suites with the store's directory as objects
+ * on a FileTarget over the memory store, and on S3 on the real Swift. The
  * database, its snapshots and restored copies stay on the local (memory) store.
  */
 import * as timed from './timeouts.ts';
 import { describe, it } from './timeouts.ts';
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryFileStore, MemoryVFS, openDatabaseWith } from '../src/index.ts';
-import { nodeEngine } from '../src/node.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MemoryFileStore, MemoryVFS, openDatabaseWith, type FileStore } from '../src/index.ts';
+import { nodeEngine, NodeFileStore } from '../src/node.ts';
 import { TargetStore } from '../src/backup/page-store/target-store.ts';
 import { FileTarget } from '../src/targets/file-target.ts';
 import { S3Target } from '../src/targets/s3/index.ts';
 import type { BackupTarget } from '../src/targets/target.ts';
 import { Fixture, pageStoreContract, type PageStoreTestHost, type Runner } from './contract/page-store.contract.ts';
 import { pageStoreTamperContract } from './contract/page-store-tamper.contract.ts';
+import { crashingStore, crashingTarget, pageStoreCrashContract, type CrashTestHost } from './contract/page-store-crash.contract.ts';
 import { useSwift } from './swift.ts';
 
 const { engine } = await nodeEngine();
@@ -41,9 +45,43 @@ function hostOn(label: string, target: BackupTarget): PageStoreTestHost & { file
   };
 }
 
+/**
+ * For the crash suite: every run is a new process, so each use of `files`
+ * is a new TargetStore (one remembers what it put and removed); the dying
+ * run's store is `dying(n)`'s target under a TargetStore of its own.
+ */
+function crashHostOn(label: string, target: BackupTarget, dying: (n: number) => { target: BackupTarget; crashed: () => boolean }): CrashTestHost {
+  const base = hostOn(label, target);
+  return {
+    get files() {
+      return new TargetStore(local, target, base.files.mount);
+    },
+    open: base.open,
+    freshDir: base.freshDir,
+    crashing(n) {
+      const d = dying(n);
+      return { store: new TargetStore(local, d.target, base.files.mount), crashed: d.crashed };
+    },
+  };
+}
+
 const onMemory = hostOn('pst', new FileTarget(local, '/objects', { create: true }));
+const onDisk = (files: FileStore) => new FileTarget(files, objectsDir, { create: true });
 pageStoreContract('FileTarget (memory)', onMemory);
 pageStoreTamperContract('FileTarget (memory)', onMemory);
+// The FileTarget's own writes die: a torn staging file, a rename not done.
+pageStoreCrashContract('FileTarget (memory)', crashHostOn('psc', new FileTarget(local, '/crash-objects', { create: true }), (n) => {
+  const d = crashingStore(local, n);
+  return { target: new FileTarget(d.store, '/crash-objects', { create: true }), crashed: d.crashed };
+}));
+// The same on the filesystem: the FileTarget's directory a real one, its writes dying there.
+const disk = new NodeFileStore();
+const objectsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cipherkeep-pst-crash-'));
+after(() => fs.rmSync(objectsDir, { recursive: true, force: true }));
+pageStoreCrashContract('FileTarget (filesystem)', crashHostOn('psd', onDisk(disk), (n) => {
+  const d = crashingStore(disk, n);
+  return { target: onDisk(d.store), crashed: d.crashed };
+}));
 
 describe('page store on a target: what lands on the target', { timeout: 120_000 }, () => {
   it('packs and manifests are objects under the name prefix; nothing of the store is written locally', async () => {
@@ -94,4 +132,5 @@ if (swift.skip) {
   const slower = { describe: (n: string, _o: { timeout: number }, fn: () => void) => timed.describe(n, { timeout: 420_000 }, fn), it: timed.it } as unknown as Runner;
   pageStoreContract('S3 (Swift)', onS3, slower);
   pageStoreTamperContract('S3 (Swift)', onS3, slower);
+  pageStoreCrashContract('S3 (Swift)', crashHostOn('psx', s3, (n) => crashingTarget(s3, n)), slower);
 }

@@ -20,10 +20,10 @@ import { restoreFrom, type RestoreOptions } from './restore.ts';
 import { discard } from './snapshot.ts';
 import type { BackupInfo, BackupResult, BackupServiceOptions, Logger, OnProgress, RestoreResult } from './types.ts';
 import { withLocks } from './locking.ts';
-import { DEFAULT_GENERATION_RETENTION, Generations } from './incremental.ts';
+import { DEFAULT_GENERATION_RETENTION, Generations, type LocalSnapshot } from './incremental.ts';
 import type { GenerationList, GenerationVerifyResult } from './page-store/index.ts';
 import type { VerifyDepth, VerifyResult } from './verify.ts';
-import { Targets, type TargetSpec } from './targets.ts';
+import { Targets, type SendOptions, type TargetResult, type TargetSpec } from './targets.ts';
 import { TargetBackups } from './target-ops.ts';
 
 export type { BackupHost, BackupInfo, BackupResult, BackupServiceOptions, Logger, OnProgress, Progress, RestoreResult } from './types.ts';
@@ -98,7 +98,8 @@ export class BackupService {
       this.#locked(async (held) => {
         if (options.incremental ?? this.incremental) {
           await this.#removeDeadTmps(held);
-          return this.#generations.create(held, this.#secret, tmpPath(await this.#catalog.freshName(this.#clock()), held.dir.token), options.onProgress);
+          const finalPath = await this.#catalog.freshName(this.#clock());
+          return this.#generations.create(held, this.#secret, tmpPath(finalPath, held.dir.token), options.onProgress, false, this.#sendSnapshot(finalPath, { ...options, held }));
         }
         if (!(await this.#files.stat(this.databasePath))) throw new DatabaseNotFoundError(`database not found: ${this.databasePath}`);
         if (!options.force) {
@@ -203,10 +204,11 @@ export class BackupService {
           return result;
         }
         const old = (await this.#list()).filter((b) => !b.tmp);
-        const staged = tmpPath(await this.#catalog.freshName(this.#clock()), held.dir.token);
-        const result = await this.#generations.afterPasswordChange(held, next, staged, options.onProgress);
+        const finalPath = await this.#catalog.freshName(this.#clock());
+        const result = await this.#generations.afterPasswordChange(held, next, tmpPath(finalPath, held.dir.token), options.onProgress,
+          this.#sendSnapshot(finalPath, { replace: true, onProgress: options.onProgress, held }));
         for (const b of old) await this.#c.removeWithSidecars(b.path);
-        return result;
+        return this.#targets.afterPurge(result, true, held);
       }),
     );
   }
@@ -369,6 +371,12 @@ export class BackupService {
   async #send(result: BackupResult, options: { force?: boolean; replace?: boolean; onProgress?: OnProgress; held?: Held }): Promise<BackupResult> {
     if (!result.success || !this.#targets.any) return result;
     return { ...result, targets: await this.#targets.send({ path: result.backupPath!, size: result.sizeBytes, secret: this.#secret }, options) };
+  }
+
+  /** Local generations: the snapshot each is made from goes to the targets as the backup `finalPath` would be (see targets.ts). */
+  #sendSnapshot(finalPath: string, options: SendOptions): ((s: LocalSnapshot) => Promise<TargetResult[]>) | undefined {
+    if (!this.#targets.any) return undefined;
+    return (s) => this.#targets.send({ ...s, secret: this.#secret, name: this.#files.basename(finalPath), unchecked: true }, options);
   }
 
   /** This database's backups (by salt, see catalog.ts) and all temp files, newest first. */

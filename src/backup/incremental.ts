@@ -14,10 +14,19 @@ import {
   applyRetention, backupGeneration, listGenerations, restoreGeneration, verifyGeneration,
   type GenerationList, type GenerationVerifyResult, type OnPageStoreProgress, type RetentionSettings,
 } from './page-store/index.ts';
-import { scanStore } from './page-store/state.ts';
+import { findHead, scanStore } from './page-store/state.ts';
+import { deriveStoreKeys } from './page-store/seal.ts';
+import type { JournalMode } from '../engine/database.ts';
 import { keepPreRestore, putInPlace, stagedRestorePath, type RestoreOptions } from './restore.ts';
 import { discard } from './snapshot.ts';
 import type { BackupResult, OnProgress, RestoreResult } from './types.ts';
+
+/** A consistent copy of the database on the local store, with what restoring it needs. */
+export interface LocalSnapshot {
+  path: string;
+  size: number;
+  journalMode: JournalMode;
+}
 
 /** Generations kept by default: the newest 30. */
 export const DEFAULT_GENERATION_RETENTION: RetentionSettings = { keepLast: 30 };
@@ -52,9 +61,13 @@ export class Generations {
    * A new generation from a snapshot written to `staged` (a temporary name
    * in the backup directory, removed before returning). `afterPasswordChange`:
    * the generation is full and every generation under another key is deleted
-   * once it commits.
+   * once it commits. `then`: given the snapshot once the generation has
+   * committed (still on disk, e.g. to send to targets), its answer goes in the result.
    */
-  async create(held: Held, secret: KeyMaterial, staged: string, onProgress?: OnProgress, afterPasswordChange = false): Promise<BackupResult> {
+  async create(
+    held: Held, secret: KeyMaterial, staged: string, onProgress?: OnProgress, afterPasswordChange = false,
+    then?: (snapshot: LocalSnapshot) => Promise<BackupResult['targets']>,
+  ): Promise<BackupResult> {
     const { c } = this;
     this.refuseSidecars();
     const source = await c.files.stat(c.databasePath);
@@ -63,27 +76,55 @@ export class Generations {
     const holds = await c.copies.heldBytes(key.raw);
     // The snapshot copy is staged whole; the generation itself is at most as large again.
     await c.checkFreeSpace(c.files.dirname(this.dir), Math.min(source.size, holds ?? source.size));
-    const started = Date.now();
     await c.removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
       const { raw, journalMode } = await c.copies.snapshotTo(staged, secret, onProgress, key);
       if (raw.key === undefined) throw new CorruptDatabaseError(`${c.files.basename(c.databasePath)} has no salt to derive its key from`);
-      const keyId = await GenerationKeys.keyIdOf(raw.key);
-      const anchor = afterPasswordChange ? undefined : await this.keys.anchorFor(keyId);
-      if (await this.store.ensureDir(this.dir)) await this.store.restrictToOwner(this.dir, 'dir');
-      const r = await backupGeneration(this.store, this.dir, staged, raw.key, c.profile.cipher, {
-        now: c.clock(), lock: held.dir, retention: this.retention, journalMode, purgeOtherKeys: afterPasswordChange,
-        ...(anchor ? { anchor } : {}), full: afterPasswordChange, onProgress: asServiceProgress(onProgress),
-      });
-      await this.keys.writeAnchor({ keyId, seq: r.seq, digest: r.digest }, held.db);
-      await this.keys.noteSalt(await c.files.read(staged, 0, 16), afterPasswordChange);
-      for (const w of [...r.warnings, ...r.cleanup.warnings]) c.log.warn(`incremental backup: ${w}`);
-      c.log.info(`created generation ${r.generation} (${r.full ? 'full' : 'incremental'}: ${r.pagesWritten} of ${r.pageCount} pages, ${r.bytesWritten} bytes) in ${Date.now() - started} ms`);
-      return { success: true, backupPath: this.dir, sizeBytes: r.bytesWritten, generation: r.generation, pagesWritten: r.pagesWritten, full: r.full };
+      const r = await this.commit(held, raw.key, staged, journalMode, afterPasswordChange, onProgress);
+      if (!then) return r;
+      const targets = await then({ path: staged, size: (await c.files.stat(staged))?.size ?? 0, journalMode });
+      return { ...r, ...(targets ? { targets } : {}) };
     } finally {
       await discard(c.files, staged);
     }
+  }
+
+  /**
+   * A new generation from a consistent copy of the database already made
+   * (a staged snapshot, or a verified full backup): the live database is not
+   * read. `key`: the copy's raw key. See `create` for `afterPasswordChange`.
+   * `skipUnchanged`: when the newest generation holds exactly these pages,
+   * none is made and the result says `unchanged`.
+   */
+  async commit(
+    held: Held, key: Uint8Array, snapshot: string, journalMode: JournalMode, afterPasswordChange: boolean, onProgress?: OnProgress, skipUnchanged = false,
+  ): Promise<BackupResult & { unchanged?: boolean }> {
+    const { c } = this;
+    this.refuseSidecars();
+    const started = Date.now();
+    const keyId = await GenerationKeys.keyIdOf(key);
+    const anchor = afterPasswordChange ? undefined : await this.keys.anchorFor(keyId);
+    if (await this.store.ensureDir(this.dir)) await this.store.restrictToOwner(this.dir, 'dir');
+    const r = await backupGeneration(this.store, this.dir, snapshot, key, c.profile.cipher, {
+      now: c.clock(), lock: held.dir, retention: this.retention, journalMode, purgeOtherKeys: afterPasswordChange,
+      ...(anchor ? { anchor } : {}), full: afterPasswordChange, skipUnchanged: skipUnchanged && !afterPasswordChange, onProgress: asServiceProgress(onProgress),
+    });
+    if (r.unchanged) {
+      c.log.info(`generation ${r.generation} already holds this backup: none made`);
+      return { success: true, backupPath: this.dir, sizeBytes: 0, generation: r.generation, pagesWritten: 0, full: false, unchanged: true };
+    }
+    await this.keys.writeAnchor({ keyId, seq: r.seq, digest: r.digest }, held.db);
+    await this.keys.noteSalt(await c.files.read(snapshot, 0, 16), afterPasswordChange);
+    for (const w of [...r.warnings, ...r.cleanup.warnings]) c.log.warn(`incremental backup: ${w}`);
+    c.log.info(`created generation ${r.generation} (${r.full ? 'full' : 'incremental'}: ${r.pagesWritten} of ${r.pageCount} pages, ${r.bytesWritten} bytes) in ${Date.now() - started} ms`);
+    return { success: true, backupPath: this.dir, sizeBytes: r.bytesWritten, generation: r.generation, pagesWritten: r.pagesWritten, full: r.full };
+  }
+
+  /** The newest generation's number and time, under `key` (null: none, or not readable). */
+  async head(key: Uint8Array): Promise<{ generation: string; createdAt: Date } | null> {
+    const head = await findHead(this.store, await deriveStoreKeys(key), await scanStore(this.store, this.dir));
+    return head.kind === 'ok' ? { generation: String(head.stored.seq), createdAt: new Date(head.manifest.body.logical.createdAtMs) } : null;
   }
 
   /**
@@ -91,9 +132,17 @@ export class Generations {
    * generation under another key deleted once it commits. If it fails, every
    * generation is deleted anyway: no old-key backup outlives the change.
    */
-  async afterPasswordChange(held: Held, secret: KeyMaterial, staged: string, onProgress?: OnProgress): Promise<BackupResult> {
+  async afterPasswordChange(
+    held: Held, secret: KeyMaterial, staged: string, onProgress?: OnProgress,
+    then?: (snapshot: LocalSnapshot) => Promise<BackupResult['targets']>,
+  ): Promise<BackupResult> {
+    return this.orPurge(held, () => this.create(held, secret, staged, onProgress, true, then));
+  }
+
+  /** `make` (a full generation under a new key), or, when it fails, every generation deleted. */
+  async orPurge(held: Held, make: () => Promise<BackupResult>): Promise<BackupResult> {
     try {
-      return await this.create(held, secret, staged, onProgress, true);
+      return await make();
     } catch (e) {
       await this.purgeAll(held);
       return { success: false, error: `${messageOf(e)}; incremental backups under the old password were deleted, so none exists now`, errorCode: codeOf(e), sizeBytes: 0 };

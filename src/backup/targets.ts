@@ -15,6 +15,7 @@
  * still had them.
  */
 import type { KeyMaterial } from '../engine/cipher.ts';
+import type { JournalMode } from '../engine/database.ts';
 import { SALT_BYTES } from '../engine/cipher.ts';
 import { InvalidArgumentError, TargetNotFoundError } from '../engine/errors.ts';
 import type { BackupTarget } from '../targets/target.ts';
@@ -75,6 +76,12 @@ export interface Outgoing {
   path: string;
   size: number;
   secret: KeyMaterial;
+  /** The backup's name on full-file targets (default: the file's own; a staged snapshot's is the name it would have). */
+  name?: string;
+  /** The database's journal mode, when `path` is a snapshot just taken (for generations made from it). */
+  journalMode?: JournalMode;
+  /** A snapshot whose pages were not all checked yet (a local generation checks only changed ones): checked once before any full-file send. */
+  unchecked?: boolean;
 }
 
 export interface SendOptions {
@@ -160,18 +167,28 @@ export class Targets {
     } catch (e) {
       return this.specs.map((s) => ({ target: s.target.id, success: false, action: 'failed', deleted: 0, error: `the local backup could not be read: ${messageOf(e)}`, errorCode: codeOf(e) }));
     }
+    const unfit = await this.#checkForFullSends(local, raw, options.onProgress);
     const results: TargetResult[] = [];
     for (const spec of this.specs) {
-      results.push(spec.incremental && options.held
-        ? await sendGeneration(this.c, this.generations(spec), spec, options.held, local.secret, !!options.replace, options.onProgress)
-        : await this.#sendOne(spec, local, raw, salt, options));
+      if (unfit && !spec.incremental) results.push({ target: spec.target.id, success: false, action: 'failed', deleted: 0, ...unfit });
+      else if (spec.incremental && options.held) {
+        results.push(await sendGeneration(this.c, this.generations(spec), spec, { path: local.path, key: raw, journalMode: local.journalMode },
+          { held: options.held, replace: !!options.replace, force: !!options.force, onProgress: options.onProgress }));
+      } else results.push(await this.#sendOne(spec, local, raw, salt, options));
     }
     return results;
   }
 
+  /** An unchecked snapshot going to full-file targets: every page's HMAC first, as a full backup's (null: fit to send). */
+  async #checkForFullSends(local: Outgoing, raw: Uint8Array, onProgress?: OnProgress): Promise<{ error: string; errorCode: string } | null> {
+    if (!local.unchecked || this.specs.every((s) => s.incremental)) return null;
+    const check = await this.c.verify(local.path, { key: raw }, onProgress, 'pages').catch((e) => ({ ok: false as const, reason: codeOf(e), detail: messageOf(e) }));
+    return check.ok ? null : { error: `the snapshot failed verification (${check.reason}): ${check.detail}`, errorCode: 'VERIFY_FAILED' };
+  }
+
   async #sendOne(spec: TargetSpec, local: Outgoing, raw: Uint8Array, salt: Uint8Array, options: SendOptions): Promise<TargetResult> {
     const { target } = spec;
-    let name = this.c.files.basename(local.path);
+    let name = local.name ?? this.c.files.basename(local.path);
     const result: TargetResult = { target: target.id, success: false, action: 'failed', name, deleted: 0 };
     try {
       await target.check?.();

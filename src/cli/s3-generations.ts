@@ -2,7 +2,8 @@
  * Incremental backups on an `s3://bucket/prefix` backup directory: the
  * bucket holds page-store generations (objects `<prefix>.<database>.pages.*`)
  * while the full backup each run makes stays local in the staging directory
- * (see s3.ts). `backup --incremental` makes a generation on every run,
+ * (see s3.ts). `backup --incremental` makes a generation on every run that
+ * finds the database changed,
  * `list --incremental` lists them, `verify/restore --generation N` check or
  * restore one (pages read from the bucket, each page's HMAC checked),
  * `rotate-key --incremental` replaces them with a full one under the new password.
@@ -32,7 +33,9 @@ export async function runRemoteGenerations(x: RemoteContext, t: S3Target, local:
   const outcome = (g: GenerationOutcome): RemoteOutcome => (g.ok ? { exit: 0, text: g.text, json: g.json } : { exit: x.exitFor(g.code), text: g.text, json: { code: g.code, ...g.json } });
   const sent = (what: string, r: TargetResult | undefined, extra: Record<string, unknown>): RemoteOutcome => {
     if (!r?.success) return { exit: x.exitFor(r?.errorCode), text: `${what} failed: ${r?.error ?? 'no result'}`, json: { code: r?.errorCode ?? 'FAILURE', error: r?.error, target: r, ...extra } };
-    const text = `generation ${r.generation} on ${t.id} (${r.full ? 'full' : 'incremental'}: ${plural(r.pagesWritten ?? 0, 'page')}, ${formatBytes(r.sizeBytes ?? 0)} written)`;
+    const text = r.action === 'existing'
+      ? `generation ${r.generation} on ${t.id} already holds the database as it is (nothing written)`
+      : `generation ${r.generation} on ${t.id} (${r.full ? 'full' : 'incremental'}: ${plural(r.pagesWritten ?? 0, 'page')}, ${formatBytes(r.sizeBytes ?? 0)} written)`;
     return { exit: 0, text: `${what}: ${text}`, json: { generation: r.generation, pagesWritten: r.pagesWritten, full: r.full, sizeBytes: r.sizeBytes, target: r, ...extra } };
   };
   // Reading writes nothing beside the database, which may be gone (a lost device): its name still
@@ -49,7 +52,8 @@ export async function runRemoteGenerations(x: RemoteContext, t: S3Target, local:
 
   switch (x.command) {
     case 'backup': {
-      const r = await local(await x.password()).createBackup({ force: x.force, onProgress: x.onProgress });
+      // A generation on every run: past the daily rule (a fresh local copy; the bucket still never stores the same pages twice).
+      const r = await local(await x.password()).createBackup({ force: true, onProgress: x.onProgress });
       if (!r.success) return { exit: x.exitFor(r.errorCode), text: `backup failed: ${r.error}`, json: { code: r.errorCode, error: r.error } };
       return sent('backup', r.targets?.[0], { localPath: r.backupPath });
     }

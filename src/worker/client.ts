@@ -70,7 +70,7 @@ export function wrapKeep(worker: WorkerLike): KeepClient {
     'open', 'exec', 'query', 'run', 'batch', 'createBackup', 'verifyBackup', 'listBackups', 'getLatestBackup',
     'cleanupOldBackups', 'purgeAndRefresh', 'changePassword', 'restoreBackup', 'exportBackup', 'copyBackupToFolder', 'importBackup', 'memoryUsage', 'pageCheckStats', 'close',
     'databaseState', 'targetIds', 'listTargetBackups', 'getLatestTargetBackup', 'pruneTargets', 'verifyTargetBackup', 'restoreTargetBackup', 'importTargetBackup',
-    'listGenerations', 'verifyGeneration', 'restoreGeneration',
+    'listGenerations', 'verifyGeneration', 'restoreGeneration', 'listTargetGenerations', 'verifyTargetGeneration', 'restoreTargetGeneration',
   ] as const satisfies ReadonlyArray<keyof KeepApi>;
   const client = Object.fromEntries(methods.map((m) => [m, call(m)])) as unknown as KeepClient;
   client.terminate = async () => {

@@ -1,7 +1,9 @@
 /**
  * The worker API's incremental backups (page-store generations): list,
- * verify and restore one. createBackup({ incremental: true }) (or the
- * `incremental` open option) makes them.
+ * verify and restore one, locally or on an incremental target (a
+ * `{ folder, incremental: true }` or `{ s3, incremental: true }` target).
+ * createBackup({ incremental: true }) (or the `incremental` open option)
+ * makes local ones; every backup makes one on each incremental target.
  */
 import type { BackupService, OnProgress, RestoreResult } from '../backup/backup-service.ts';
 import type { GenerationList, GenerationVerifyResult } from '../backup/page-store/index.ts';
@@ -16,5 +18,13 @@ export function generationsApi(backups: () => BackupService, withDatabaseClosed:
     /** Replaces the database with a generation; the connection is reopened on what was restored. */
     restoreGeneration: (generation: string, onProgress?: OnProgress): Promise<RestoreResult & { generation?: string }> =>
       withDatabaseClosed(() => backups().restoreGeneration(generation, { onProgress })),
+    /** An incremental target's generations (its id from targetIds()), newest first, with any damage found there. */
+    listTargetGenerations: (target: string): Promise<GenerationList> => backups().targets.listGenerations(target),
+    /** Checks a generation on the target: every page read from there, its HMAC checked. */
+    verifyTargetGeneration: (target: string, generation = 'latest', onProgress?: OnProgress): Promise<GenerationVerifyResult> =>
+      backups().targets.verifyGeneration(target, generation, { onProgress }),
+    /** Replaces the database with a generation from the target (assembled, verified fully, swapped in); the connection is reopened. */
+    restoreTargetGeneration: (target: string, generation: string, onProgress?: OnProgress): Promise<RestoreResult & { generation?: string }> =>
+      withDatabaseClosed(() => backups().targets.restoreGeneration(target, generation, { onProgress })),
   };
 }

@@ -14,6 +14,7 @@
  */
 import { InvalidArgumentError } from '../engine/errors.ts';
 import type { TargetSpec } from '../backup/targets.ts';
+import type { RetentionSettings } from '../backup/page-store/index.ts';
 import { FolderTarget } from '../targets/folder-target.ts';
 import { S3Target, type S3TargetOptions } from '../targets/s3/s3-target.ts';
 
@@ -25,6 +26,10 @@ interface Retention {
   maxBackups?: number;
   /** Older backups are deleted from this target, except the newest (default: the service's maxAgeDays). */
   maxAgeDays?: number;
+  /** Page-store generations (incremental backups) on this target instead of full files: see backup/target-generations.ts. */
+  incremental?: boolean;
+  /** With `incremental`: which generations are kept (default: the newest 30). */
+  generations?: RetentionSettings;
 }
 
 export type KeepTarget = ({ folder: FileSystemDirectoryHandle; s3?: never } | { s3: KeepS3Options; folder?: never }) & Retention;
@@ -40,6 +45,8 @@ export function targetSpecs(targets: readonly KeepTarget[] | undefined): TargetS
     const retention: Retention = {};
     if (t?.maxBackups !== undefined) retention.maxBackups = t.maxBackups;
     if (t?.maxAgeDays !== undefined) retention.maxAgeDays = t.maxAgeDays;
+    if (t?.incremental !== undefined) retention.incremental = !!t.incremental;
+    if (t?.generations !== undefined) retention.generations = t.generations;
     if (t?.folder !== undefined && t.s3 === undefined) {
       if (!isDirectory(t.folder)) throw new InvalidArgumentError(`targets[${i}].folder must be a FileSystemDirectoryHandle`);
       return { target: new FolderTarget(t.folder), ...retention };

@@ -9,13 +9,14 @@
 import * as nodeTest from '../timeouts.ts';
 import assert from 'node:assert/strict';
 import type { FileStore, FileWriter } from '../../src/index.ts';
+import type { BackupTarget } from '../../src/targets/target.ts';
 import { applyRetention, backupGeneration, listGenerations } from '../../src/backup/page-store/index.ts';
 import { scanStore } from '../../src/backup/page-store/state.ts';
 import { DAY, Fixture, PACK, readAll, T0, wrapStore, type PageStoreTestHost, type Runner } from './page-store.contract.ts';
 
 const TORTURE = !!(globalThis as { process?: { env?: Record<string, string> } }).process?.env?.TORTURE;
 
-class Crash extends Error {}
+export class Crash extends Error {}
 
 /** `files`, dying at its `afterChanges`-th change (create, write, close, rename, remove). */
 export function crashingStore(files: FileStore, afterChanges: number): { store: FileStore; crashed: () => boolean } {
@@ -60,6 +61,49 @@ export function crashingStore(files: FileStore, afterChanges: number): { store: 
   return { store, crashed: () => dead };
 }
 
+/**
+ * `target`, dying at its `afterChanges`-th change (put, remove), as a target
+ * does when the process writing to it is killed: a put then lands whole or
+ * not at all (on odd steps it lands and the answer is lost), and every
+ * later call fails.
+ */
+export function crashingTarget(target: BackupTarget, afterChanges: number): { target: BackupTarget; crashed: () => boolean } {
+  let changes = 0;
+  let dead = false;
+  const alive = () => {
+    if (dead) throw new Crash('the process died');
+  };
+  const change = async (fn: () => Promise<unknown>) => {
+    alive();
+    if (changes++ < afterChanges) return;
+    dead = true;
+    if (afterChanges % 2) await fn();
+    throw new Crash('the process died');
+  };
+  return {
+    crashed: () => dead,
+    target: {
+      id: target.id,
+      list: async (p) => (alive(), target.list(p)),
+      stat: async (n) => (alive(), target.stat(n)),
+      read: async (n, o, l) => (alive(), target.read(n, o, l)),
+      put: async (n, size, source, onProgress) => {
+        await change(() => target.put(n, size, source, onProgress));
+        return target.put(n, size, source, onProgress);
+      },
+      remove: async (n) => {
+        await change(() => target.remove(n));
+        return target.remove(n);
+      },
+    },
+  };
+}
+
+/** A host whose store dies where its real one would (under a target, not in the page store's own calls): see crashingTarget. */
+export interface CrashTestHost extends PageStoreTestHost {
+  crashing?(afterChanges: number): { store: FileStore; crashed: () => boolean };
+}
+
 /** After a crash: every kept generation exact, no problem reported; then a clean run leaves nothing stray. */
 async function intact(f: Fixture): Promise<void> {
   await f.everyRetainedRestores();
@@ -72,7 +116,7 @@ async function nothingStray(f: Fixture): Promise<void> {
   assert.deepEqual(scan.packs.filter((p) => !named.has(p.name)).map((p) => p.name), [], 'every pack is named by a manifest');
 }
 
-export function pageStoreCrashContract(label: string, host: PageStoreTestHost, runner: Runner = nodeTest as unknown as Runner): void {
+export function pageStoreCrashContract(label: string, host: CrashTestHost, runner: Runner = nodeTest as unknown as Runner): void {
   const { describe, it } = runner;
   describe(`page store, crashes: ${label}`, { timeout: 300_000 }, () => {
     it('a crash at any step of a backup leaves every earlier generation restorable; the next run cleans up', async () => {
@@ -84,7 +128,7 @@ export function pageStoreCrashContract(label: string, host: PageStoreTestHost, r
       for (let n = 0; ; n += stride) {
         await f.change(20);
         const seqBefore = Math.max(...(await scanStore(f.files, f.store)).manifests.map((m) => m.seq));
-        const dying = crashingStore(f.files, n);
+        const dying = host.crashing?.(n) ?? crashingStore(f.files, n);
         const snap = await f.snapshot();
         const snapBytes = await readAll(f.files, snap);
         try {
@@ -123,7 +167,7 @@ export function pageStoreCrashContract(label: string, host: PageStoreTestHost, r
           await f.change(60);
           await f.backup({ repackBelow: 0 });
         }
-        const dying = crashingStore(f.files, n);
+        const dying = host.crashing?.(n) ?? crashingStore(f.files, n);
         try {
           // A crash mid-cleanup comes back as a warning, not a throw.
           await applyRetention(dying.store, f.store, f.key, { keepLast: 2 }, { now: new Date(T0 + ++f.day * DAY), packBytes: PACK, repackBelow: 0.95 });

@@ -45,6 +45,8 @@ export interface BackupGenerationOptions {
   anchor?: Anchor;
   /** Write every page, even if the parent has it. */
   full?: boolean;
+  /** When the parent holds exactly these pages (same salt, count, every trailer), commit nothing: the result says `unchanged`. */
+  skipUnchanged?: boolean;
 }
 
 export interface GenerationResult {
@@ -62,6 +64,8 @@ export interface GenerationResult {
   cleanup: CleanupResult;
   /** What the backup found wrong with the store and worked around. */
   warnings: string[];
+  /** With `skipUnchanged`: the parent (`generation`) already held this snapshot, and nothing was written. */
+  unchanged?: boolean;
 }
 
 /**
@@ -184,6 +188,12 @@ export async function backupGeneration(
       await pause.next();
     }
     await packs.finish();
+    if (options.skipUnchanged && !full && newPages === 0 && pageCount === pl!.pageCount) {
+      return {
+        generation: String(pl!.seq), seq: pl!.seq, digest: toHex(parent!.digest), pagesWritten: 0, bytesWritten: 0, pageCount, full: false,
+        cleanup: { deleted: [], packsDeleted: 0, bytesFreed: 0, repack: { packs: 0, pagesMoved: 0, manifestsRewritten: 0 }, warnings: [] }, warnings: [], unchanged: true,
+      };
+    }
 
     const logical: Logical = {
       seq, createdAtMs: options.now.getTime(), parentSeq: parent ? parent.body.logical.seq : 0,
