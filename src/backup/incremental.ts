@@ -72,10 +72,11 @@ export class Generations {
     this.refuseSidecars();
     const source = await c.files.stat(c.databasePath);
     if (!source) throw new DatabaseNotFoundError(`database not found: ${c.databasePath}`);
-    const key = await c.copies.sourceKey(secret);
-    const holds = await c.copies.heldBytes(key.raw);
+    // Derived while the file is copied (snapshotTo).
+    const key = c.copies.sourceKey(secret);
+    key.catch(() => {});
     // The snapshot copy is staged whole; the generation itself is at most as large again.
-    await c.checkFreeSpace(c.files.dirname(this.dir), Math.min(source.size, holds ?? source.size));
+    await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
     await c.removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
