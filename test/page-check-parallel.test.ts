@@ -91,7 +91,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     assert.match(!v.ok ? v.detail : '', new RegExp(`page ${bytes.length / 4096} failed its HMAC check`));
   });
 
-  it('createBackup checks the copy while it opens it, once; a damaged page is caught there; a copy whose page 1 changed is checked again', async () => {
+  it('createBackup checks the copy while it opens it, once; a damaged page is caught there; page 1 rewritten is checked again alone; a WAL applied means a check after', async () => {
     const dir = tempDir('page-check-early');
     // The phase createBackup was in at each call of the page check.
     const counted = () => {
@@ -119,10 +119,26 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     assert.equal(plain.r.success, true, plain.r.error);
     assert.deepEqual(plain.calls, ['export'], 'checked once, while the copy was opened');
 
-    // A WAL database at rest: opening its copy turns it into a rollback-journal file, rewriting page 1.
+    // A WAL database at rest: opening its copy turns it into a rollback-journal file, rewriting page 1 (checked again, in-thread).
     const wal = await backup(await make('wal.db', true));
     assert.equal(wal.r.success, true, wal.r.error);
-    assert.deepEqual(wal.calls, ['export', 'verify'], 'the early check no longer speaks for page 1, so the copy is checked again');
+    assert.deepEqual(wal.calls, ['export'], 'page 1 rewritten is no reason to check every page again');
+    const walDamaged = await make('wal-damaged.db', true);
+    const walBytes = fs.readFileSync(walDamaged);
+    walBytes[walBytes.length - 100]! ^= 1;
+    fs.writeFileSync(walDamaged, walBytes);
+    const walBad = await backup(walDamaged);
+    assert.equal(walBad.r.errorCode, 'CORRUPT');
+    assert.match(walBad.r.error ?? '', new RegExp(`page ${walBytes.length / 4096} failed its HMAC check`));
+
+    // A WAL with frames to apply: they rewrite pages anywhere, so the copy is checked after.
+    const live = await make('wal-live.db', true);
+    const writer = await openDatabase(live, { password: 'pw', cipher: FAST });
+    await writer.exec("PRAGMA wal_autocheckpoint = 0; UPDATE t SET v = randomblob(700) WHERE rowid % 7 = 0");
+    const applied = await backup(live);
+    await writer.close();
+    assert.equal(applied.r.success, true, applied.r.error);
+    assert.deepEqual(applied.calls, ['verify'], 'checked once, after the WAL was applied');
 
     const damaged = await make('damaged.db', false);
     const bytes = fs.readFileSync(damaged);

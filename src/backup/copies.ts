@@ -6,14 +6,13 @@
  */
 import type { KeyMaterial } from '../engine/cipher.ts';
 import type { JournalMode } from '../engine/database.ts';
-import { copyFile } from '../files/file-store.ts';
+import { copyFile, readInto } from '../files/file-store.ts';
 import { copySnapshot, discard, materialize, SIDE_FILES } from './snapshot.ts';
 import { rawKeyFor, type VerifyContext } from './verify.ts';
 import { headerBytes } from './header.ts';
 import { identityOf, sameIdentity } from './catalog.ts';
 import { resolveSettings } from '../engine/cipher.ts';
-import { bytesEqual } from '../engine/bytes.ts';
-import type { PageCheck } from './page-check.ts';
+import { checkPageHmacs, type PageCheck } from './page-check.ts';
 import { StorageFullError } from '../engine/errors.ts';
 
 export interface CopiesContext extends VerifyContext {
@@ -60,19 +59,33 @@ export class DatabaseCopies {
     // The copy has the source's salt, so one key derivation serves the source, the copy and its check.
     const copySalt = await identityOf(this.ctx.files, target);
     const raw = source.salt && copySalt && sameIdentity(source.salt, copySalt) ? source.raw : await rawKeyFor(this.ctx, material, target);
-    // Nothing to apply: opening the copy only reads it, so its pages are checked meanwhile (on other cores) — if page 1 stays as it was.
+    // Nothing to apply: its pages are checked (on other cores) while it is opened, which at most rewrites page 1.
     const early = snapshot.pending === null ? await this.#checkPagesEarly(target, raw) : undefined;
     const db = await this.ctx.open(target, { ...raw, cipher: this.ctx.profile.cipher });
     let journalMode: JournalMode;
+    let writtenTo = 0;
+    const unwatch = db.watchWrites((offset, length) => void (writtenTo = Math.max(writtenTo, offset + length)));
     try {
       journalMode = await materialize(db, snapshot.pending);
     } finally {
       await db.close();
+      unwatch();
     }
     for (const s of SIDE_FILES) await this.ctx.files.remove(`${target}${s}`).catch(() => false);
-    const unchanged = early && bytesEqual(early.page1, await this.ctx.files.read(target, 0, early.page1.length));
-    if (early && !unchanged) early.pages.catch(() => {});
-    return { raw, journalMode, ...(unchanged ? { pages: early.pages } : {}) };
+    if (early && writtenTo > early.pageSize) early.pages.catch(() => {}); // more than page 1 changed: checked whole again later
+    const pages = !early || writtenTo > early.pageSize ? undefined : writtenTo === 0 ? early.pages : this.#withPage1Again(early.pages, target, raw.key!);
+    return { raw, journalMode, ...(pages ? { pages } : {}) };
+  }
+
+  /** The early check, with page 1 (rewritten since: the journal mode put back) checked as it is now. */
+  async #withPage1Again(early: Promise<PageCheck | null>, target: string, key: Uint8Array): Promise<PageCheck | null> {
+    const settings = resolveSettings(this.ctx.profile.cipher);
+    const read = async (offset: number, into: Uint8Array) => readInto(this.ctx.files, target, offset, into);
+    const [rest, page1] = await Promise.all([early, checkPageHmacs(read, settings.pageSize, key, settings)]);
+    if (!page1.ok) return page1;
+    // Page 1 read while it was rewritten may have looked bad, and the check stops at a bad page: check it all again.
+    if (rest && !rest.ok && rest.page === 1) return this.ctx.checkPages!(target, key, settings, (await this.ctx.files.stat(target))?.size ?? 0);
+    return rest;
   }
 
   /** A copy taken whole is cut to what its database holds by its header (the copy's page 1 is the snapshot's). */
@@ -83,13 +96,12 @@ export class DatabaseCopies {
     if (held !== null && held < size) await this.ctx.files.truncate!(target, held);
   }
 
-  /** The host's page check of the copy, started now; with page 1 as it was then. */
-  async #checkPagesEarly(target: string, raw: KeyMaterial): Promise<{ pages: Promise<PageCheck | null>; page1: Uint8Array } | undefined> {
+  /** The host's page check of the copy, started now. */
+  async #checkPagesEarly(target: string, raw: KeyMaterial): Promise<{ pages: Promise<PageCheck | null>; pageSize: number } | undefined> {
     const size = (await this.ctx.files.stat(target))?.size;
     if (!this.ctx.checkPages || raw.key === undefined || !size) return undefined;
     const settings = resolveSettings(this.ctx.profile.cipher);
-    const page1 = await this.ctx.files.read(target, 0, settings.pageSize);
-    return { pages: this.ctx.checkPages(target, raw.key, settings, size), page1 };
+    return { pages: this.ctx.checkPages(target, raw.key, settings, size), pageSize: settings.pageSize };
   }
 
   /** The raw key of the database as it is now (derived from its salt, read-only), and that salt. */

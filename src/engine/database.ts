@@ -305,6 +305,11 @@ export class Database {
     return this.host.watchReads(this.path, onRead);
   }
 
+  /** Reports the span of every write SQLite makes to this file (a truncation: from the new size on). */
+  watchWrites(onWrite: (offset: number, length: number) => void): () => void {
+    return this.host.watchWrites(this.path, onWrite);
+  }
+
   async #journalMode(): Promise<string> {
     const [row] = await this.#query<{ journal_mode: string }>('PRAGMA journal_mode');
     return String(row?.journal_mode ?? 'delete').toLowerCase();

@@ -85,6 +85,7 @@ export abstract class HostVFS<H> extends FacadeVFS {
   abstract readRange(path: string, offset: number, into: Uint8Array): number | null;
 
   readonly #readWatchers = new Map<string, (bytes: number) => void>();
+  readonly #writeWatchers = new Map<string, (offset: number, length: number) => void>();
 
   #readers = 0;
 
@@ -121,6 +122,13 @@ export abstract class HostVFS<H> extends FacadeVFS {
     const full = this.resolve(path);
     this.#readWatchers.set(full, onRead);
     return () => this.#readWatchers.delete(full);
+  }
+
+  /** Calls `onWrite` with the span of every SQLite write to `path` (a truncation: from the new size on) until the returned function is called. */
+  watchWrites(path: string, onWrite: (offset: number, length: number) => void): () => void {
+    const full = this.resolve(path);
+    this.#writeWatchers.set(full, onWrite);
+    return () => this.#writeWatchers.delete(full);
   }
 
   // ---- FacadeVFS methods ----
@@ -165,6 +173,7 @@ export abstract class HostVFS<H> extends FacadeVFS {
   jWrite(fileId: number, pData: Uint8Array, offset: number): number {
     return this.#withFile(fileId, VFS.SQLITE_IOERR_WRITE, (file) => {
       this.writeAt(file.handle, pData.subarray(), offset);
+      this.#writeWatchers.get(file.path)?.(offset, pData.length);
       return VFS.SQLITE_OK;
     });
   }
@@ -172,6 +181,7 @@ export abstract class HostVFS<H> extends FacadeVFS {
   jTruncate(fileId: number, size: number): number {
     return this.#withFile(fileId, VFS.SQLITE_IOERR_TRUNCATE, (file) => {
       this.truncateTo(file.handle, size);
+      this.#writeWatchers.get(file.path)?.(size, Infinity);
       return VFS.SQLITE_OK;
     });
   }
