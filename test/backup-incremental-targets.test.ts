@@ -18,25 +18,10 @@ import type { BackupHost } from '../src/backup/types.ts';
 import { TargetStore } from '../src/backup/page-store/target-store.ts';
 import { scanStore } from '../src/backup/page-store/state.ts';
 import { TargetUnreachableError } from '../src/engine/errors.ts';
-import { nativeQuery, passphraseKey, tempDir } from './helpers.ts';
+import { nativeQuery, passphraseKey, tempDir, makeRowsDb, execOn } from './helpers.ts';
 
 const FAST = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
 const DAY = 86_400_000;
-
-async function makeDb(file: string, password = 'pw', rows = 20_000): Promise<void> {
-  const db = await openDatabase(file, { password, create: true, cipher: FAST.cipher });
-  await db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${rows}) INSERT INTO t SELECT i, 'row ' || i FROM c`);
-  await db.close();
-}
-
-async function exec(file: string, password: string, sql: string): Promise<void> {
-  const db = await openDatabase(file, { password, cipher: FAST.cipher });
-  try {
-    await db.exec(sql);
-  } finally {
-    await db.close();
-  }
-}
 
 async function rows(file: string, password = 'pw'): Promise<unknown[]> {
   const db = await openDatabase(file, { password, cipher: FAST.cipher, readonly: true });
@@ -93,7 +78,7 @@ describe('local generations and targets', () => {
       { target: fileTarget(d, 'gens'), incremental: true },
     ], { incremental: true });
     const [full, gens] = specs.map((s) => s.target) as [BackupTarget, BackupTarget];
-    await makeDb(db);
+    await makeRowsDb(db);
     const before = await rows(db);
 
     const first = await service().createBackup();
@@ -110,7 +95,7 @@ describe('local generations and targets', () => {
     assert.deepEqual(fs.readdirSync(path.join(dir, 'backups')).filter((n) => n.endsWith('.tmp') || n.endsWith('.db')), [], 'no staged snapshot and no full backup left locally');
 
     // Generations have no daily rule locally; the targets keep theirs.
-    await exec(db, 'pw', "UPDATE t SET v = 'changed' WHERE id IN (7, 9000)");
+    await execOn(db, 'pw', "UPDATE t SET v = 'changed' WHERE id IN (7, 9000)");
     const second = await service().createBackup();
     assert.equal(second.generation, '2');
     assert.deepEqual(second.targets!.map((t) => [t.action, t.generation]), [['existing', undefined], ['existing', '1']]);
@@ -157,7 +142,7 @@ describe('local generations and targets', () => {
         return { ...nodeBackupHost(), files: new Failing() };
       },
     });
-    await makeDb(db, 'pw', 3000);
+    await makeRowsDb(db, 'pw', 3000);
     assert.deepEqual((await service().createBackup()).targets!.map((t) => t.success), [true, true]);
     broken = true;
     const r = await service().changePassword({ password: 'new' });
@@ -171,7 +156,7 @@ describe('local generations and targets', () => {
 describe('a damaged page the local generation does not read', () => {
   it('an unchanged page damaged in the live file (its HMAC kept) stops the full-file send before any upload', { timeout: 120_000 }, async () => {
     const { db, dir, specs, service, nextDay } = setup('it-rot', (d) => [{ target: fileTarget(d, 'full'), maxBackups: 5 }, { target: fileTarget(d, 'gens'), incremental: true }], { incremental: true });
-    await makeDb(db, 'pw', 3000);
+    await makeRowsDb(db, 'pw', 3000);
     const first = await service().createBackup();
     assert.deepEqual(first.targets!.map((t) => t.action), ['uploaded', 'uploaded']);
     const fd = fs.openSync(db, 'r+');
@@ -196,7 +181,7 @@ describe('one snapshot of the live database per createBackup', () => {
       const { db, service: svc } = setup('it-once', (d) => [{ target: fileTarget(d, 'full') }, { target: fileTarget(d, 'gens'), incremental: true }], {
         incremental, host: (file) => (counting = countingHost(file)).host,
       });
-      await makeDb(db);
+      await makeRowsDb(db);
       const size = fs.statSync(db).size;
       const before = digest(db);
       const mtime = fs.statSync(db).mtimeMs;
@@ -225,7 +210,7 @@ describe('incremental targets keep the daily rule', () => {
       return [{ target: flaky, incremental: true }];
     });
     const t = specs[0]!.target;
-    await makeDb(db, 'pw', 5000);
+    await makeRowsDb(db, 'pw', 5000);
     down = true;
     const missed = await service().createBackup();
     assert.equal(missed.success, true);
@@ -236,7 +221,7 @@ describe('incremental targets keep the daily rule', () => {
     assert.equal(caughtUp.existing, true, 'today\'s local backup is reused');
     assert.deepEqual([caughtUp.targets![0]!.action, caughtUp.targets![0]!.generation], ['uploaded', '1'], caughtUp.targets![0]!.error);
 
-    await exec(db, 'pw', "UPDATE t SET v = 'x' WHERE id = 3");
+    await execOn(db, 'pw', "UPDATE t SET v = 'x' WHERE id = 3");
     const again = await service().createBackup();
     assert.equal(again.existing, true);
     assert.deepEqual([again.targets![0]!.success, again.targets![0]!.action, again.targets![0]!.generation], [true, 'existing', '1']);
@@ -253,7 +238,7 @@ describe('incremental targets keep the daily rule', () => {
     assert.deepEqual([forced.targets![0]!.success, forced.targets![0]!.action, forced.targets![0]!.generation, forced.targets![0]!.pagesWritten], [true, 'existing', '2', 0]);
     assert.deepEqual(await manifestsOn(t), [1, 2]);
 
-    await exec(db, 'pw', "UPDATE t SET v = 'y' WHERE id = 4");
+    await execOn(db, 'pw', "UPDATE t SET v = 'y' WHERE id = 4");
     const forcedChanged = await service().createBackup({ force: true });
     assert.deepEqual([forcedChanged.targets![0]!.action, forcedChanged.targets![0]!.generation], ['uploaded', '3'], 'forced, with a change: a generation today');
     assert.deepEqual(await manifestsOn(t), [1, 2, 3]);

@@ -17,7 +17,7 @@ import type { BackupTarget } from '../src/targets/target.ts';
 import type { TargetSpec } from '../src/backup/targets.ts';
 import { TargetStore } from '../src/backup/page-store/target-store.ts';
 import { scanStore } from '../src/backup/page-store/state.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir, makeRowsDb, execOn } from './helpers.ts';
 import { TargetUnreachableError } from '../src/engine/errors.ts';
 import { useSwift } from './swift.ts';
 
@@ -40,21 +40,6 @@ if (!swift.skip) {
     const all = s3('');
     for (const o of await all.client.listObjects(`${run}/`)) await all.client.deleteObject(o.key);
   });
-}
-
-async function makeDb(file: string, password = 'pw', rows = 20_000): Promise<void> {
-  const db = await openDatabase(file, { password, create: true, cipher: FAST.cipher });
-  await db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${rows}) INSERT INTO t SELECT i, 'row ' || i FROM c`);
-  await db.close();
-}
-
-async function exec(file: string, password: string, sql: string): Promise<void> {
-  const db = await openDatabase(file, { password, cipher: FAST.cipher });
-  try {
-    await db.exec(sql);
-  } finally {
-    await db.close();
-  }
 }
 
 async function rows(file: string, password: string): Promise<unknown[]> {
@@ -85,7 +70,7 @@ function cases(label: string, skip: string | undefined, target: (dir: string) =>
     it('full backups locally, generations on the target: only changed pages go up; list, verify and restore from the target', { timeout: 180_000 }, async () => {
       const { db, specs, service } = setup(`tg-${label}`, (dir) => [{ target: target(dir), incremental: true, generations: { keepLast: 5 } }]);
       const id = specs[0]!.target.id;
-      await makeDb(db);
+      await makeRowsDb(db);
       const before = await rows(db, 'pw');
       const first = await service().createBackup();
       assert.equal(first.success, true, first.error);
@@ -95,7 +80,7 @@ function cases(label: string, skip: string | undefined, target: (dir: string) =>
       assert.deepEqual([g1.action, g1.generation, g1.full], ['uploaded', '1', true]);
       assert.ok(g1.pagesWritten! > 50, `the first generation writes every page (${g1.pagesWritten})`);
 
-      await exec(db, 'pw', "UPDATE t SET v = 'changed' WHERE id IN (7, 9000)");
+      await execOn(db, 'pw', "UPDATE t SET v = 'changed' WHERE id IN (7, 9000)");
       const after2 = await rows(db, 'pw');
       const second = await service().createBackup({ force: true });
       const g2 = second.targets![0]!;
@@ -120,7 +105,7 @@ function cases(label: string, skip: string | undefined, target: (dir: string) =>
     it('a damaged pack on the target fails verify and restore, typed, and the database stays', { timeout: 120_000 }, async () => {
       const { db, specs, service } = setup(`tg-bad-${label}`, (dir) => [{ target: target(dir), incremental: true }]);
       const t = specs[0]!.target;
-      await makeDb(db, 'pw', 3000);
+      await makeRowsDb(db, 'pw', 3000);
       assert.equal((await service().createBackup()).targets![0]!.success, true);
       const pack = (await storeOn(t)).packs[0]!;
       const name = `backup.app.db.pages.${pack.name}`;
@@ -138,9 +123,9 @@ function cases(label: string, skip: string | undefined, target: (dir: string) =>
     it('a password change makes a full generation there; no old-key manifest or pack remains', { timeout: 180_000 }, async () => {
       const { db, specs, service } = setup(`tg-pw-${label}`, (dir) => [{ target: target(dir), incremental: true }]);
       const t = specs[0]!.target;
-      await makeDb(db, 'pw', 5000);
+      await makeRowsDb(db, 'pw', 5000);
       await service().createBackup();
-      await exec(db, 'pw', "UPDATE t SET v = 'x' WHERE id = 3");
+      await execOn(db, 'pw', "UPDATE t SET v = 'x' WHERE id = 3");
       await service().createBackup({ force: true });
       const old = await storeOn(t);
       assert.equal(old.manifests.length, 2);
@@ -175,7 +160,7 @@ describe('incremental generations on a target that missed a password change', ()
       return [{ target: flaky, incremental: true }];
     });
     const t = specs[0]!.target;
-    await makeDb(db, 'pw', 5000);
+    await makeRowsDb(db, 'pw', 5000);
     assert.equal((await service().createBackup()).targets![0]!.success, true);
     const old = await storeOn(t);
     down = true;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after } from 'node:test';
 import { createHash } from 'node:crypto';
 import NativeDatabase from '@signalapp/sqlcipher';
+import { openDatabase } from '../src/node.ts';
 
 /** A fresh directory, removed when the test file ends. */
 export function tempDir(label = 'test'): string {
@@ -35,3 +36,23 @@ export function nativeQuery(file: string, keyPragmas: string[], sql: string): un
 
 export const passphraseKey = (pw: string) => [`key = '${pw.replace(/'/g, "''")}'`];
 export const rawKey = (hex: string) => [`key = "x'${hex}'"`];
+
+/** A fast key derivation, for tests that open many databases. */
+const FAST_KDF = { kdfIterations: 1000 };
+
+/** A database at `file` holding `rows` numbered rows in t(id, v), keyed with a fast KDF. */
+export async function makeRowsDb(file: string, password = 'pw', rows = 20_000): Promise<void> {
+  const db = await openDatabase(file, { password, create: true, cipher: FAST_KDF });
+  await db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${rows}) INSERT INTO t SELECT i, 'row ' || i FROM c`);
+  await db.close();
+}
+
+/** Runs `sql` on a database made by makeRowsDb. */
+export async function execOn(file: string, password: string, sql: string): Promise<void> {
+  const db = await openDatabase(file, { password, cipher: FAST_KDF });
+  try {
+    await db.exec(sql);
+  } finally {
+    await db.close();
+  }
+}
