@@ -151,4 +151,39 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     assert.match(bad.r.error ?? '', new RegExp(`page ${page} failed its HMAC check`));
     assert.deepEqual(fs.readdirSync(bad.dir).filter((n) => !n.startsWith('.')), [], 'no backup left behind');
   });
+
+  it('a copy given up on while its early check runs: the check failing afterwards is no unhandled rejection', async () => {
+    const dir = tempDir('page-check-early-given-up');
+    const databasePath = path.join(dir, 'app.db');
+    const db = await openDatabase(databasePath, { password: 'pw', create: true, cipher: FAST });
+    await db.exec('CREATE TABLE t (v)');
+    await db.close();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let checkFailed = false;
+      const host = {
+        files: new NodeFileStore(),
+        // The copy does not open (as a damaged one would not) ...
+        open: async (): Promise<never> => {
+          throw new Error('cannot open the copy');
+        },
+        // ... and its check, still running, fails after that (its file gone).
+        checkPages: async (): Promise<never> => {
+          await new Promise((r) => setTimeout(r, 50));
+          checkFailed = true;
+          throw new Error('the copy vanished under the check');
+        },
+      };
+      const svc = new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: { ...sqlcipher4, cipher: FAST }, host });
+      const r = await svc.createBackup();
+      assert.equal(r.success, false);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(checkFailed, 'the check ran and failed');
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });

@@ -72,7 +72,7 @@ export class DatabaseCopies {
       unwatch();
     }
     for (const s of SIDE_FILES) await this.ctx.files.remove(`${target}${s}`).catch(() => false);
-    if (early && writtenTo > early.pageSize) early.pages.catch(() => {}); // more than page 1 changed: checked whole again later
+    // More than page 1 written: the copy is checked whole again later.
     const pages = !early || writtenTo > early.pageSize ? undefined : writtenTo === 0 ? early.pages : this.#withPage1Again(early.pages, target, raw.key!);
     return { raw, journalMode, ...(pages ? { pages } : {}) };
   }
@@ -101,7 +101,9 @@ export class DatabaseCopies {
     const size = (await this.ctx.files.stat(target))?.size;
     if (!this.ctx.checkPages || raw.key === undefined || !size) return undefined;
     const settings = resolveSettings(this.ctx.profile.cipher);
-    return { pages: this.ctx.checkPages(target, raw.key, settings, size), pageSize: settings.pageSize };
+    const pages = this.ctx.checkPages(target, raw.key, settings, size);
+    pages.catch(() => {}); // handled where awaited; a copy given up on (it did not open) may vanish under it, which matters to no one
+    return { pages, pageSize: settings.pageSize };
   }
 
   /** The raw key of the database as it is now (derived from its salt, read-only), and that salt. */
