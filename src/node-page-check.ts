@@ -9,7 +9,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { CipherSettings } from './engine/cipher.ts';
-import type { PageCheck } from './backup/page-check.ts';
+import { checkInRanges, type PageCheck } from './backup/page-check.ts';
 import type { PageChecks } from './backup/types.ts';
 
 const IDLE_MS = 60_000;
@@ -77,27 +77,13 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number; r
     const salt = await readSalt(path);
     const workers = start();
     let done = 0;
-    // Ranges of 8 MiB, each taken by the next free thread: a core busy with other work holds up one range, not a share.
-    const rangePages = Math.max(1, Math.floor(rangeBytes / pageSize));
-    let nextPage = 0;
-    let failed: number | undefined;
     const run = (w: Worker, from: number, to: number) => new Promise<PageCheck>((resolve, reject) => {
       const id = ++next;
       tasks.set(id, { from, to, resolve, reject, onProgress: (n) => onBytes?.((done += n)) });
       settle();
       w.postMessage({ id, path, key, salt, pageSize, hmacAlgorithm, kdfAlgorithm, from, to });
     });
-    // Ranges are taken in order and every range taken is finished, so the lowest failure is the file's first bad page.
-    await Promise.all(workers.map(async (w) => {
-      while (nextPage < pages && failed === undefined) {
-        const from = nextPage;
-        nextPage = Math.min(pages, from + rangePages);
-        const r = await run(w, from, nextPage);
-        if (!r.ok) failed = Math.min(failed ?? Infinity, r.page);
-      }
-    }));
-    if (failed !== undefined) return { ok: false, page: failed };
-    return { ok: true, pages };
+    return checkInRanges(workers, pages, Math.max(1, Math.floor(rangeBytes / pageSize)), run);
   };
   // Starting the threads costs about as much as checking 100 MB on warm ones: worth doing while the key is derived and the file copied.
   check.warm = (size) => {

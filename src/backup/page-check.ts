@@ -34,6 +34,34 @@ const CHUNK_BYTES = 4 << 20;
 
 export type PageCheck = { ok: true; pages: number } | { ok: false; page: number };
 
+/**
+ * A file's `pages` checked by several workers (threads, Web Workers) in
+ * ranges of `rangePages`, each taken in order by the next free worker: one
+ * slowed by other work on its core holds up one range, not a share. Ranges
+ * are taken in order and every range taken is finished, so the lowest bad
+ * page found is the file's first; no range past it is started. `run` checks
+ * pages from…to-1 (0-based) on a worker; null from it (that range could not
+ * be checked) makes the answer null.
+ */
+export async function checkInRanges<W>(
+  workers: W[], pages: number, rangePages: number, run: (worker: W, from: number, to: number) => Promise<PageCheck | null>,
+): Promise<PageCheck | null> {
+  let next = 0;
+  let firstBad = Infinity;
+  let lost = false;
+  await Promise.all(workers.map(async (w) => {
+    while (next < pages && next < firstBad && !lost) {
+      const from = next;
+      next = Math.min(pages, from + rangePages);
+      const result = await run(w, from, next);
+      if (!result) lost = true;
+      else if (!result.ok) firstBad = Math.min(firstBad, result.page);
+    }
+  }));
+  if (lost) return null;
+  return firstBad === Infinity ? { ok: true, pages } : { ok: false, page: firstBad };
+}
+
 /** The settings the page layout depends on. */
 export type PageSettings = Pick<Required<CipherSettings>, 'pageSize' | 'hmacAlgorithm' | 'kdfAlgorithm'> & Pick<CipherSettings, 'plaintextHeaderSize' | 'salt'>;
 

@@ -12,7 +12,7 @@
  * within READY_MS) the pool gives up for good and returns null: the worker's
  * in-thread check does the work, slower but the same.
  */
-import type { PageCheck } from '../backup/page-check.ts';
+import { checkInRanges, type PageCheck } from '../backup/page-check.ts';
 import type { PageChecks } from '../backup/types.ts';
 import { PAGE_CHECK_WORKER, type PageCheckReply, type PageCheckTask } from './page-check-task.ts';
 
@@ -118,13 +118,7 @@ export function browserPageChecks(options: { minBytes?: number; workers?: number
     }
     const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
     const pages = fileSize / pageSize;
-    // Ranges of TASK_BYTES, each taken by the next free worker: a worker slowed by other work on its core holds up one range, not a half.
-    const perRange = Math.max(1, Math.floor(TASK_BYTES / pageSize));
-    const ranges: Array<{ from: number; to: number }> = [];
-    for (let from = 0; from < pages; from += perRange) ranges.push({ from, to: Math.min(pages, from + perRange) });
     let done = 0;
-    let firstBad = Infinity;
-    let lost = false;
     const run = (w: Worker, from: number, to: number) => new Promise<PageCheck | null>((resolve) => {
       const id = ++next;
       pending.set(id, { resolve, onProgress: (n) => onBytes?.((done += n)) });
@@ -132,21 +126,14 @@ export function browserPageChecks(options: { minBytes?: number; workers?: number
       const task: PageCheckTask = { pageCheck: id, path, key: key.slice(), settings: { pageSize, hmacAlgorithm, kdfAlgorithm }, from, to };
       w.postMessage(task, [task.key.buffer]);
     });
-    await Promise.all(workers.map(async (w) => {
-      // A range past a page already found bad cannot change the answer (the lowest bad page).
-      for (let r = ranges.shift(); r && r.from < firstBad && !lost; r = ranges.shift()) {
-        const result = await run(w, r.from, r.to);
-        if (!result) lost = true;
-        else if (!result.ok) firstBad = Math.min(firstBad, result.page);
-      }
-    }));
-    if (lost) {
+    const result = await checkInRanges(workers, pages, Math.max(1, Math.floor(TASK_BYTES / pageSize)), run);
+    if (!result) {
       stats.fallbacks++;
       return null;
     }
     stats.files++;
     stats.lastCheckMs = Math.round(performance.now() - t0);
-    return firstBad === Infinity ? { ok: true, pages } : { ok: false, page: firstBad };
+    return result;
   };
   // Starting costs 60–180 ms: paid while the key is derived and the file copied, not before the check.
   checkPages.warm = (fileSize) => {
