@@ -42,6 +42,17 @@ type SyncReader = { read(into: Uint8Array, o: { at: number }): number; close(): 
  * browser without handle modes (which would take the file for itself), or
  * outside a worker, or when a writer holds the file, through Blob reads.
  */
+/** Fills `into` from `offset` through a sync access handle, as far as the file goes; returns the count. */
+function readFully(sync: SyncReader, offset: number, into: Uint8Array): number {
+  let done = 0;
+  while (done < into.length) {
+    const got = sync.read(into.subarray(done), { at: offset + done });
+    if (got <= 0) break;
+    done += got;
+  }
+  return done;
+}
+
 export async function openSharedReader(handle: FileSystemFileHandle): Promise<{ read(offset: number, into: Uint8Array): Promise<number>; close(): void }> {
   const handleClass = (globalThis as { FileSystemSyncAccessHandle?: { prototype: object } }).FileSystemSyncAccessHandle;
   const modes = handleClass !== undefined && 'mode' in handleClass.prototype;
@@ -56,15 +67,7 @@ export async function openSharedReader(handle: FileSystemFileHandle): Promise<{ 
   if (sync) {
     const s = sync;
     return {
-      read: async (offset, into) => {
-        let done = 0;
-        while (done < into.length) {
-          const got = s.read(into.subarray(done), { at: offset + done });
-          if (got <= 0) break;
-          done += got;
-        }
-        return done;
-      },
+      read: async (offset, into) => readFully(s, offset, into),
       close: () => s.close(),
     };
   }
@@ -135,21 +138,15 @@ export class OpfsFileStore implements FileStore {
     if (!handle) throw new DOMException(`no such file: ${path}`, 'NotFoundError');
     if ('createSyncAccessHandle' in handle) {
       const n = await this.#readers.run(path, async () => {
-        let sync: { read(b: Uint8Array, o: { at: number }): number; close(): void };
+        let sync: SyncReader;
         try {
-          sync = await (handle as unknown as { createSyncAccessHandle(o: { mode: string }): Promise<typeof sync> }).createSyncAccessHandle({ mode: 'read-only' });
+          sync = await (handle as unknown as { createSyncAccessHandle(o: { mode: string }): Promise<SyncReader> }).createSyncAccessHandle({ mode: 'read-only' });
         } catch (e) {
           if (isNotFound(e)) throw e;
           return null; // held by a writer: read a snapshot instead
         }
         try {
-          let done = 0;
-          while (done < into.length) {
-            const got = sync.read(into.subarray(done), { at: offset + done });
-            if (got <= 0) break;
-            done += got;
-          }
-          return done;
+          return readFully(sync, offset, into);
         } finally {
           sync.close();
         }
