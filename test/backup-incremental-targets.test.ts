@@ -17,8 +17,7 @@ import type { TargetSpec } from '../src/backup/targets.ts';
 import type { BackupHost } from '../src/backup/types.ts';
 import { TargetStore } from '../src/backup/page-store/target-store.ts';
 import { scanStore } from '../src/backup/page-store/state.ts';
-import { TargetUnreachableError } from '../src/engine/errors.ts';
-import { nativeQuery, passphraseKey, tempDir, makeRowsDb, execOn } from './helpers.ts';
+import { nativeQuery, passphraseKey, tempDir, makeRowsDb, execOn, switchable } from './helpers.ts';
 
 const FAST = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
 const DAY = 86_400_000;
@@ -201,13 +200,7 @@ describe('incremental targets keep the daily rule', () => {
   it('today\'s generation is not made twice; a target that missed today\'s run gets it from the existing backup; the same pages never twice', { timeout: 180_000 }, async () => {
     let down = false;
     const { db, specs, service, nextDay } = setup('it-daily', (d) => {
-      const inner = fileTarget(d, 'gens');
-      const gate = <T>(fn: () => Promise<T>) => (down ? Promise.reject(new TargetUnreachableError(`${inner.id}: down`)) : fn());
-      const flaky: BackupTarget = {
-        id: inner.id, list: (p) => gate(() => inner.list(p)), stat: (n) => gate(() => inner.stat(n)), read: (n, o, l) => gate(() => inner.read(n, o, l)),
-        put: (...a) => gate(() => inner.put(...a)), remove: (n) => gate(() => inner.remove(n)),
-      };
-      return [{ target: flaky, incremental: true }];
+      return [{ target: switchable(fileTarget(d, 'gens'), () => down), incremental: true }];
     });
     const t = specs[0]!.target;
     await makeRowsDb(db, 'pw', 5000);

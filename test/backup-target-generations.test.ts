@@ -17,8 +17,7 @@ import type { BackupTarget } from '../src/targets/target.ts';
 import type { TargetSpec } from '../src/backup/targets.ts';
 import { TargetStore } from '../src/backup/page-store/target-store.ts';
 import { scanStore } from '../src/backup/page-store/state.ts';
-import { tempDir, makeRowsDb, execOn } from './helpers.ts';
-import { TargetUnreachableError } from '../src/engine/errors.ts';
+import { tempDir, makeRowsDb, execOn, switchable } from './helpers.ts';
 import { useSwift } from './swift.ts';
 
 const FAST = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
@@ -151,13 +150,7 @@ describe('incremental generations on a target that missed a password change', ()
   it('the next backup that reaches it makes a full generation and deletes every old-key manifest and pack', { timeout: 180_000 }, async () => {
     let down = false;
     const { db, specs, service } = setup('tg-missed', (dir) => {
-      const inner = new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true });
-      const gate = <T>(fn: () => Promise<T>) => (down ? Promise.reject(new TargetUnreachableError(`${inner.id}: down`)) : fn());
-      const flaky: BackupTarget = {
-        id: inner.id, list: (p) => gate(() => inner.list(p)), stat: (n) => gate(() => inner.stat(n)), read: (n, o, l) => gate(() => inner.read(n, o, l)),
-        put: (...a) => gate(() => inner.put(...a)), remove: (n) => gate(() => inner.remove(n)),
-      };
-      return [{ target: flaky, incremental: true }];
+      return [{ target: switchable(new FileTarget(new NodeFileStore(), path.join(dir, 'offsite'), { create: true }), () => down), incremental: true }];
     });
     const t = specs[0]!.target;
     await makeRowsDb(db, 'pw', 5000);

@@ -6,6 +6,8 @@ import { after } from 'node:test';
 import { createHash } from 'node:crypto';
 import NativeDatabase from '@signalapp/sqlcipher';
 import { openDatabase } from '../src/node.ts';
+import { TargetUnreachableError } from '../src/engine/errors.ts';
+import type { BackupTarget } from '../src/targets/target.ts';
 
 /** A fresh directory, removed when the test file ends. */
 export function tempDir(label = 'test'): string {
@@ -55,4 +57,13 @@ export async function execOn(file: string, password: string, sql: string): Promi
   } finally {
     await db.close();
   }
+}
+
+/** `inner`, unreachable (TargetUnreachableError on every call) while `isDown()`. */
+export function switchable(inner: BackupTarget, isDown: () => boolean): BackupTarget {
+  const gate = <T>(fn: () => Promise<T>) => (isDown() ? Promise.reject(new TargetUnreachableError(`${inner.id}: down`)) : fn());
+  return {
+    id: inner.id, list: (p) => gate(() => inner.list(p)), stat: (n) => gate(() => inner.stat(n)), read: (n, o, l) => gate(() => inner.read(n, o, l)),
+    put: (...a) => gate(() => inner.put(...a)), remove: (n) => gate(() => inner.remove(n)),
+  };
 }
