@@ -6,6 +6,7 @@
  */
 import { describe, it } from './timeouts.ts';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { openDatabase, BackupService, NodeFileStore } from '../src/node.ts';
@@ -44,6 +45,29 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
       assert.deepEqual(r, { ok: true, pages: size / settings.pageSize }, cipher.hmacAlgorithm);
       assert.deepEqual(r, await inThread(file, key, settings));
       assert.equal(seen, size, 'progress reaches the whole file');
+    }
+  });
+
+  it('the threads\' page MAC check gives the same verdicts with one-shot hashes and with createHmac (Node before 20.12)', async () => {
+    type Check = (bytes: Buffer, at: number, skip: number, pgno: number) => boolean;
+    const mac = (await import(new URL('../src/node-page-mac.mjs', import.meta.url).href)) as {
+      pageMacCheck(algorithm: string, key: Uint8Array, covered: number, hash?: unknown): Check;
+    };
+    const dir = tempDir('page-mac');
+    for (const cipher of [{ ...FAST }, { ...FAST, hmacAlgorithm: 'SHA256', kdfAlgorithm: 'SHA256', pageSize: 1024 }, { ...FAST, hmacAlgorithm: 'SHA1', kdfAlgorithm: 'SHA1', pageSize: 8192 }] as CipherSettings[]) {
+      const { file, key, settings } = await database(dir, cipher, 300);
+      const bytes = fs.readFileSync(file);
+      const covered = settings.pageSize - (settings.hmacAlgorithm === 'SHA512' ? 64 : 32);
+      const hmacKey = crypto.pbkdf2Sync(key, bytes.subarray(0, 16).map((b) => b ^ 0x3a), 2, 32, settings.kdfAlgorithm.toLowerCase());
+      for (const [way, check] of [['one-shot', mac.pageMacCheck(settings.hmacAlgorithm, hmacKey, covered)], ['createHmac', mac.pageMacCheck(settings.hmacAlgorithm, hmacKey, covered, null)]] as const) {
+        const verdicts = (b: Buffer) => Array.from({ length: b.length / settings.pageSize }, (_, i) => check(b, i * settings.pageSize, i === 0 ? 16 : 0, i + 1));
+        assert.ok(verdicts(bytes).every(Boolean), `${way} ${settings.hmacAlgorithm}: every page passes`);
+        const bad = Buffer.from(bytes);
+        bad[settings.pageSize + 5]! ^= 1; // page 2's ciphertext
+        bad[3 * settings.pageSize + covered + 1]! ^= 1; // page 4's MAC
+        assert.deepEqual(verdicts(bad).flatMap((ok, i) => (ok ? [] : [i + 1])), [2, 4], `${way} ${settings.hmacAlgorithm}: the damaged pages fail`);
+        assert.equal(check(bytes, settings.pageSize, 0, 3), false, `${way}: page 2's bytes are not page 3`);
+      }
     }
   });
 
