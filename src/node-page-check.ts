@@ -46,6 +46,10 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number; r
         settle();
       });
       w.on('error', (e) => failAll(e));
+      // A thread gone (out of memory, terminated) answers none of its tasks: they fail rather than hang (the service then checks in-thread).
+      w.on('exit', (code) => {
+        if (pool.includes(w)) failAll(new Error(`page-check thread exited (${code})`));
+      });
       return w;
     });
     return pool;

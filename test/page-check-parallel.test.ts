@@ -115,14 +115,23 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     assert.match(!v.ok ? v.detail : '', new RegExp(`page ${bytes.length / 4096} failed its HMAC check`));
   });
 
-  it('createBackup checks the copy while it opens it, once; a damaged page is caught there; page 1 rewritten is checked again alone; a WAL applied means a check after', async () => {
+  it('createBackup checks the copy once, before the engine opens it; a damaged page is caught there; page 1 rewritten is checked again alone; a WAL applied means a check after', async () => {
     const dir = tempDir('page-check-early');
-    // The phase createBackup was in at each call of the page check.
+    // The phase createBackup was in at each call of the page check, and the order of checks and opens.
     const counted = () => {
       const pool = nodePageChecks({ minBytes: 0 });
-      const seen = { phase: '', calls: [] as string[] };
-      const check = Object.assign((...a: Parameters<typeof pool>) => (seen.calls.push(seen.phase), pool(...a)), { warm: pool.warm });
-      return { seen, host: { files: new NodeFileStore(), open: openDatabase, checkPages: check } };
+      const seen = { phase: '', calls: [] as string[], order: [] as string[] };
+      const check = Object.assign(async (...a: Parameters<typeof pool>) => {
+        seen.calls.push(seen.phase);
+        seen.order.push('check');
+        try {
+          return await pool(...a);
+        } finally {
+          seen.order.push('checked');
+        }
+      }, { warm: pool.warm });
+      const open: typeof openDatabase = (file, o) => (seen.order.push(file.endsWith('.tmp') ? 'open copy' : 'open'), openDatabase(file, o));
+      return { seen, host: { files: new NodeFileStore(), open, checkPages: check } };
     };
     const make = async (name: string, wal: boolean) => {
       const file = path.join(dir, name);
@@ -136,12 +145,14 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
       const { seen, host } = counted();
       const svc = new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, `${path.basename(databasePath)}-backups`), keyProfile: { ...sqlcipher4, cipher: FAST }, host });
       const r = await svc.createBackup({ onProgress: (p) => void (seen.phase = p.phase) });
-      return { r, calls: seen.calls, dir: svc.backupDir };
+      return { r, calls: seen.calls, order: seen.order, dir: svc.backupDir };
     };
 
     const plain = await backup(await make('plain.db', false));
     assert.equal(plain.r.success, true, plain.r.error);
-    assert.deepEqual(plain.calls, ['export'], 'checked once, while the copy was opened');
+    assert.deepEqual(plain.calls, ['export'], 'checked once, as copied');
+    // Not beside the engine: its first queries in a process start a compile that would take the check's cores.
+    assert.deepEqual(plain.order.filter((e) => e !== 'open'), ['check', 'checked', 'open copy', 'open copy'], 'checked before the copy is opened (to apply, then to verify)');
 
     // A WAL database at rest: opening its copy turns it into a rollback-journal file, rewriting page 1 (checked again, in-thread).
     const wal = await backup(await make('wal.db', true));
@@ -176,35 +187,43 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     assert.deepEqual(fs.readdirSync(bad.dir).filter((n) => !n.startsWith('.')), [], 'no backup left behind');
   });
 
-  it('a copy given up on while its early check runs: the check failing afterwards is no unhandled rejection', async () => {
-    const dir = tempDir('page-check-early-given-up');
-    const databasePath = path.join(dir, 'app.db');
-    const db = await openDatabase(databasePath, { password: 'pw', create: true, cipher: FAST });
-    await db.exec('CREATE TABLE t (v)');
-    await db.close();
+  it('a page check that fails to run (its threads gone) is no verdict: the copy is checked in-thread, and a damaged page is still caught', async () => {
+    const dir = tempDir('page-check-fails');
+    const make = async (name: string) => {
+      const file = path.join(dir, name);
+      const db = await openDatabase(file, { password: 'pw', create: true, cipher: FAST });
+      await db.exec('CREATE TABLE t (v BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500) INSERT INTO t SELECT randomblob(700) FROM c');
+      await db.close();
+      return file;
+    };
     const unhandled: unknown[] = [];
     const onUnhandled = (e: unknown) => void unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
     try {
-      let checkFailed = false;
+      let failures = 0;
       const host = {
         files: new NodeFileStore(),
-        // The copy does not open (as a damaged one would not) ...
-        open: async (): Promise<never> => {
-          throw new Error('cannot open the copy');
-        },
-        // ... and its check, still running, fails after that (its file gone).
+        open: openDatabase,
         checkPages: async (): Promise<never> => {
-          await new Promise((r) => setTimeout(r, 50));
-          checkFailed = true;
-          throw new Error('the copy vanished under the check');
+          await new Promise((r) => setTimeout(r, 20));
+          failures++;
+          throw new Error('page-check thread exited');
         },
       };
-      const svc = new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: { ...sqlcipher4, cipher: FAST }, host });
-      const r = await svc.createBackup();
-      assert.equal(r.success, false);
-      await new Promise((r) => setTimeout(r, 200));
-      assert.ok(checkFailed, 'the check ran and failed');
+      const backup = (databasePath: string) => new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, `${path.basename(databasePath)}-backups`), keyProfile: { ...sqlcipher4, cipher: FAST }, host }).createBackup();
+      const good = await backup(await make('good.db'));
+      assert.equal(good.success, true, good.error);
+      assert.ok(failures >= 1, 'the host check was asked and failed');
+
+      const damaged = await make('damaged.db');
+      const bytes = fs.readFileSync(damaged);
+      const page = bytes.length / 4096 - 1;
+      bytes[page * 4096 - 100]! ^= 1;
+      fs.writeFileSync(damaged, bytes);
+      const bad = await backup(damaged);
+      assert.equal(bad.errorCode, 'CORRUPT');
+      assert.match(bad.error ?? '', new RegExp(`page ${page} failed its HMAC check`), 'found by the in-thread check');
+      await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(unhandled, []);
     } finally {
       process.off('unhandledRejection', onUnhandled);

@@ -42,7 +42,7 @@ export class ServiceContext {
     this.verifyContext = { files: host.files, open: (path, o) => host.open(path, o), profile, databasePath, checkPages: host.checkPages };
   }
 
-  verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full', pagesChecked?: Promise<PageCheck | null>): Promise<VerifyResult> {
+  verify(path: string, material: KeyMaterial, onProgress?: OnProgress, depth: VerifyDepth = 'full', pagesChecked?: PageCheck | null): Promise<VerifyResult> {
     return verifyFile(this.verifyContext, path, material, (done, total) => onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: total }), depth, pagesChecked);
   }
 

@@ -14,12 +14,22 @@ import { identityOf, sameIdentity } from './catalog.ts';
 import { resolveSettings } from '../engine/cipher.ts';
 import { checkPageHmacs, type PageCheck } from './page-check.ts';
 import { StorageFullError } from '../engine/errors.ts';
+import type { OnProgress } from './types.ts';
 
 export interface CopiesContext extends VerifyContext {
   databasePath: string;
   log: { debug(m: string): void; warn(m: string): void };
   snapshotTimeoutMs?: number | undefined;
   readLock?: ((path: string, timeoutMs: number) => Promise<() => void>) | undefined;
+}
+
+export interface SnapshotOptions {
+  /** The copy's progress ('export'), and the page check's ('verify'). */
+  onProgress?: OnProgress | undefined;
+  /** The key, when it is already being derived (it is while the file is copied). */
+  sourceKey?: SourceKey | Promise<SourceKey> | undefined;
+  /** Check the copy's page HMACs on the host's cores, for the caller's verification. */
+  checkPages?: boolean;
 }
 
 /** The raw key of the live database, and the salt it was derived with. */
@@ -34,13 +44,11 @@ export class DatabaseCopies {
   /**
    * Writes a consistent copy of the database to `target` without writing to
    * the database (snapshot.ts), applies its WAL or journal on the copy, and
-   * returns the raw key that opens it.
+   * returns the raw key that opens it. With `checkPages`, also the host's
+   * check of the copy's page HMACs, when it has one (null: it could not).
    */
-  async snapshotTo(
-    target: string, secret: KeyMaterial, onProgress?: (p: { phase: 'export'; bytesDone: number; bytesTotal: number }) => void | Promise<void>,
-    sourceKey?: SourceKey | Promise<SourceKey>,
-  ): Promise<{ raw: KeyMaterial; journalMode: JournalMode; pages?: Promise<PageCheck | null> }> {
-    const keying = Promise.resolve(sourceKey ?? this.sourceKey(secret));
+  async snapshotTo(target: string, secret: KeyMaterial, options: SnapshotOptions = {}): Promise<{ raw: KeyMaterial; journalMode: JournalMode; pages?: PageCheck | null }> {
+    const keying = Promise.resolve(options.sourceKey ?? this.sourceKey(secret));
     keying.catch(() => {}); // awaited below; a failure is thrown there
     const material = await this.ctx.profile.keyFor(secret, this.ctx.files, this.ctx.databasePath);
     // Deriving the key takes about as long as copying 100 MB, and only the key reads how much of the file the
@@ -51,7 +59,7 @@ export class DatabaseCopies {
       timeoutMs: this.ctx.snapshotTimeoutMs,
       ...(cutAfter ? {} : { databaseBytes: async () => this.heldBytes((await keying).raw) }),
       readLock: this.ctx.readLock && ((ms) => this.ctx.readLock!(this.ctx.databasePath, ms)),
-      onCopied: (bytes) => onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
+      onCopied: (bytes) => options.onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
     });
     if (snapshot.attempts > 1) this.ctx.log.debug(`snapshot of ${this.ctx.files.basename(this.ctx.databasePath)} took ${snapshot.attempts} attempts (another process was writing)`);
     const source = await keying;
@@ -59,8 +67,10 @@ export class DatabaseCopies {
     // The copy has the source's salt, so one key derivation serves the source, the copy and its check.
     const copySalt = await identityOf(this.ctx.files, target);
     const raw = source.salt && copySalt && sameIdentity(source.salt, copySalt) ? source.raw : await rawKeyFor(this.ctx, material, target);
-    // Nothing to apply: its pages are checked (on other cores) while it is opened, which at most rewrites page 1.
-    const early = snapshot.pending === null ? await this.#checkPagesEarly(target, raw) : undefined;
+    // Nothing to apply: the pages are checked (on other cores) as copied, before the engine opens the copy. Not while
+    // it does: the engine's first queries in a process make V8 compile its largest functions (~250 ms of CPU on
+    // background threads), which took the check's cores; once the check is done, that compile holds up nothing.
+    const early = options.checkPages && snapshot.pending === null ? await this.#checkPages(target, raw, options.onProgress) : undefined;
     const db = await this.ctx.open(target, { ...raw, cipher: this.ctx.profile.cipher });
     let journalMode: JournalMode;
     let writtenTo = 0;
@@ -72,20 +82,17 @@ export class DatabaseCopies {
       unwatch();
     }
     for (const s of SIDE_FILES) await this.ctx.files.remove(`${target}${s}`).catch(() => false);
-    // More than page 1 written: the copy is checked whole again later.
-    const pages = !early || writtenTo > early.pageSize ? undefined : writtenTo === 0 ? early.pages : this.#withPage1Again(early.pages, target, raw.key!);
-    return { raw, journalMode, ...(pages ? { pages } : {}) };
+    // Opening it may rewrite page 1 (the journal mode put back): then page 1 is checked again. More than page 1
+    // written (or no early check): the copy is checked whole later.
+    if (!early || writtenTo > early.pageSize) return { raw, journalMode };
+    return { raw, journalMode, pages: writtenTo === 0 || !early.pages?.ok ? early.pages : await this.#page1Again(early.pages, target, raw.key!) };
   }
 
-  /** The early check, with page 1 (rewritten since: the journal mode put back) checked as it is now. */
-  async #withPage1Again(early: Promise<PageCheck | null>, target: string, key: Uint8Array): Promise<PageCheck | null> {
+  /** A good check of the copy, with page 1 (rewritten since) checked as it is now. */
+  async #page1Again(early: PageCheck, target: string, key: Uint8Array): Promise<PageCheck> {
     const settings = resolveSettings(this.ctx.profile.cipher);
-    const read = async (offset: number, into: Uint8Array) => readInto(this.ctx.files, target, offset, into);
-    const [rest, page1] = await Promise.all([early, checkPageHmacs(read, settings.pageSize, key, settings)]);
-    if (!page1.ok) return page1;
-    // Page 1 read while it was rewritten may have looked bad, and the check stops at a bad page: check it all again.
-    if (rest && !rest.ok && rest.page === 1) return this.ctx.checkPages!(target, key, settings, (await this.ctx.files.stat(target))?.size ?? 0);
-    return rest;
+    const page1 = await checkPageHmacs(async (offset, into) => readInto(this.ctx.files, target, offset, into), settings.pageSize, key, settings);
+    return page1.ok ? early : page1;
   }
 
   /** A copy taken whole is cut to what its database holds by its header (the copy's page 1 is the snapshot's). */
@@ -96,13 +103,17 @@ export class DatabaseCopies {
     if (held !== null && held < size) await this.ctx.files.truncate!(target, held);
   }
 
-  /** The host's page check of the copy, started now. */
-  async #checkPagesEarly(target: string, raw: KeyMaterial): Promise<{ pages: Promise<PageCheck | null>; pageSize: number } | undefined> {
+  /** The host's page check of the copy (null: it could not; undefined: it has none, or no key to check with). */
+  async #checkPages(target: string, raw: KeyMaterial, onProgress?: OnProgress): Promise<{ pages: PageCheck | null; pageSize: number } | undefined> {
     const size = (await this.ctx.files.stat(target))?.size;
     if (!this.ctx.checkPages || raw.key === undefined || !size) return undefined;
     const settings = resolveSettings(this.ctx.profile.cipher);
-    const pages = this.ctx.checkPages(target, raw.key, settings, size);
-    pages.catch(() => {}); // handled where awaited; a copy given up on (it did not open) may vanish under it, which matters to no one
+    const onBytes = (done: number) => void Promise.resolve(onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: size })).catch(() => {});
+    // The check failing to run (a thread gone) says nothing of the copy: it is then checked in-thread (verify.ts).
+    const pages = await this.ctx.checkPages(target, raw.key, settings, size, onBytes).catch((e: unknown) => {
+      this.ctx.log.warn(`page check on other threads failed (${e instanceof Error ? e.message : String(e)}); checking in this thread`);
+      return null;
+    });
     return { pages, pageSize: settings.pageSize };
   }
 

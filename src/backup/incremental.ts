@@ -80,7 +80,7 @@ export class Generations {
     await c.removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
-      const { raw, journalMode } = await c.copies.snapshotTo(staged, secret, onProgress, key);
+      const { raw, journalMode } = await c.copies.snapshotTo(staged, secret, { onProgress, sourceKey: key });
       if (raw.key === undefined) throw new CorruptDatabaseError(`${c.files.basename(c.databasePath)} has no salt to derive its key from`);
       const r = await this.commit(held, raw.key, staged, journalMode, afterPasswordChange, onProgress);
       if (!then) return r;

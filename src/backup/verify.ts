@@ -52,8 +52,8 @@ export async function rawKeyFor(ctx: VerifyContext, material: KeyMaterial, path:
 export async function verifyFile(
   ctx: VerifyContext, path: string, material: KeyMaterial,
   onProgress?: (done: number, total: number) => void | Promise<void>, depth: VerifyDepth = 'full',
-  /** The host's page check of this file, already under way (DatabaseCopies.snapshotTo). */
-  pagesChecked?: Promise<PageCheck | null>,
+  /** The host's page check of this file, already made (DatabaseCopies.snapshotTo); null: it could not. */
+  pagesChecked?: PageCheck | null,
 ): Promise<VerifyResult> {
   const info = await ctx.files.stat(path);
   if (!info) return { ok: false, reason: 'missing', detail: `no such file: ${path}` };
@@ -73,7 +73,7 @@ export async function verifyFile(
   }
   const report = (done: number) => Promise.resolve(onProgress?.(Math.min(done, info.size), info.size)).catch(() => {});
   let db: Database | undefined;
-  await report(0);
+  if (pagesChecked === undefined) await report(0); // else the check reported its own
   // Where the key came from, when a profile had to fall back: worth knowing on success, and the likeliest cause of a wrong key.
   const keyNote = await ctx.profile.keyNote?.(ctx.files, path, ctx.databasePath).catch(() => undefined);
   try {
@@ -84,7 +84,8 @@ export async function verifyFile(
     if (key !== undefined) {
       const opened = db;
       const onBytes = depth === 'pages' ? report : undefined;
-      const pages = (await (pagesChecked ?? ctx.checkPages?.(path, key, settings, info.size, onBytes)))
+      // The host's check failing to run (a thread gone) is no verdict: the in-thread check gives it.
+      const pages = (pagesChecked ?? (await ctx.checkPages?.(path, key, settings, info.size, onBytes)?.catch(() => null)))
         ?? (await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, onBytes));
       if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
     }
