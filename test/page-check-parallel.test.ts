@@ -115,7 +115,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     assert.match(!v.ok ? v.detail : '', new RegExp(`page ${bytes.length / 4096} failed its HMAC check`));
   });
 
-  it('createBackup checks the copy once, before the engine opens it; a damaged page is caught there; page 1 rewritten is checked again alone; a WAL applied means a check after', async () => {
+  it('createBackup checks the copy once, before the engine opens it; a damaged page is caught there; page 1 rewritten is left to the engine, which checks it as it opens the copy to verify it; a WAL applied means a check after', async () => {
     const dir = tempDir('page-check-early');
     // The phase createBackup was in at each call of the page check, and the order of checks and opens.
     const counted = () => {
@@ -141,8 +141,9 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
       await db.close();
       return file;
     };
-    const backup = async (databasePath: string) => {
+    const backup = async (databasePath: string, hostChange?: (h: ReturnType<typeof counted>['host']) => void) => {
       const { seen, host } = counted();
+      hostChange?.(host);
       const svc = new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, `${path.basename(databasePath)}-backups`), keyProfile: { ...sqlcipher4, cipher: FAST }, host });
       const r = await svc.createBackup({ onProgress: (p) => void (seen.phase = p.phase) });
       return { r, calls: seen.calls, order: seen.order, dir: svc.backupDir };
@@ -154,7 +155,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     // Not beside the engine: its first queries in a process start a compile that would take the check's cores.
     assert.deepEqual(plain.order.filter((e) => e !== 'open'), ['check', 'checked', 'open copy', 'open copy'], 'checked before the copy is opened (to apply, then to verify)');
 
-    // A WAL database at rest: opening its copy turns it into a rollback-journal file, rewriting page 1 (checked again, in-thread).
+    // A WAL database at rest: opening its copy turns it into a rollback-journal file, rewriting page 1.
     const wal = await backup(await make('wal.db', true));
     assert.equal(wal.r.success, true, wal.r.error);
     assert.deepEqual(wal.calls, ['export'], 'page 1 rewritten is no reason to check every page again');
@@ -165,6 +166,22 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     const walBad = await backup(walDamaged);
     assert.equal(walBad.r.errorCode, 'CORRUPT');
     assert.match(walBad.r.error ?? '', new RegExp(`page ${walBytes.length / 4096} failed its HMAC check`));
+    // Page 1 as rewritten is checked by the engine, which checks every page it reads: damaged between the open that
+    // rewrote it and the open that verifies, it is caught.
+    const walPage1 = await backup(await make('wal-page1.db', true), (host) => {
+      let copyOpens = 0;
+      const open = host.open;
+      host.open = async (file, o) => {
+        if (file.endsWith('.tmp') && ++copyOpens === 2) {
+          const b = fs.readFileSync(file);
+          b[100]! ^= 1;
+          fs.writeFileSync(file, b);
+        }
+        return open(file, o);
+      };
+    });
+    assert.equal(walPage1.r.errorCode, 'CORRUPT');
+    assert.match(walPage1.r.error ?? '', /page 1 is damaged/);
 
     // A WAL with frames to apply: they rewrite pages anywhere, so the copy is checked after.
     const live = await make('wal-live.db', true);

@@ -6,13 +6,13 @@
  */
 import type { KeyMaterial } from '../engine/cipher.ts';
 import type { JournalMode } from '../engine/database.ts';
-import { copyFile, readInto } from '../files/file-store.ts';
+import { copyFile } from '../files/file-store.ts';
 import { copySnapshot, discard, materialize, SIDE_FILES } from './snapshot.ts';
 import { rawKeyFor, type VerifyContext } from './verify.ts';
 import { headerBytes } from './header.ts';
 import { identityOf, sameIdentity } from './catalog.ts';
 import { resolveSettings } from '../engine/cipher.ts';
-import { checkPageHmacs, type PageCheck } from './page-check.ts';
+import type { PageCheck } from './page-check.ts';
 import { StorageFullError } from '../engine/errors.ts';
 import type { OnProgress } from './types.ts';
 
@@ -82,17 +82,10 @@ export class DatabaseCopies {
       unwatch();
     }
     for (const s of SIDE_FILES) await this.ctx.files.remove(`${target}${s}`).catch(() => false);
-    // Opening it may rewrite page 1 (the journal mode put back): then page 1 is checked again. More than page 1
-    // written (or no early check): the copy is checked whole later.
-    if (!early || writtenTo > early.pageSize) return { raw, journalMode };
-    return { raw, journalMode, pages: writtenTo === 0 || !early.pages?.ok ? early.pages : await this.#page1Again(early.pages, target, raw.key!) };
-  }
-
-  /** A good check of the copy, with page 1 (rewritten since) checked as it is now. */
-  async #page1Again(early: PageCheck, target: string, key: Uint8Array): Promise<PageCheck> {
-    const settings = resolveSettings(this.ctx.profile.cipher);
-    const page1 = await checkPageHmacs(async (offset, into) => readInto(this.ctx.files, target, offset, into), settings.pageSize, key, settings);
-    return page1.ok ? early : page1;
+    // Opening it may rewrite page 1 (the journal mode put back): the engine checks page 1's HMAC as it is then when
+    // the copy is opened to verify it, as it does every page it reads. More than page 1 written (or no early check):
+    // the copy is checked whole later.
+    return { raw, journalMode, ...(early && writtenTo <= early.pageSize ? { pages: early.pages } : {}) };
   }
 
   /** A copy taken whole is cut to what its database holds by its header (the copy's page 1 is the snapshot's). */
