@@ -1,7 +1,12 @@
 /**
  * One measured backup in a fresh process (so peak RSS is this run's alone):
- *   node --import tsx bench/node-backup.ts cipherkeep|native <db> <workdir>
+ *   node --import tsx bench/node-backup.ts cipherkeep|native|cipherkeep-open <db> <workdir>
  * Prints JSON: openMs, exportMs, verifyMs, totalMs, bytes, rssBeforeMB, peakRssMB.
+ * cipherkeep's backup runs as the CLI's does, in a process that has not used
+ * the engine before; how long opening the database takes is measured in a
+ * process of its own (cipherkeep-open): opened first in the backup's process,
+ * its queries started V8's compile of the engine's largest functions, which
+ * then ran beside the backup.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,13 +42,15 @@ if (method === 'native') {
   const t3 = now();
   if (ok[0]?.quick_check !== 'ok') throw new Error('native backup failed quick_check');
   result = { openMs: t1 - t0, exportMs: t2 - t1, verifyMs: t3 - t2, totalMs: t3 - t0, bytes: fs.statSync(target).size, rssBeforeMB, peakRssMB: status('VmHWM') };
-} else {
+} else if (method === 'cipherkeep-open') {
   await nodeEngine();
-  const rssBeforeMB = status('VmRSS');
   const t0 = now();
   const probe = await openDatabase(db, { password: PASSWORD, readonly: true });
   await probe.close();
-  const openMs = now() - t0;
+  result = { openMs: now() - t0 };
+} else {
+  await nodeEngine();
+  const rssBeforeMB = status('VmRSS');
   const service = new BackupService({ databasePath: db, password: PASSWORD, backupDir: work, maxBackups: 1 });
   // Export: from its 0% event to the first verify event (key derivation and opening come before it).
   let exportStart = 0;
@@ -58,7 +65,7 @@ if (method === 'native') {
   });
   const t2 = now();
   if (!r.success) throw new Error(r.error);
-  result = { openMs, exportMs: verifyStart - exportStart, verifyMs: t2 - verifyStart, totalMs: t2 - t1, bytes: r.sizeBytes, rssBeforeMB, peakRssMB: status('VmHWM') };
+  result = { openMs: 0, exportMs: verifyStart - exportStart, verifyMs: t2 - verifyStart, totalMs: t2 - t1, bytes: r.sizeBytes, rssBeforeMB, peakRssMB: status('VmHWM') };
 }
 fs.rmSync(work, { recursive: true, force: true });
 console.log(JSON.stringify(result));

@@ -35,7 +35,7 @@ interface Run { openMs: number; exportMs: number; verifyMs: number; totalMs: num
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs);
 
-function nodeRun(method: 'native' | 'cipherkeep', file: string): Run {
+function nodeRun(method: 'native' | 'cipherkeep' | 'cipherkeep-open', file: string): Run {
   return JSON.parse(execFileSync('node', ['--import', 'tsx', path.join(here, 'node-backup.ts'), method, file, work], { encoding: 'utf8' }).trim().split('\n').at(-1)!);
 }
 
@@ -157,7 +157,7 @@ for (const file of files) {
     settle();
     runs.native.push(nodeRun('native', file));
     settle();
-    runs.cipherkeep.push(nodeRun('cipherkeep', file));
+    runs.cipherkeep.push({ ...nodeRun('cipherkeep', file), openMs: nodeRun('cipherkeep-open', file).openMs });
   }
   const mb = fs.statSync(file).size / MB;
   const stat = (xs: Run[], k: keyof Run) => ({ median: +median(xs.map((r) => r[k] ?? 0)).toFixed(1), spread: +spread(xs.map((r) => r[k] ?? 0)).toFixed(1) });
