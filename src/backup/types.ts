@@ -39,7 +39,8 @@ export interface BackupHost {
   /**
    * Optional: checks every page's HMAC of the file at `path` by the host's own
    * means (on every core: src/node-page-check.ts); null leaves the file to the
-   * in-thread check (page-check.ts), e.g. when it is small.
+   * in-thread check (page-check.ts), e.g. when it is small. A rejection (its
+   * threads gone) is no verdict on the file: the in-thread check runs instead.
    */
   checkPages?: PageChecks;
 }
