@@ -1,11 +1,11 @@
-// The page-check threads' HMAC, both ways (src/node-page-mac.mjs), in one
+// The page-check threads' HMAC, both ways (src/node-page-check-worker.mjs), in one
 // thread, on up to 50 MB of 4 KiB pages of a file (a bench database by default):
 //   node bench/page-mac.mjs [file]    deno run -A bench/page-mac.mjs [file]
 // Prints the milliseconds of 5 alternating runs of each; the SHA-512 of the
 // same bytes in one call is the floor.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { pageMacCheck } from '../src/node-page-mac.mjs';
+import { pageMacCheck } from '../src/node-page-check-worker.mjs';
 
 const file = process.argv[2] ?? new URL('.data/notes-100mb-delete.db', import.meta.url).pathname;
 const bytes = fs.readFileSync(file);

@@ -29,7 +29,7 @@ execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', pat
 // (from its package types) and our ambient typings of the internals it ships untyped.
 fs.copyFileSync(path.join(root, 'src/engine/modules.d.ts'), path.join(dist, 'engine/modules.d.ts'));
 // The page-check pool's thread is plain JavaScript (it starts without a loader): shipped as it is.
-for (const file of ['node-page-check-worker.mjs', 'node-page-mac.mjs']) fs.copyFileSync(path.join(root, 'src', file), path.join(dist, file));
+fs.copyFileSync(path.join(root, 'src/node-page-check-worker.mjs'), path.join(dist, 'node-page-check-worker.mjs'));
 for (const file of fs.readdirSync(dist, { recursive: true, encoding: 'utf8' })) {
   if (!file.endsWith('.d.ts') || file === path.join('engine', 'modules.d.ts')) continue;
   const full = path.join(dist, file);

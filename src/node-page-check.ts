@@ -1,7 +1,7 @@
 /**
  * Page HMAC checks on every core, for Node and Deno: a file is split into
  * ranges of 8 MiB, each checked by the next free worker thread of a small pool with
- * node:crypto's HMAC (native: about twice hash-wasm's speed on this machine).
+ * node:crypto's native hashes (about twice hash-wasm's speed on this machine).
  * The pool starts on first use, keeps the process alive only while it works,
  * and ends after a quiet minute. Files below 8 MiB are left to the in-thread
  * check (starting threads would cost more than they save).
@@ -22,7 +22,11 @@ interface Task {
   onProgress(bytes: number): void;
 }
 
-export function nodePageChecks(options: { minBytes?: number; threads?: number; rangeBytes?: number } = {}): PageChecks {
+export function nodePageChecks(options: {
+  minBytes?: number; threads?: number; rangeBytes?: number;
+  /** The threads' script (tests give one that dies). */
+  script?: URL;
+} = {}): PageChecks {
   const minBytes = options.minBytes ?? 8 << 20;
   const rangeBytes = options.rangeBytes ?? 8 << 20;
   const threads = Math.max(1, Math.min(options.threads ?? os.availableParallelism?.() ?? os.cpus().length, 8));
@@ -34,8 +38,8 @@ export function nodePageChecks(options: { minBytes?: number; threads?: number; r
   const start = (): Worker[] => {
     if (pool.length) return pool;
     pool = Array.from({ length: threads }, () => {
-      // No loader flags (a plain .mjs needs none; --import tsx would start a loader per thread). Small heaps: a thread's garbage (an HMAC object per page) is collected early instead of piling up (memory budget: README).
-      const w = new Worker(new URL('./node-page-check-worker.mjs', import.meta.url), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+      // No loader flags (a plain .mjs needs none; --import tsx would start a loader per thread). Small heaps: a thread's garbage is collected early instead of piling up (memory budget: README).
+      const w = new Worker(options.script ?? new URL('./node-page-check-worker.mjs', import.meta.url), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
       w.on('message', (m: { id: number; progress?: number; ok?: boolean; page?: number; error?: string }) => {
         const task = tasks.get(m.id);
         if (!task) return;

@@ -50,7 +50,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
 
   it('the threads\' page MAC check gives the same verdicts with one-shot hashes and with createHmac (Node before 20.12)', async () => {
     type Check = (bytes: Buffer, at: number, skip: number, pgno: number) => boolean;
-    const mac = (await import(new URL('../src/node-page-mac.mjs', import.meta.url).href)) as {
+    const mac = (await import(new URL('../src/node-page-check-worker.mjs', import.meta.url).href)) as {
       pageMacCheck(algorithm: string, key: Uint8Array, covered: number, hash?: unknown): Check;
     };
     const dir = tempDir('page-mac');
@@ -94,6 +94,16 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     assert.equal(await nodePageChecks()(file, key, settings, 4096), null, 'small files are left to the in-thread check');
   });
 
+  it('a thread that dies fails its ranges instead of leaving the check pending', async () => {
+    const { file, key, settings } = await database(tempDir('page-check-dying'), FAST, 300);
+    const dying = nodePageChecks({ minBytes: 0, threads: 2, rangeBytes: 64 << 10, script: new URL('./fixtures/dying-page-check-worker.mjs', import.meta.url) });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const pending = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still pending after 10 s'), 10_000)));
+    const outcome = await Promise.race([dying(file, key, settings, fs.statSync(file).size).then(() => 'answered', (e: Error) => e.message), pending]);
+    clearTimeout(timer);
+    assert.match(outcome, /page-check thread exited \(3\)/);
+  });
+
   it('the backup service checks its backups through it (a page damaged while the backup is verified is caught)', async () => {
     const dir = tempDir('page-check-parallel-service');
     const databasePath = path.join(dir, 'app.db');
@@ -120,7 +130,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     // The phase createBackup was in at each call of the page check, and the order of checks and opens.
     const counted = () => {
       const pool = nodePageChecks({ minBytes: 0 });
-      const seen = { phase: '', calls: [] as string[], order: [] as string[] };
+      const seen = { phase: '', calls: [] as string[], order: [] as string[], verified: [] as number[] };
       const check = Object.assign(async (...a: Parameters<typeof pool>) => {
         seen.calls.push(seen.phase);
         seen.order.push('check');
@@ -141,24 +151,33 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
       await db.close();
       return file;
     };
-    const backup = async (databasePath: string, hostChange?: (h: ReturnType<typeof counted>['host']) => void) => {
+    const backup = async (databasePath: string, hostChange?: (h: ReturnType<typeof counted>['host']) => void, verify?: 'full') => {
       const { seen, host } = counted();
       hostChange?.(host);
       const svc = new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, `${path.basename(databasePath)}-backups`), keyProfile: { ...sqlcipher4, cipher: FAST }, host });
-      const r = await svc.createBackup({ onProgress: (p) => void (seen.phase = p.phase) });
-      return { r, calls: seen.calls, order: seen.order, dir: svc.backupDir };
+      const r = await svc.createBackup({ onProgress: (p) => void ((seen.phase = p.phase) === 'verify' && seen.verified.push(p.bytesDone)), ...(verify ? { verify } : {}) });
+      return { r, calls: seen.calls, order: seen.order, verified: seen.verified, dir: svc.backupDir };
     };
 
     const plain = await backup(await make('plain.db', false));
     assert.equal(plain.r.success, true, plain.r.error);
-    assert.deepEqual(plain.calls, ['export'], 'checked once, as copied');
+    assert.equal(plain.calls.length, 1, 'checked once');
     // Not beside the engine: its first queries in a process start a compile that would take the check's cores.
     assert.deepEqual(plain.order.filter((e) => e !== 'open'), ['check', 'checked', 'open copy', 'open copy'], 'checked before the copy is opened (to apply, then to verify)');
+    const size = fs.statSync(path.join(plain.dir, fs.readdirSync(plain.dir).find((n) => n.endsWith('.db'))!)).size;
+    assert.equal(plain.verified[0], 0, 'verify progress starts at 0');
+    assert.equal(plain.verified.at(-1), size, '... and ends at the size');
+    assert.ok(plain.verified.every((n, i) => i === 0 || n >= plain.verified[i - 1]!), `... never going back: ${plain.verified.join(' ')}`);
+    // At depth 'full' the check is silent and quick_check's reads are the progress, from 0 once.
+    const full = await backup(await make('full.db', false), undefined, 'full');
+    assert.equal(full.r.success, true, full.r.error);
+    assert.deepEqual(full.calls, ['export'], 'checked once, silently (its phase still the export)');
+    assert.equal(full.verified.filter((n) => n === 0).length, 1, `one pass: ${full.verified.join(' ')}`);
 
     // A WAL database at rest: opening its copy turns it into a rollback-journal file, rewriting page 1.
     const wal = await backup(await make('wal.db', true));
     assert.equal(wal.r.success, true, wal.r.error);
-    assert.deepEqual(wal.calls, ['export'], 'page 1 rewritten is no reason to check every page again');
+    assert.deepEqual(wal.order.filter((e) => e !== 'open'), ['check', 'checked', 'open copy', 'open copy'], 'page 1 rewritten is no reason to check every page again');
     const walDamaged = await make('wal-damaged.db', true);
     const walBytes = fs.readFileSync(walDamaged);
     walBytes[walBytes.length - 100]! ^= 1;
@@ -174,7 +193,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
       host.open = async (file, o) => {
         if (file.endsWith('.tmp') && ++copyOpens === 2) {
           const b = fs.readFileSync(file);
-          b[100]! ^= 1;
+          b[4096 - 64 + 1]! ^= 1; // page 1's stored HMAC: nothing else in the page changes
           fs.writeFileSync(file, b);
         }
         return open(file, o);
@@ -190,7 +209,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     const applied = await backup(live);
     await writer.close();
     assert.equal(applied.r.success, true, applied.r.error);
-    assert.deepEqual(applied.calls, ['verify'], 'checked once, after the WAL was applied');
+    assert.deepEqual(applied.order.filter((e) => e !== 'open'), ['open copy', 'open copy', 'check', 'checked'], 'checked once, after the WAL was applied');
 
     const damaged = await make('damaged.db', false);
     const bytes = fs.readFileSync(damaged);
@@ -230,7 +249,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
       const backup = (databasePath: string) => new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, `${path.basename(databasePath)}-backups`), keyProfile: { ...sqlcipher4, cipher: FAST }, host }).createBackup();
       const good = await backup(await make('good.db'));
       assert.equal(good.success, true, good.error);
-      assert.ok(failures >= 1, 'the host check was asked and failed');
+      assert.equal(failures, 1, 'the host check was asked once and failed; not asked again');
 
       const damaged = await make('damaged.db');
       const bytes = fs.readFileSync(damaged);
@@ -240,6 +259,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
       const bad = await backup(damaged);
       assert.equal(bad.errorCode, 'CORRUPT');
       assert.match(bad.error ?? '', new RegExp(`page ${page} failed its HMAC check`), 'found by the in-thread check');
+      assert.equal(failures, 2);
       await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(unhandled, []);
     } finally {

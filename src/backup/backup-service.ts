@@ -296,7 +296,7 @@ export class BackupService {
     await this.#c.removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
-      const { raw: material, pages } = await this.#c.copies.snapshotTo(staged, this.#secret, { onProgress, sourceKey: key, checkPages: true });
+      const { raw: material, pages } = await this.#c.copies.snapshotTo(staged, this.#secret, { onProgress, sourceKey: key, checkPages: { onProgress: depth === 'pages' ? onProgress : undefined } });
       for (const [from, to] of sidecars) {
         await copyFile(this.#files, from, to);
         await this.#files.restrictToOwner(to, 'file');

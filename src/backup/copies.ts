@@ -24,12 +24,12 @@ export interface CopiesContext extends VerifyContext {
 }
 
 export interface SnapshotOptions {
-  /** The copy's progress ('export'), and the page check's ('verify'). */
+  /** The copy's progress. */
   onProgress?: OnProgress | undefined;
   /** The key, when it is already being derived (it is while the file is copied). */
   sourceKey?: SourceKey | Promise<SourceKey> | undefined;
-  /** Check the copy's page HMACs on the host's cores, for the caller's verification. */
-  checkPages?: boolean;
+  /** Check the copy's page HMACs on the host's cores, for the caller's verification, reporting as 'verify'. */
+  checkPages?: { onProgress?: OnProgress | undefined };
 }
 
 /** The raw key of the live database, and the salt it was derived with. */
@@ -45,7 +45,8 @@ export class DatabaseCopies {
    * Writes a consistent copy of the database to `target` without writing to
    * the database (snapshot.ts), applies its WAL or journal on the copy, and
    * returns the raw key that opens it. With `checkPages`, also the host's
-   * check of the copy's page HMACs, when it has one (null: it could not).
+   * check of the copy's page HMACs, when it made one (null: it declined or
+   * failed; left out: it has none, or the copy changed after it).
    */
   async snapshotTo(target: string, secret: KeyMaterial, options: SnapshotOptions = {}): Promise<{ raw: KeyMaterial; journalMode: JournalMode; pages?: PageCheck | null }> {
     const keying = Promise.resolve(options.sourceKey ?? this.sourceKey(secret));
@@ -67,10 +68,10 @@ export class DatabaseCopies {
     // The copy has the source's salt, so one key derivation serves the source, the copy and its check.
     const copySalt = await identityOf(this.ctx.files, target);
     const raw = source.salt && copySalt && sameIdentity(source.salt, copySalt) ? source.raw : await rawKeyFor(this.ctx, material, target);
-    // Nothing to apply: the pages are checked (on other cores) as copied, before the engine opens the copy. Not while
+    // Nothing to apply: the pages are checked (on other cores) once copied, before the engine opens the copy. Not while
     // it does: the engine's first queries in a process make V8 compile its largest functions (~250 ms of CPU on
     // background threads), which took the check's cores; once the check is done, that compile holds up nothing.
-    const early = options.checkPages && snapshot.pending === null ? await this.#checkPages(target, raw, options.onProgress) : undefined;
+    const early = options.checkPages && snapshot.pending === null ? await this.#checkPages(target, raw, options.checkPages.onProgress) : undefined;
     const db = await this.ctx.open(target, { ...raw, cipher: this.ctx.profile.cipher });
     let journalMode: JournalMode;
     let writtenTo = 0;
@@ -102,7 +103,8 @@ export class DatabaseCopies {
     if (!this.ctx.checkPages || raw.key === undefined || !size) return undefined;
     const settings = resolveSettings(this.ctx.profile.cipher);
     const onBytes = (done: number) => void Promise.resolve(onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: size })).catch(() => {});
-    // The check failing to run (a thread gone) says nothing of the copy: it is then checked in-thread (verify.ts).
+    onBytes(0);
+    // The check failing to run (a thread gone) says nothing of the copy: null has verify.ts check it in-thread.
     const pages = await this.ctx.checkPages(target, raw.key, settings, size, onBytes).catch((e: unknown) => {
       this.ctx.log.warn(`page check on other threads failed (${e instanceof Error ? e.message : String(e)}); checking in this thread`);
       return null;

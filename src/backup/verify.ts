@@ -52,7 +52,10 @@ export async function rawKeyFor(ctx: VerifyContext, material: KeyMaterial, path:
 export async function verifyFile(
   ctx: VerifyContext, path: string, material: KeyMaterial,
   onProgress?: (done: number, total: number) => void | Promise<void>, depth: VerifyDepth = 'full',
-  /** The host's page check of this file, already made (DatabaseCopies.snapshotTo); null: it could not. */
+  /**
+   * The host's page check of this file, already made and reported as progress (DatabaseCopies.snapshotTo); null:
+   * the host declined or failed, so the in-thread check runs without asking it again.
+   */
   pagesChecked?: PageCheck | null,
 ): Promise<VerifyResult> {
   const info = await ctx.files.stat(path);
@@ -73,7 +76,8 @@ export async function verifyFile(
   }
   const report = (done: number) => Promise.resolve(onProgress?.(Math.min(done, info.size), info.size)).catch(() => {});
   let db: Database | undefined;
-  if (pagesChecked === undefined) await report(0); // else the check reported its own
+  // A check already made at depth 'pages' is all this depth reports; its progress was the caller's.
+  if (!pagesChecked || depth === 'full') await report(0);
   // Where the key came from, when a profile had to fall back: worth knowing on success, and the likeliest cause of a wrong key.
   const keyNote = await ctx.profile.keyNote?.(ctx.files, path, ctx.databasePath).catch(() => undefined);
   try {
@@ -85,7 +89,7 @@ export async function verifyFile(
       const opened = db;
       const onBytes = depth === 'pages' ? report : undefined;
       // The host's check failing to run (a thread gone) is no verdict: the in-thread check gives it.
-      const pages = (pagesChecked ?? (await ctx.checkPages?.(path, key, settings, info.size, onBytes)?.catch(() => null)))
+      const pages = (pagesChecked !== undefined ? pagesChecked : await ctx.checkPages?.(path, key, settings, info.size, onBytes)?.catch(() => null))
         ?? (await checkPageHmacs((o, into) => opened.readRaw(o, into), info.size, key, settings, onBytes));
       if (!pages.ok) return { ok: false, reason: 'corrupt', detail: `page ${pages.page} failed its HMAC check` };
     }
