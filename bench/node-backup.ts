@@ -5,7 +5,7 @@
  * cipherkeep's backup runs as the CLI's does, in a process that has not used
  * the engine before; how long opening the database takes is measured in a
  * process of its own (cipherkeep-open): opened first in the backup's process,
- * its queries started V8's compile of the engine's largest functions, which
+ * its queries started V8's compile of two of the engine's largest functions, which
  * then ran beside the backup.
  */
 import fs from 'node:fs';

@@ -69,7 +69,7 @@ export class DatabaseCopies {
     const copySalt = await identityOf(this.ctx.files, target);
     const raw = source.salt && copySalt && sameIdentity(source.salt, copySalt) ? source.raw : await rawKeyFor(this.ctx, material, target);
     // Nothing to apply: the pages are checked (on other cores) once copied, before the engine opens the copy. Not while
-    // it does: the engine's first queries in a process make V8 compile its largest functions (~250 ms of CPU on
+    // it does: the engine's first queries in a process make V8 compile two of its largest functions (~250 ms of CPU on
     // background threads), which took the check's cores; once the check is done, that compile holds up nothing.
     const early = options.checkPages && snapshot.pending === null ? await this.#checkPages(target, raw, options.checkPages.onProgress) : undefined;
     const db = await this.ctx.open(target, { ...raw, cipher: this.ctx.profile.cipher });
