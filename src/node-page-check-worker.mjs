@@ -30,8 +30,7 @@ const BLOCK_BYTES = { SHA1: 64, SHA256: 64, SHA512: 128 };
  * at `covered` the MAC HMAC(key, page[skip…covered) ‖ pgno as 4 little-endian bytes).
  * With the one-shot `hash` (Node ≥ 20.12, Deno), HMAC is built from two
  * hashes whose digests are latin1 strings: a createHmac object, or a Buffer,
- * per page cost as much again as the hashing itself (each Buffer's memory is
- * also swept on the threads that compile code). Without it, createHmac.
+ * per page cost as much again as the hashing itself. Without it, createHmac.
  * `key` must be no longer than the hash's block (ours are 32 bytes).
  */
 export function pageMacCheck(algorithm, key, covered, hash = crypto.hash) {
@@ -52,9 +51,8 @@ export function pageMacCheck(algorithm, key, covered, hash = crypto.hash) {
     inner[i] = (key[i] ?? 0) ^ 0x36;
     outer[i] = (key[i] ?? 0) ^ 0x5c;
   }
-  const whole = inner.subarray(0, block + covered + 4);
   return (bytes, at, skip, pgno) => {
-    const input = skip === 0 ? whole : inner.subarray(0, whole.length - skip);
+    const input = skip === 0 ? inner : inner.subarray(0, inner.length - skip);
     bytes.copy(input, block, at + skip, at + covered);
     input.writeUInt32LE(pgno, input.length - 4);
     outer.write(hash(name, input, 'latin1'), block, 'latin1');
