@@ -52,7 +52,7 @@ if (method === 'native') {
   await nodeEngine();
   const rssBeforeMB = status('VmRSS');
   const service = new BackupService({ databasePath: db, password: PASSWORD, backupDir: work, maxBackups: 1 });
-  // Export: from its 0% event to the first verify event (key derivation and opening come before it).
+  // Export: from its 0% event to the first verify event, where the page check starts (the copy and the key derivation come before it; opening the copy after).
   let exportStart = 0;
   let verifyStart = 0;
   const t1 = now();
