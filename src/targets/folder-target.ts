@@ -7,13 +7,14 @@
  *
  * Whole or nothing: a put writes a hidden temporary file through
  * `createWritable()` (Chromium itself writes a `.crswap` swap file and swaps
- * it in on `close()`), then renames it to its name with `FileSystemHandle.move()`
- * in the same folder — a rename on the user's disk. A put that fails removes
- * its temporary file; a tab closed mid-put leaves one, hidden from `list` and
- * swept after a day. Where `move()` is missing (Chromium before 110 for OPFS,
- * before 122 for user folders) the file is written under its name directly:
- * its content still appears whole (the swap file), but a failure can leave
- * an empty file under the name for a moment, which is removed.
+ * it in on `close()`), then renames it to its name with the file handle's
+ * `move()` in the same folder — a rename on the user's disk. A put that fails
+ * removes its temporary file; a tab closed mid-put leaves one, hidden from
+ * `list` and swept after a day. Where `move()` is missing (Chromium before
+ * 110 for OPFS, before 122 for user folders) the file is written under its
+ * name directly: its content still appears whole (the swap file); a failure
+ * removes the empty file it created, once the aborted writer lets go of it,
+ * and never a file that was there before the put.
  */
 import {
   InvalidArgumentError, StorageFullError, TargetDeniedError, TargetNotFoundError, TargetUnreachableError, type CipherkeepError,
@@ -149,8 +150,10 @@ export class FolderTarget implements BackupTarget {
     if (!Number.isSafeInteger(size) || size < 0) throw new InvalidArgumentError(`bad size ${size}`);
     await this.#granted(`put ${name}`);
     await this.#sweep();
-    const canMove = typeof (this.dir as Permissioned).move === 'function';
+    const canMove = typeof (globalThis.FileSystemFileHandle?.prototype as Permissioned | undefined)?.move === 'function';
     const written = canMove ? `${TMP}${crypto.randomUUID()}` : name;
+    // Written under its name: an older file there is kept if the put fails, not removed.
+    const existed = !canMove && (await this.#file(name, `put ${name}`)) !== null;
     let handle: FileSystemFileHandle | null = null;
     let writable: FileSystemWritableFileStream | null = null;
     try {
@@ -172,9 +175,21 @@ export class FolderTarget implements BackupTarget {
       if (size === 0) onProgress?.(0);
     } catch (e) {
       await writable?.abort().catch(() => {});
-      if (handle) await this.dir.removeEntry(written).catch(() => {});
+      if (handle && !existed) await this.#removeOnceReleased(written);
       if (e instanceof SourceFailure) throw e.error;
       throw e instanceof DOMException ? this.#fail(`put ${name}`, e) : e;
+    }
+  }
+
+  /** An aborted writer lets go of its file a moment after abort() resolves: until then removing it fails. */
+  async #removeOnceReleased(name: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.dir.removeEntry(name);
+      } catch (e) {
+        if (nameOf(e) !== 'NoModificationAllowedError' || attempt === 50) return; // a hidden temporary file is swept later
+        await new Promise((r) => setTimeout(r, 20));
+      }
     }
   }
 

@@ -151,6 +151,25 @@ export const targetCases: TargetCase[] = [
     },
   },
   {
+    name: 'a put that fails over an existing object leaves the old one whole',
+    async run(env) {
+      const t = await env.fresh();
+      const old = patternBytes(1000, 5);
+      await t.put('kept.db', old.length, sourceOf(old));
+      const boom = new Error('source failed');
+      for (const size of [5, env.largeSize]) {
+        let calls = 0;
+        const data = patternBytes(size, 6);
+        await t.put('kept.db', size, async (o, l) => {
+          if (calls++ >= 1 || size === 5) throw boom;
+          return data.slice(o, o + l);
+        }).then(() => check(false, `the failed put of ${size} bytes resolved`), (e) => check(e === boom, `the put of ${size} bytes rejects with the source's error, got ${String(e)}`));
+        check((await t.stat('kept.db'))?.size === old.length, `the old object is still there after a failed put of ${size} bytes`);
+        sameBytes(await t.read('kept.db', 0, old.length), old, `the old object is whole after a failed put of ${size} bytes`);
+      }
+    },
+  },
+  {
     name: 'a source that returns the wrong number of bytes is refused and leaves nothing',
     async run(env) {
       const t = await env.fresh();
