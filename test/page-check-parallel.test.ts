@@ -224,14 +224,7 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
   });
 
   it('a page check that fails to run (its threads gone) is no verdict: the copy is checked in-thread, and a damaged page is still caught', async () => {
-    const dir = tempDir('page-check-fails');
-    const make = async (name: string) => {
-      const file = path.join(dir, name);
-      const db = await openDatabase(file, { password: 'pw', create: true, cipher: FAST });
-      await db.exec('CREATE TABLE t (v BLOB); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500) INSERT INTO t SELECT randomblob(700) FROM c');
-      await db.close();
-      return file;
-    };
+    const make = async (name: string) => (await database(tempDir(`page-check-fails-${name}`), FAST, 500)).file;
     const unhandled: unknown[] = [];
     const onUnhandled = (e: unknown) => void unhandled.push(e);
     process.on('unhandledRejection', onUnhandled);
@@ -246,12 +239,12 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
           throw new Error('page-check thread exited');
         },
       };
-      const backup = (databasePath: string) => new BackupService({ databasePath, password: 'pw', backupDir: path.join(dir, `${path.basename(databasePath)}-backups`), keyProfile: { ...sqlcipher4, cipher: FAST }, host }).createBackup();
-      const good = await backup(await make('good.db'));
+      const backup = (databasePath: string) => new BackupService({ databasePath, password: 'pw', backupDir: `${databasePath}-backups`, keyProfile: { ...sqlcipher4, cipher: FAST }, host }).createBackup();
+      const good = await backup(await make('good'));
       assert.equal(good.success, true, good.error);
       assert.equal(failures, 1, 'the host check was asked once and failed; not asked again');
 
-      const damaged = await make('damaged.db');
+      const damaged = await make('damaged');
       const bytes = fs.readFileSync(damaged);
       const page = bytes.length / 4096 - 1;
       bytes[page * 4096 - 100]! ^= 1;

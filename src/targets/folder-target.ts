@@ -187,7 +187,8 @@ export class FolderTarget implements BackupTarget {
       try {
         return await this.dir.removeEntry(name);
       } catch (e) {
-        if (nameOf(e) !== 'NoModificationAllowedError' || attempt === 50) return; // a hidden temporary file is swept later
+        // Given up after a second: a hidden temporary file is swept after a day; an empty one under the name stays.
+        if (nameOf(e) !== 'NoModificationAllowedError' || attempt === 50) return;
         await new Promise((r) => setTimeout(r, 20));
       }
     }
