@@ -46,7 +46,7 @@ function countingHost(db: string): { host: BackupHost; bytesRead: () => number }
       if (p === db) read += n;
       return n;
     }
-    override async copyPrefix(from: string, to: string, length: number): Promise<void> {
+    override async copyPrefix(from: string, to: string, length: number) {
       if (from === db) read += length;
       return super.copyPrefix(from, to, length);
     }
@@ -133,7 +133,7 @@ describe('local generations and targets', () => {
       // Once broken, no snapshot can be staged in the backup directory (the rekey stages beside the database).
       host: (file) => {
         class Failing extends NodeFileStore {
-          override async copyPrefix(from: string, to: string, length: number): Promise<void> {
+          override async copyPrefix(from: string, to: string, length: number) {
             if (broken && path.dirname(to) === path.join(path.dirname(file), 'backups')) throw new Error('EIO: the disk failed');
             return super.copyPrefix(from, to, length);
           }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { pbkdf2Sync } from 'node:crypto';
-import { BackupService, openDatabase, referenceApp, sqlcipher4 } from '../src/node.ts';
+import { BackupService, NodeFileStore, nodeBackupHost, openDatabase, referenceApp, sqlcipher4 } from '../src/node.ts';
 import { nativeQuery, tempDir, withNative } from './helpers.ts';
 
 const FAST_PROFILE = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
@@ -137,6 +137,24 @@ describe('backups on the filesystem', () => {
     assert.equal(b.success, false);
     assert.match(b.error!, /EEXIST|ENOTDIR|not a directory/i);
     assert.equal(fs.readFileSync(path.join(dir, 'a-file'), 'utf8'), 'not a directory');
+  });
+
+  it('a copy that never reaches the disk (its write-back fails) fails the backup, and leaves no backup behind', async () => {
+    const dir = tempDir('writeback');
+    await makeDb(path.join(dir, 'app.db'));
+    // The host's kernel copy returns before the disk has the bytes; the failure comes with `durable`, as EIO would.
+    class LostOnTheWay extends NodeFileStore {
+      override async copyPrefix(from: string, to: string, length: number) {
+        const { durable } = await super.copyPrefix(from, to, length);
+        return { durable: durable.then(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }))) };
+      }
+    }
+    const backups = path.join(dir, 'backups');
+    const svc = new BackupService({ databasePath: path.join(dir, 'app.db'), password: 'pw', backupDir: backups, keyProfile: FAST_PROFILE, host: { ...nodeBackupHost(), files: new LostOnTheWay() } });
+    const r = await svc.createBackup();
+    assert.equal(r.success, false, 'a backup whose bytes did not reach the disk is not a backup');
+    assert.match(r.error!, /EIO/);
+    assert.deepEqual(fs.readdirSync(backups).filter((n) => !n.startsWith('.')), [], 'nothing left in the backup directory');
   });
 
   it('the reference application profile: salt file, 16 KiB pages, WAL; backups carry the salt and open natively', async () => {

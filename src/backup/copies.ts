@@ -83,6 +83,7 @@ export class DatabaseCopies {
       unwatch();
     }
     for (const s of SIDE_FILES) await this.ctx.files.remove(`${target}${s}`).catch(() => false);
+    await snapshot.durable;
     // Opening it may rewrite page 1 (the journal mode put back): the engine checks page 1's HMAC as it is then when
     // the copy is opened to verify it, as it does every page it reads. More than page 1 written (or no early check):
     // the copy is checked whole later.

@@ -63,6 +63,8 @@ export interface Snapshot {
   pending: 'wal' | 'journal' | null;
   /** Attempts it took (1 when nothing disturbed the copy). */
   attempts: number;
+  /** Resolves once the copy of the main file is on disk (the host may still be writing it back). */
+  durable: Promise<void>;
 }
 
 /**
@@ -75,10 +77,12 @@ export async function copySnapshot(files: FileStore, source: string, target: str
   for (let attempt = 1, delay = 2; ; attempt++, delay = Math.min(delay * 2, 100)) {
     const unlock = await options.readLock?.(Math.max(0, deadline - Date.now()));
     let before: Observation, after: Observation, copied: boolean, pending: Snapshot['pending'];
+    let durable: Promise<void> = Promise.resolve();
     try {
       before = await observe(files, source);
       const held = (await options.databaseBytes?.()) ?? before.mainSize;
-      await copyPrefix(files, source, target, Math.min(held, before.mainSize), before.mainSize);
+      ({ durable } = await copyPrefix(files, source, target, Math.min(held, before.mainSize), before.mainSize));
+      durable.catch(() => {}); // awaited by the caller of a copy that is kept
       pending = before.wal ? 'wal' : before.journal ? 'journal' : null;
       // A side file that vanished between the look and the copy means a writer moved on: take it again.
       copied = pending === null || (await copySide(files, `${source}-${pending}`, `${target}-${pending}`));
@@ -93,7 +97,7 @@ export async function copySnapshot(files: FileStore, source: string, target: str
         : after.mainSize === before.mainSize && same(before.page1, after.page1)));
     if (consistent) {
       await options.onCopied?.(before.mainSize);
-      return { pending, attempts: attempt };
+      return { pending, attempts: attempt, durable };
     }
     await discard(files, target);
     if (Date.now() + delay > deadline) {
@@ -161,7 +165,7 @@ async function copySide(files: FileStore, from: string, to: string): Promise<boo
   const size = (await files.stat(from))?.size;
   if (size === undefined) return false;
   try {
-    await copyPrefix(files, from, to, size, size);
+    await (await copyPrefix(files, from, to, size, size)).durable;
     return true;
   } catch (e) {
     if (notFound(e) || !(await files.stat(from))) return false;
@@ -193,8 +197,8 @@ function same(a: Uint8Array | null, b: Uint8Array | null): boolean {
 }
 
 /** The first `length` of the `size` bytes of `from`: by the host's kernel copy when that is the whole file. */
-async function copyPrefix(files: FileStore, from: string, to: string, length: number, size: number): Promise<void> {
-  if (files.copyPrefix && length === size) return files.copyPrefix(from, to, length);
+async function copyPrefix(files: FileStore, from: string, to: string, length: number, size: number): Promise<{ durable: Promise<void> }> {
+  if (files.copyPrefix && length === size) return { durable: (await files.copyPrefix(from, to, length))?.durable ?? Promise.resolve() };
   const writer = await files.create(to);
   try {
     for (let done = 0; done < length; ) {
@@ -208,4 +212,5 @@ async function copyPrefix(files: FileStore, from: string, to: string, length: nu
     await writer.abort();
     throw e;
   }
+  return { durable: Promise.resolve() };
 }

@@ -108,9 +108,11 @@ export interface FileStore {
   inUse?(path: string): Promise<string | null>;
   /**
    * Optional fast path: a new file `to` holding the first `length` bytes of
-   * `from`, made durable, by the host's own means (a kernel copy).
+   * `from`, by the host's own means (a kernel copy). Resolves once the bytes
+   * are there, with `durable` when they are not on disk yet: it resolves once
+   * they are (started at once, it runs on while the caller goes on).
    */
-  copyPrefix?(from: string, to: string, length: number): Promise<void>;
+  copyPrefix?(from: string, to: string, length: number): Promise<{ durable?: Promise<void> } | void>;
   /** Optional: cuts the file at `path` to `length` bytes, durably. */
   truncate?(path: string, length: number): Promise<void>;
 }

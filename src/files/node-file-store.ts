@@ -3,7 +3,7 @@
  * renames are POSIX-atomic, and the lock is a directory of generation files
  * (node-lock.ts), visible to every process on the machine that uses it.
  */
-import fs from 'node:fs/promises';
+import fs, { type FileHandle } from 'node:fs/promises';
 import fsCallback, { constants as C } from 'node:fs';
 import nodePath from 'node:path';
 import { StorageFullError, UnsafeDirectoryError } from '../engine/errors.ts';
@@ -131,23 +131,25 @@ export class NodeFileStore implements FileStore {
     };
   }
 
-  async copyPrefix(from: string, to: string, length: number): Promise<void> {
+  async copyPrefix(from: string, to: string, length: number): Promise<{ durable: Promise<void> }> {
+    let handle: FileHandle | undefined;
     try {
       // copy_file_range underneath: the bytes never pass through JavaScript.
       await fs.copyFile(from, to, C.COPYFILE_EXCL);
       await fs.chmod(to, 0o600);
-      const handle = await fs.open(to, 'r+');
-      try {
-        if ((await handle.stat()).size !== length) await handle.truncate(length);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await syncDir(nodePath.dirname(to));
+      handle = await fs.open(to, 'r+');
+      if ((await handle.stat()).size !== length) await handle.truncate(length);
     } catch (e) {
+      await handle?.close();
       if (errno(e) !== 'EEXIST') await fs.rm(to, { force: true });
       throw mapError(e, to);
     }
+    // The disk's part (~50 ms per 100 MB here) goes on while the caller checks the copy.
+    const open = handle;
+    const durable = open.sync().finally(() => open.close()).then(() => syncDir(nodePath.dirname(to))).catch((e: unknown) => {
+      throw mapError(e, to);
+    });
+    return { durable };
   }
 
   async truncate(path: string, length: number): Promise<void> {

@@ -1,6 +1,6 @@
 /**
- * The FileStore contract for reads: `read` and `readInto` (which fills the
- * caller's buffer), the same on every store — memory and the Node/Deno
+ * The FileStore contract for reads: `read`, `readInto` (which fills the
+ * caller's buffer) and `copyPrefix` where a store has it, the same on every store — memory and the Node/Deno
  * filesystem (test/file-store.test.ts), OPFS in a worker in Chromium
  * (test/browser/file-store.spec.ts). Written without node:assert so the same
  * cases run in a browser worker: each returns what it found, and the runner
@@ -103,6 +103,24 @@ export async function fileStoreReadCases(files: FileStore, dir: string): Promise
       threw = true;
     }
     if (!threw) fail('resolved');
+  });
+
+  // The snapshot's fast path (snapshot.ts): Node's returns before its fsync is done, with `durable`; OPFS's once flushed.
+  await run('copyPrefix, where the store has it: the new file holds the first bytes once it resolves; `durable` resolves; an existing file is refused and kept', async (fail) => {
+    if (!files.copyPrefix) return;
+    const copy = files.join(dir, 'prefix.bin');
+    const length = 2 * 1024 * 1024 + 4096;
+    const done = await files.copyPrefix(path, copy, length);
+    if (!same(await files.read(copy, 0, length + 10), data.subarray(0, length))) fail('the copy is not the first bytes');
+    await done?.durable;
+    let refused = false;
+    try {
+      await files.copyPrefix(copy, path, 10);
+    } catch {
+      refused = true;
+    }
+    if (!refused) fail('a copy onto an existing file was not refused');
+    if (!same(await files.read(path, 0, data.length), data)) fail('the existing file was changed');
   });
   return results;
 }
