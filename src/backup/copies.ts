@@ -62,6 +62,9 @@ export class DatabaseCopies {
       readLock: this.ctx.readLock && ((ms) => this.ctx.readLock!(this.ctx.databasePath, ms)),
       onCopied: (bytes) => options.onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
     });
+    // The check's threads start once the bytes are copied (their write-back to disk goes on), while the key is still
+    // being derived. Started beside the copy, on two cores, they took time from the key derivation the check waits for.
+    if (options.checkPages) this.ctx.checkPages?.warm?.(info?.size ?? 0);
     if (snapshot.attempts > 1) this.ctx.log.debug(`snapshot of ${this.ctx.files.basename(this.ctx.databasePath)} took ${snapshot.attempts} attempts (another process was writing)`);
     const source = await keying;
     if (cutAfter) await this.#cutToHeld(target, source.raw);
@@ -83,7 +86,7 @@ export class DatabaseCopies {
       unwatch();
     }
     for (const s of SIDE_FILES) await this.ctx.files.remove(`${target}${s}`).catch(() => false);
-    await snapshot.durable;
+    await snapshot.durable; // the host's write-back of the copy went on while it was checked and applied
     // Opening it may rewrite page 1 (the journal mode put back): the engine checks page 1's HMAC as it is then when
     // the copy is opened to verify it, as it does every page it reads. More than page 1 written (or no early check):
     // the copy is checked whole later.
