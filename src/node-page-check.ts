@@ -31,31 +31,48 @@ export function nodePageChecks(options: {
   const rangeBytes = options.rangeBytes ?? 8 << 20;
   const threads = Math.max(1, Math.min(options.threads ?? os.availableParallelism?.() ?? os.cpus().length, 8));
   let pool: Worker[] = [];
+  let booting = false; // a thread of a warm-up is starting
   let next = 0;
   const tasks = new Map<number, Task>();
   let idle: ReturnType<typeof setTimeout> | undefined;
 
-  const start = (): Worker[] => {
-    if (pool.length) return pool;
-    pool = Array.from({ length: threads }, () => {
-      // No loader flags (a plain .mjs needs none; --import tsx would start a loader per thread). Small heaps: a thread's garbage is collected early instead of piling up (memory budget: README).
-      const w = new Worker(options.script ?? new URL('./node-page-check-worker.mjs', import.meta.url), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
-      w.on('message', (m: { id: number; progress?: number; ok?: boolean; page?: number; error?: string }) => {
-        const task = tasks.get(m.id);
-        if (!task) return;
-        if (m.progress !== undefined) return task.onProgress(m.progress);
-        tasks.delete(m.id);
-        if (m.error !== undefined) task.reject(new Error(`page check failed: ${m.error}`));
-        else task.resolve(m.ok ? { ok: true, pages: task.to - task.from } : { ok: false, page: m.page! });
-        settle();
-      });
-      w.on('error', (e) => failAll(e));
-      // A thread gone (out of memory, terminated) answers none of its tasks: they fail rather than hang (the service then checks in-thread).
-      w.on('exit', (code) => {
-        if (pool.includes(w)) failAll(new Error(`page-check thread exited (${code})`));
-      });
-      return w;
+  const spawn = (): Worker => {
+    // No loader flags (a plain .mjs needs none; --import tsx would start a loader per thread). Small heaps: a thread's garbage is collected early instead of piling up (memory budget: README).
+    const w = new Worker(options.script ?? new URL('./node-page-check-worker.mjs', import.meta.url), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 } });
+    w.on('message', (m: { id: number; progress?: number; ok?: boolean; page?: number; error?: string }) => {
+      const task = tasks.get(m.id);
+      if (!task) return;
+      if (m.progress !== undefined) return task.onProgress(m.progress);
+      tasks.delete(m.id);
+      if (m.error !== undefined) task.reject(new Error(`page check failed: ${m.error}`));
+      else task.resolve(m.ok ? { ok: true, pages: task.to - task.from } : { ok: false, page: m.page! });
+      settle();
     });
+    w.on('error', (e) => failAll(e));
+    // A thread gone (out of memory, terminated) answers none of its tasks: they fail rather than hang (the service then checks in-thread).
+    w.on('exit', (code) => {
+      if (pool.includes(w)) failAll(new Error(`page-check thread exited (${code})`));
+    });
+    return w;
+  };
+  /**
+   * The pool, its missing threads started: all at once for a check; for a warm-up one at a time, each
+   * once the one before is up. Starting a thread takes ~30 ms of a core; started together while the key
+   * was derived, they took that core's time from it, and the check waits for the key.
+   */
+  const start = (now: boolean): Worker[] => {
+    while (pool.length < threads && (now || !booting)) {
+      const w = spawn();
+      pool.push(w);
+      if (!now) {
+        booting = true;
+        w.once('online', () => {
+          booting = false;
+          if (pool.includes(w)) start(false);
+        });
+      }
+    }
+    settle();
     return pool;
   };
   const failAll = (e: Error) => {
@@ -63,6 +80,7 @@ export function nodePageChecks(options: {
     tasks.clear();
     const dead = pool;
     pool = [];
+    booting = false;
     for (const w of dead) void w.terminate();
   };
   // Referenced while there is work (a pending check must keep the process alive), not while idle.
@@ -83,7 +101,7 @@ export function nodePageChecks(options: {
     const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
     const pages = size / pageSize;
     const salt = await readSalt(path);
-    const workers = start();
+    const workers = start(true);
     let done = 0;
     const run = (w: Worker, from: number, to: number) => new Promise<PageCheck>((resolve, reject) => {
       const id = ++next;
@@ -93,11 +111,9 @@ export function nodePageChecks(options: {
     });
     return checkInRanges(workers, pages, Math.max(1, Math.floor(rangeBytes / pageSize)), run);
   };
-  // Starting the threads costs about as much as checking 100 MB on warm ones: worth doing while the key is derived and the file copied.
+  // Starting the threads costs about a third of checking 100 MB on them: worth doing while the key is derived.
   check.warm = (size) => {
-    if (size < minBytes || threads < 2) return;
-    start();
-    settle();
+    if (size >= minBytes && threads >= 2) start(false);
   };
   return check;
 }

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { openDatabase, BackupService, NodeFileStore } from '../src/node.ts';
 import { nodePageChecks } from '../src/node-page-check.ts';
 import { checkPageHmacs } from '../src/backup/page-check.ts';
@@ -102,6 +103,24 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
     const outcome = await Promise.race([dying(file, key, settings, fs.statSync(file).size).then(() => 'answered', (e: Error) => e.message), pending]);
     clearTimeout(timer);
     assert.match(outcome, /page-check thread exited \(3\)/);
+  });
+
+  it('warming starts the threads one at a time (Node), and warmed threads do not keep a process alive', async () => {
+    const isDeno = 'Deno' in globalThis;
+    const script = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'warm-page-checks.ts');
+    // The pool's idle timer is a minute long: a thread left referenced would hold the child that long.
+    const out = await new Promise<string>((resolve, reject) => {
+      const proc = spawn(process.execPath, isDeno ? ['run', '-A', script] : ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const timer = setTimeout(() => (proc.kill(), reject(new Error('the child was still running after 20 s'))), 20_000);
+      let text = '';
+      proc.stdout.on('data', (d) => (text += d));
+      proc.on('close', (code) => (clearTimeout(timer), code === 0 ? resolve(text) : reject(new Error(`child exited ${code}`))));
+    });
+    const { before, afterWarm, later } = JSON.parse(out) as { before: number; afterWarm: number; later: number };
+    if (before < 0) return; // no /proc: nothing more to count
+    // Node makes a worker's thread as the Worker is made; Deno says a worker is online at once, so its threads start together.
+    if (!isDeno) assert.equal(afterWarm, before + 1, 'one thread at first, however often warm() is called');
+    assert.ok(later >= before + 3, `all three threads started in the end (${before} → ${afterWarm} → ${later})`);
   });
 
   it('the backup service checks its backups through it (a page damaged while the backup is verified is caught)', async () => {

@@ -46,11 +46,6 @@ export class ServiceContext {
     return verifyFile(this.verifyContext, path, material, (done, total) => onProgress?.({ phase: 'verify', bytesDone: done, bytesTotal: total }), depth, pagesChecked);
   }
 
-  /** Starts what checking pages of a file this size needs (BackupHost.checkPages.warm), to overlap with the work before it. */
-  warmPageChecks(size: number): void {
-    this.host.checkPages?.warm?.(size);
-  }
-
   /** Verifies a file with the key the profile makes from `secret` for it; a key that cannot be made is a failure, not a throw. */
   async verifyWith(secret: KeyMaterial, path: string, onProgress?: OnProgress): Promise<VerifyResult> {
     let material: KeyMaterial;
