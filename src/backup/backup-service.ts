@@ -96,8 +96,9 @@ export class BackupService {
   createBackup(options: { force?: boolean; onProgress?: OnProgress; verify?: VerifyDepth; incremental?: boolean } = {}): Promise<BackupResult> {
     // The key derivation is what the backup waits for longest (~120 ms): it starts before the locks are taken (a
     // read of the salt, nothing more). The look at today's backup, when it finds one, leaves it unused.
-    const key = options.incremental ?? this.incremental ? undefined : this.#c.copies.sourceKey(this.#secret);
-    key?.catch(() => {}); // awaited in #create
+    const secret = this.#secret;
+    const early = options.incremental ?? this.incremental ? undefined : this.#c.copies.sourceKey(secret);
+    early?.catch(() => {}); // used, or dropped, under the locks
     return this.#asResult(() =>
       this.#locked(async (held) => {
         if (options.incremental ?? this.incremental) {
@@ -117,6 +118,9 @@ export class BackupService {
           }
           if (existing && check && !check.ok) this.#log.warn(`today's backup ${existing.name} failed its check (${check.reason}: ${check.detail}); making a fresh one`);
         }
+        // The early key counts only for the password it was derived from (a changePassword that held the locks first
+        // changed it); one that failed then (no database yet) is derived again now.
+        const key = early && secret === this.#secret ? early.catch(() => this.#c.copies.sourceKey(this.#secret)) : undefined;
         const result = await this.#send(await this.#create(held, options.onProgress, options.verify, key), { ...options, held });
         await this.#cleanup(held);
         return result;

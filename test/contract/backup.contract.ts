@@ -344,6 +344,21 @@ export function backupContract(label: string, t: BackupTestHost): void {
       });
     }
 
+    it('a backup asked for while changePassword holds the locks is made under the new password', async () => {
+      const { svc, databasePath, time } = await setup({ maxBackups: 5 });
+      await svc.createBackup({ force: true });
+      time.advance(1000);
+      // createBackup starts deriving its key before it waits for the locks: from the password of that moment.
+      const [changed, after] = await Promise.all([svc.changePassword({ password: 'n3w' }), (time.advance(1000), svc.createBackup({ force: true }))]);
+      assert.equal(changed.success, true, changed.error);
+      assert.equal(after.success, true, after.error);
+      assert.equal((await svc.verifyBackup(after.backupPath!)).ok, true);
+      const db = await host.open(after.backupPath!, { password: 'n3w', cipher: FAST, readonly: true });
+      assert.deepEqual(await db.query('SELECT count(*) AS n FROM notes'), [{ n: 100 }]);
+      await db.close();
+      await assert.rejects(host.open(databasePath, { password: 'pw', cipher: FAST }), /wrong key/);
+    });
+
     it('changePassword called again after an interruption finishes the job', async () => {
       const { options, databasePath, time } = await setup({ maxBackups: 5 });
       const svc = new BackupService(options);
