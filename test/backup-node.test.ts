@@ -157,6 +157,27 @@ describe('backups on the filesystem', () => {
     assert.deepEqual(fs.readdirSync(backups).filter((n) => !n.startsWith('.')), [], 'nothing left in the backup directory');
   });
 
+  it('the copy is on disk before it is renamed into place', async () => {
+    const dir = tempDir('writeback-order');
+    await makeDb(path.join(dir, 'app.db'));
+    const events: string[] = [];
+    // A slow disk: the write-back ends 300 ms after the kernel's copy, well after the copy is checked.
+    class SlowDisk extends NodeFileStore {
+      override async copyPrefix(from: string, to: string, length: number) {
+        const { durable } = await super.copyPrefix(from, to, length);
+        return { durable: durable.then(() => new Promise<void>((r) => setTimeout(r, 300))).then(() => void events.push('on disk')) };
+      }
+      override async rename(from: string, to: string) {
+        events.push(`rename to ${path.basename(to)}`);
+        return super.rename(from, to);
+      }
+    }
+    const svc = new BackupService({ databasePath: path.join(dir, 'app.db'), password: 'pw', backupDir: path.join(dir, 'backups'), keyProfile: FAST_PROFILE, host: { ...nodeBackupHost(), files: new SlowDisk() } });
+    const r = await svc.createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.deepEqual(events, ['on disk', `rename to ${path.basename(r.backupPath!)}`]);
+  });
+
   it('the reference application profile: salt file, 16 KiB pages, WAL; backups carry the salt and open natively', async () => {
     const dir = tempDir('refapp');
     const db = path.join(dir, 'ldr_user.db');

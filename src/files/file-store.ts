@@ -110,7 +110,8 @@ export interface FileStore {
    * Optional fast path: a new file `to` holding the first `length` bytes of
    * `from`, by the host's own means (a kernel copy). Resolves once the bytes
    * are there, with `durable` when they are not on disk yet: it resolves once
-   * they are (started at once, it runs on while the caller goes on).
+   * they are (started at once, it runs on while the caller goes on), and
+   * rejects, `to` removed, when they cannot be.
    */
   copyPrefix?(from: string, to: string, length: number): Promise<{ durable?: Promise<void> } | void>;
   /** Optional: cuts the file at `path` to `length` bytes, durably. */

@@ -144,11 +144,14 @@ export class NodeFileStore implements FileStore {
       if (errno(e) !== 'EEXIST') await fs.rm(to, { force: true });
       throw mapError(e, to);
     }
-    // The disk's part (~50 ms per 100 MB here) goes on while the caller checks the copy.
+    // The disk's part (~50 ms per 100 MB here) goes on while the caller checks the copy. Failed, it takes the copy
+    // away, as a failed copy does; marked handled here, it still rejects for whoever awaits it.
     const open = handle;
-    const durable = open.sync().finally(() => open.close()).then(() => syncDir(nodePath.dirname(to))).catch((e: unknown) => {
+    const durable = open.sync().finally(() => open.close()).then(() => syncDir(nodePath.dirname(to))).catch(async (e: unknown) => {
+      await fs.rm(to, { force: true });
       throw mapError(e, to);
     });
+    durable.catch(() => {});
     return { durable };
   }
 
