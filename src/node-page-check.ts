@@ -31,7 +31,7 @@ export function nodePageChecks(options: {
   const rangeBytes = options.rangeBytes ?? 8 << 20;
   const threads = Math.max(1, Math.min(options.threads ?? os.availableParallelism?.() ?? os.cpus().length, 8));
   let pool: Worker[] = [];
-  let booting = false; // a thread of a warm-up is starting
+  let booting: Worker | null = null; // the warm-up's thread that is starting
   let next = 0;
   const tasks = new Map<number, Task>();
   let idle: ReturnType<typeof setTimeout> | undefined;
@@ -65,10 +65,11 @@ export function nodePageChecks(options: {
       const w = spawn();
       pool.push(w);
       if (!now) {
-        booting = true;
+        booting = w;
         w.once('online', () => {
-          booting = false;
-          if (pool.includes(w)) start(false);
+          if (booting !== w) return; // the pool has ended since (failAll)
+          booting = null;
+          start(false);
         });
       }
     }
@@ -80,7 +81,7 @@ export function nodePageChecks(options: {
     tasks.clear();
     const dead = pool;
     pool = [];
-    booting = false;
+    booting = null;
     for (const w of dead) void w.terminate();
   };
   // Referenced while there is work (a pending check must keep the process alive), not while idle.

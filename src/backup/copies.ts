@@ -62,8 +62,8 @@ export class DatabaseCopies {
       readLock: this.ctx.readLock && ((ms) => this.ctx.readLock!(this.ctx.databasePath, ms)),
       onCopied: (bytes) => options.onProgress?.({ phase: 'export', bytesDone: bytes, bytesTotal: bytes }),
     });
-    // The check's threads start once the bytes are copied (their write-back to disk goes on), while the key is still
-    // being derived. Started beside the copy, on two cores, they took time from the key derivation the check waits for.
+    // The check's threads start once the bytes are copied (their write-back to disk goes on), while the key is usually
+    // still being derived. Started beside the copy, on two cores, they took time from the key derivation the check waits for.
     if (options.checkPages) this.ctx.checkPages?.warm?.(info?.size ?? 0);
     if (snapshot.attempts > 1) this.ctx.log.debug(`snapshot of ${this.ctx.files.basename(this.ctx.databasePath)} took ${snapshot.attempts} attempts (another process was writing)`);
     const source = await keying;
