@@ -132,7 +132,7 @@ try {
     incremental: {
       bytesWrittenMedian: incBytes, bytesVsDatabase: +(incBytes / dbBytes).toFixed(4),
       backupMsMedian: incMs, timeVsFull: +(incMs / fullMs).toFixed(3), timeVsCreateBackup: +(incMs / serviceMs).toFixed(3),
-      withSnapshotMsMedian: incWithSnapshotMs, withSnapshotVsFull: +(incWithSnapshotMs / fullMs).toFixed(3),
+      withSnapshotMsMedian: incWithSnapshotMs, withSnapshotVsFull: +(incWithSnapshotMs / fullMs).toFixed(3), withSnapshotVsCreateBackup: +(incWithSnapshotMs / serviceMs).toFixed(3),
       snapshotMsMedian: median(incremental.map((g) => g.snapshotMs)),
       peakRssGrowthMBMax: Math.max(...generations.map((g) => g.rssGrowthMB)),
     },
@@ -158,8 +158,10 @@ try {
     `| full backup: createBackup (service, from the password) | ${serviceMs.toFixed(0)} ms | |`,
     `| first generation (full) | ${f.firstGeneration.ms.toFixed(0)} ms, ${mb(f.firstGeneration.bytes)} | |`,
     `| incremental: bytes written (median) | ${mb(incBytes)} = ${(100 * f.incremental.bytesVsDatabase).toFixed(2)}% of the database | ≤ 2%: ${ok(f.incremental.bytesVsDatabase <= 0.02)} |`,
-    `| incremental: backupGeneration time (median) | ${incMs.toFixed(0)} ms = ${f.incremental.timeVsFull}x full (${f.incremental.timeVsCreateBackup}x createBackup) | ≤ 0.2x: ${ok(f.incremental.timeVsFull <= 0.2)} |`,
-    `| incremental with its snapshot copy (median) | ${incWithSnapshotMs.toFixed(0)} ms = ${f.incremental.withSnapshotVsFull}x full (snapshot ${f.incremental.snapshotMsMedian.toFixed(0)} ms) | |`,
+    // The issue's target is against a full createBackup, and an incremental backup takes its snapshot copy too. (Neither
+    // step here derives the key from the password, as createBackup does: both get the raw key.)
+    `| incremental: backupGeneration time (median) | ${incMs.toFixed(0)} ms = ${f.incremental.timeVsCreateBackup}x createBackup (${f.incremental.timeVsFull}x copy + page check) | |`,
+    `| incremental with its snapshot copy (median) | ${incWithSnapshotMs.toFixed(0)} ms = ${f.incremental.withSnapshotVsCreateBackup}x createBackup (${f.incremental.withSnapshotVsFull}x copy + page check; snapshot ${f.incremental.snapshotMsMedian.toFixed(0)} ms) | ≤ 0.2x createBackup: ${ok(f.incremental.withSnapshotVsCreateBackup <= 0.2)} |`,
     `| ${generations.length} generations: store size | ${mb(storeBytes)} = ${f.store.vsDatabase}x the database (full backups: ${generations.length}x) | ≤ 1.5x: ${ok(f.store.vsDatabase <= 1.5)} |`,
     `| restore newest generation (assemble + check every page) | ${restoreMs.toFixed(0)} ms = ${f.restore.vsCopyAndCheck}x copying a full backup + page check (${copyVerifyMs.toFixed(0)} ms); ${f.restore.vsCopy}x a plain copy (${copyMs.toFixed(0)} ms); ${f.restore.vsServiceRestoreBackup}x the service's restoreBackup of a full backup (${serviceRestore.totalMs.toFixed(0)} ms, one run) | ≤ 1.2x: ${ok(f.restore.vsCopyAndCheck <= 1.2)} (vs copy + check) |`,
     `| the same through a store without readInto (a new buffer per read) | ${restoreCopyingMs.toFixed(0)} ms = ${f.restore.withoutReadIntoVsCopyAndCheck}x copy + page check | |`,
