@@ -6,7 +6,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { pbkdf2Sync } from 'node:crypto';
 import { BackupService, NodeFileStore, nodeBackupHost, openDatabase, referenceApp, sqlcipher4 } from '../src/node.ts';
-import { nativeQuery, tempDir, withNative } from './helpers.ts';
+import { fixtureCommand, nativeQuery, tempDir, withNative } from './helpers.ts';
 
 const FAST_PROFILE = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
 const mode = (p: string) => fs.statSync(p).mode & 0o777;
@@ -19,10 +19,7 @@ async function makeDb(file: string, password = 'pw') {
 
 /** Runs the child script under the same runtime as this test (Node with tsx, or Deno). */
 function child(args: string[], env: Record<string, string> = {}): { done: Promise<string>; firstLine: Promise<string> } {
-  const script = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'backup-child.ts');
-  const isDeno = 'Deno' in globalThis;
-  const argv = isDeno ? ['run', '-A', script, ...args] : ['--import', 'tsx', script, ...args];
-  const proc = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(...fixtureCommand('backup-child.ts', args), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   let resolveFirst: (s: string) => void;
   const firstLine = new Promise<string>((r) => (resolveFirst = r));

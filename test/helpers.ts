@@ -9,6 +9,12 @@ import { openDatabase } from '../src/node.ts';
 import { TargetUnreachableError } from '../src/engine/errors.ts';
 import type { BackupTarget } from '../src/targets/target.ts';
 
+/** `[command, args]` that run test/fixtures/`name` with `args` under this suite's runtime (Node with tsx, or Deno). */
+export function fixtureCommand(name: string, args: string[] = []): [string, string[]] {
+  const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
+  return [process.execPath, [...('Deno' in globalThis ? ['run', '-A'] : ['--import', 'tsx']), path.join(here, 'fixtures', name), ...args]];
+}
+
 /** A fresh directory, removed when the test file ends. */
 export function tempDir(label = 'test'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cipherkeep-${label}-`));

@@ -10,15 +10,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { BackupService, openDatabase, sqlcipher4 } from '../src/node.ts';
-import { tempDir } from './helpers.ts';
+import { fixtureCommand, tempDir } from './helpers.ts';
 
 const TORTURE = !!process.env.TORTURE;
-const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
-const RUNTIME = 'Deno' in globalThis ? [process.execPath, 'run', '-A'] : [process.execPath, '--import', 'tsx'];
 const FAST = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
 
 function run(args: string[], env: Record<string, string>) {
-  const proc = spawn(RUNTIME[0]!, [...RUNTIME.slice(1), path.join(here, 'fixtures', 'lock-child.ts'), ...args], {
+  const proc = spawn(...fixtureCommand('lock-child.ts', args), {
     env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { NodeFileStore, sqlcipher4, type KeyProfile } from '../src/node.ts';
-import { nativeQuery, passphraseKey } from './helpers.ts';
+import { fixtureCommand, nativeQuery, passphraseKey } from './helpers.ts';
 
 const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
 export const PASSWORD = 'live-source pw';
@@ -20,8 +20,7 @@ export function nativeApp(db: string, mode: 'wal' | 'delete', profile: KeyProfil
 
 /** The same ledger written by another cipherkeep process (the app using the library), under this test's runtime. */
 export function cipherkeepApp(db: string, mode: 'wal' | 'delete') {
-  const runtime = 'Deno' in globalThis ? [process.execPath, 'run', '-A'] : [process.execPath, '--import', 'tsx'];
-  return appProcess(runtime[0]!, [...runtime.slice(1), path.join(here, 'fixtures', 'cipherkeep-writer.ts'), db, mode]);
+  return appProcess(...fixtureCommand('cipherkeep-writer.ts', [db, mode]));
 }
 
 function appProcess(command: string, args: string[]) {

@@ -15,7 +15,7 @@ import { nodePageChecks } from '../src/node-page-check.ts';
 import { checkPageHmacs } from '../src/backup/page-check.ts';
 import { deriveKey, resolveSettings, type CipherSettings } from '../src/engine/cipher.ts';
 import { sqlcipher4 } from '../src/backup/key-profiles.ts';
-import { tempDir } from './helpers.ts';
+import { fixtureCommand, tempDir } from './helpers.ts';
 
 const FAST = { kdfIterations: 1000 };
 // Small ranges, so a 2 MB file is spread over every thread.
@@ -107,10 +107,9 @@ describe('page checks on every core (Node/Deno worker threads)', () => {
 
   it('warming starts the threads one at a time (Node), and warmed threads do not keep a process alive', async () => {
     const isDeno = 'Deno' in globalThis;
-    const script = path.join(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'warm-page-checks.ts');
     // The pool's idle timer is a minute long: a thread left referenced would hold the child that long.
     const out = await new Promise<string>((resolve, reject) => {
-      const proc = spawn(process.execPath, isDeno ? ['run', '-A', script] : ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const proc = spawn(...fixtureCommand('warm-page-checks.ts'), { stdio: ['ignore', 'pipe', 'inherit'] });
       const timer = setTimeout(() => (proc.kill(), reject(new Error('the child was still running after 20 s'))), 20_000);
       let text = '';
       proc.stdout.on('data', (d) => (text += d));

@@ -16,7 +16,7 @@ import { Fixture, pageStoreContract, readAll, type PageStoreTestHost } from './c
 import { scanStore } from '../src/backup/page-store/state.ts';
 import { pageStoreTamperContract } from './contract/page-store-tamper.contract.ts';
 import { pageStoreCrashContract } from './contract/page-store-crash.contract.ts';
-import { nativeQuery, rawKey, tempDir } from './helpers.ts';
+import { fixtureCommand, nativeQuery, rawKey, tempDir } from './helpers.ts';
 
 const { engine } = await nodeEngine();
 const memory = new MemoryVFS('cipherkeep-page-store-memory', engine.module);
@@ -102,13 +102,11 @@ describe('page store retention rules', { timeout: 10_000 }, () => {
 });
 
 describe('page store: processes killed mid-backup and mid-collection', { timeout: 600_000 }, () => {
-  const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
-  const RUNTIME = 'Deno' in globalThis ? [process.execPath, 'run', '-A'] : [process.execPath, '--import', 'tsx'];
   const TORTURE = !!process.env.TORTURE;
 
   /** Runs the child; kills it `delayMs` after it says "ready" (never, when null). Resolves with its output. */
   function child(args: string[], key: string, delayMs: number | null): Promise<string> {
-    const proc = spawn(RUNTIME[0]!, [...RUNTIME.slice(1), path.join(here, 'fixtures', 'page-store-child.ts'), ...args], {
+    const proc = spawn(...fixtureCommand('page-store-child.ts', args), {
       env: { ...process.env, CK_KEY: key }, stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

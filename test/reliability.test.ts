@@ -9,14 +9,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { BackupService, openDatabase, sqlcipher4, type Database } from '../src/node.ts';
-import { tempDir } from './helpers.ts';
+import { fixtureCommand, tempDir } from './helpers.ts';
 import { ledger, nativeApp, PASSWORD as LIVE_PASSWORD, TOTAL } from './native-app.ts';
 
 const TORTURE = !!process.env.TORTURE;
 const FAST = { kdfIterations: 1000 };
 const PROFILE = { ...sqlcipher4, cipher: FAST };
-const here = import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname);
-const RUNTIME = 'Deno' in globalThis ? [process.execPath, 'run', '-A'] : [process.execPath, '--import', 'tsx'];
 const figures = (line: string) => console.log(`figures: ${line}`);
 
 async function makeDb(file: string, password: string, rows = 20000) {
@@ -44,7 +42,7 @@ async function opensWith(file: string, password: string): Promise<boolean> {
 
 /** Starts the child, waits for "ready", kills it after `delayMs`. Returns whether it finished first. */
 function crashAt(args: string[], env: Record<string, string>, delayMs: number): Promise<boolean> {
-  const child = spawn(RUNTIME[0]!, [...RUNTIME.slice(1), path.join(here, 'fixtures', 'crash-child.ts'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(...fixtureCommand('crash-child.ts', args), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   return new Promise((resolve) => {
     child.stdout.on('data', (d) => {
