@@ -1,12 +1,14 @@
 /**
  * One measured backup in a fresh process (so peak RSS is this run's alone):
- *   node --import tsx bench/node-backup.ts cipherkeep|native|cipherkeep-open <db> <workdir>
+ *   node --import tsx bench/node-backup.ts cipherkeep|native|cipherkeep-open|cipherkeep-incremental <db> <workdir>
  * Prints JSON: openMs, exportMs, verifyMs, totalMs, bytes, rssBeforeMB, peakRssMB.
  * cipherkeep's backup runs as the CLI's does, in a process that has not used
  * the engine before; how long opening the database takes is measured in a
  * process of its own (cipherkeep-open): opened first in the backup's process,
  * its queries started V8's compile of two of the engine's largest functions, which
- * then ran beside the backup.
+ * then ran beside the backup. cipherkeep-incremental makes one page-store
+ * generation (createBackup({ incremental: true })) in <workdir>, which it
+ * keeps: the generations before it are there.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +17,8 @@ import { BackupService, nodeEngine, openDatabase } from '../src/node.ts';
 import { PASSWORD } from './workloads.ts';
 
 const [method, db, work] = process.argv.slice(2) as [string, string, string];
-fs.rmSync(work, { recursive: true, force: true });
+const incremental = method === 'cipherkeep-incremental';
+if (!incremental) fs.rmSync(work, { recursive: true, force: true });
 fs.mkdirSync(work, { recursive: true });
 const status = (field: string) => Number(/(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(field))!)![1]) / 1024;
 const now = () => performance.now();
@@ -51,7 +54,7 @@ if (method === 'native') {
 } else {
   await nodeEngine();
   const rssBeforeMB = status('VmRSS');
-  const service = new BackupService({ databasePath: db, password: PASSWORD, backupDir: work, maxBackups: 1 });
+  const service = new BackupService({ databasePath: db, password: PASSWORD, backupDir: work, maxBackups: 1, incremental });
   // Export: from its 0% event to the first verify event, where the page check starts (the copy and the key derivation come before it; opening the copy after).
   let exportStart = 0;
   let verifyStart = 0;
@@ -65,7 +68,7 @@ if (method === 'native') {
   });
   const t2 = now();
   if (!r.success) throw new Error(r.error);
-  result = { openMs: 0, exportMs: verifyStart - exportStart, verifyMs: t2 - verifyStart, totalMs: t2 - t1, bytes: r.sizeBytes, rssBeforeMB, peakRssMB: status('VmHWM') };
+  result = { openMs: 0, exportMs: verifyStart - exportStart, verifyMs: t2 - verifyStart, totalMs: t2 - t1, bytes: r.sizeBytes, rssBeforeMB, peakRssMB: status('VmHWM'), ...(incremental ? { pagesWritten: r.pagesWritten ?? 0 } : {}) };
 }
-fs.rmSync(work, { recursive: true, force: true });
+if (!incremental) fs.rmSync(work, { recursive: true, force: true });
 console.log(JSON.stringify(result));

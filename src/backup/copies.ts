@@ -7,7 +7,7 @@
 import type { KeyMaterial } from '../engine/cipher.ts';
 import type { JournalMode } from '../engine/database.ts';
 import { copyFile } from '../files/file-store.ts';
-import { copySnapshot, discard, materialize, SIDE_FILES } from './snapshot.ts';
+import { copySnapshot, discard, materialize, readAtRest, SIDE_FILES } from './snapshot.ts';
 import { rawKeyFor, type VerifyContext } from './verify.ts';
 import { headerBytes } from './header.ts';
 import { identityOf, sameIdentity } from './catalog.ts';
@@ -91,6 +91,14 @@ export class DatabaseCopies {
     // the copy is opened to verify it, as it does every page it reads. More than page 1 written (or no early check):
     // the copy is checked whole later.
     return { raw, journalMode, ...(early && writtenTo <= early.pageSize ? { pages: early.pages } : {}) };
+  }
+
+  /** Reads the database in place while it is at rest (snapshot.ts's readAtRest), with this service's timeout and read lock. */
+  readAtRest<T>(read: (size: number, unchanged: () => Promise<void>) => Promise<T>): Promise<T | null> {
+    return readAtRest(this.ctx.files, this.ctx.databasePath, read, {
+      timeoutMs: this.ctx.snapshotTimeoutMs,
+      readLock: this.ctx.readLock && ((ms) => this.ctx.readLock!(this.ctx.databasePath, ms)),
+    });
   }
 
   /** A copy taken whole is cut to what its database holds by its header (the copy's page 1 is the snapshot's). */

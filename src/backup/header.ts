@@ -19,6 +19,14 @@ const SPAN = 80;
  * and so do we) or the file is too short to say.
  */
 export async function headerBytes(files: FileStore, path: string, key: Uint8Array, settings: Required<CipherSettings>): Promise<number | null> {
+  return (await readHeader(files, path, key, settings))?.bytes ?? null;
+}
+
+/**
+ * What page 1's header says: the size as headerBytes has it, and whether the
+ * file is in WAL mode (read and write versions 2). null: too short to say.
+ */
+export async function readHeader(files: FileStore, path: string, key: Uint8Array, settings: Required<CipherSettings>): Promise<{ bytes: number | null; wal: boolean } | null> {
   const reserve = IV_BYTES + (settings.hmacAlgorithm === 'SHA512' ? 64 : 32);
   const [head, iv] = await Promise.all([
     files.read(path, SALT_BYTES, SPAN),
@@ -31,9 +39,9 @@ export async function headerBytes(files: FileStore, path: string, key: Uint8Arra
   const plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-CBC', iv: iv.slice() }, aes, concat(head, padding)));
   const at = (offset: number) => new DataView(plain.buffer, plain.byteOffset + offset - SALT_BYTES, 4).getUint32(0);
   const pages = at(28);
+  const wal = plain[18 - SALT_BYTES] === 2 || plain[19 - SALT_BYTES] === 2;
   // The size field counts only when the change counter matches "version valid for" (SQLite's rule).
-  if (pages === 0 || at(24) !== at(92)) return null;
-  return pages * settings.pageSize;
+  return { bytes: pages === 0 || at(24) !== at(92) ? null : pages * settings.pageSize, wal };
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {

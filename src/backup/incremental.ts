@@ -11,14 +11,19 @@ import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError } fro
 import { codeOf, messageOf, type Held, type ServiceContext } from './context.ts';
 import { GenerationKeys } from './generation-keys.ts';
 import {
-  applyRetention, backupGeneration, listGenerations, restoreGeneration, verifyGeneration,
+  applyRetention, backupGeneration, type GenerationResult, type SnapshotSource, listGenerations, restoreGeneration, verifyGeneration,
   type GenerationList, type GenerationVerifyResult, type OnPageStoreProgress, type RetentionSettings,
 } from './page-store/index.ts';
 import { findHead, scanStore } from './page-store/state.ts';
 import { deriveStoreKeys } from './page-store/seal.ts';
 import type { JournalMode } from '../engine/database.ts';
 import { keepPreRestore, putInPlace, stagedRestorePath, type RestoreOptions } from './restore.ts';
-import { discard } from './snapshot.ts';
+import { discard, NotAtRestError } from './snapshot.ts';
+import { readHeader } from './header.ts';
+import { identityOf, sameIdentity } from './catalog.ts';
+import type { SourceKey } from './copies.ts';
+import { resolveSettings } from '../engine/cipher.ts';
+import { openReader } from '../files/file-store.ts';
 import type { BackupResult, OnProgress, RestoreResult } from './types.ts';
 
 /** A consistent copy of the database on the local store, with what restoring it needs. */
@@ -72,15 +77,21 @@ export class Generations {
     this.refuseSidecars();
     const source = await c.files.stat(c.databasePath);
     if (!source) throw new DatabaseNotFoundError(`database not found: ${c.databasePath}`);
-    // Derived while the file is copied (snapshotTo).
+    // Derived while the file is read (or copied).
     const key = c.copies.sourceKey(secret);
     key.catch(() => {});
+    // Nothing to send on (targets take a file): a database at rest is read in place, with no copy.
+    if (!then) {
+      const made = await this.#inPlace(held, key, onProgress, afterPasswordChange);
+      if (made) return made;
+    }
     // The snapshot copy is staged whole; the generation itself is at most as large again.
     await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
     await c.removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
-      const { raw, journalMode } = await c.copies.snapshotTo(staged, secret, { onProgress, sourceKey: key });
+      // The copy says nothing: its 'export' is the generation's read of it (asServiceProgress).
+      const { raw, journalMode } = await c.copies.snapshotTo(staged, secret, { sourceKey: key });
       if (raw.key === undefined) throw new CorruptDatabaseError(`${c.files.basename(c.databasePath)} has no salt to derive its key from`);
       const r = await this.commit(held, raw.key, staged, journalMode, afterPasswordChange, onProgress);
       if (!then) return r;
@@ -89,6 +100,40 @@ export class Generations {
     } finally {
       await discard(c.files, staged);
     }
+  }
+
+  /**
+   * A generation read from the live database itself (snapshot.ts's
+   * readAtRest): no copy is made, only changed pages are read twice, and the
+   * first pass over the file runs while the key is derived. For a database at
+   * rest in rollback-journal mode whose file holds exactly its pages; null
+   * otherwise (a WAL or live journal to apply, WAL mode in its header, a
+   * padded file, a salt that changed), and the caller takes a copy.
+   */
+  async #inPlace(held: Held, sourceKey: Promise<SourceKey>, onProgress: OnProgress | undefined, afterPasswordChange: boolean): Promise<BackupResult | null> {
+    const { c } = this;
+    const settings = resolveSettings(c.profile.cipher);
+    const key = sourceKey.then(async ({ raw, salt }) => {
+      if (raw.key === undefined || !salt) throw new NotAtRestError();
+      const header = await readHeader(c.files, c.databasePath, raw.key, settings);
+      const now = await identityOf(c.files, c.databasePath);
+      if (!header || header.wal || header.bytes === null || !now || !sameIdentity(now, salt)) throw new NotAtRestError();
+      return { raw: raw.key, bytes: header.bytes };
+    });
+    key.catch(() => {});
+    const built = await c.copies.readAtRest(async (size, unchanged) => {
+      const reader = await openReader(c.files, c.databasePath);
+      try {
+        const raw = key.then((k) => {
+          if (k.bytes !== size) throw new NotAtRestError();
+          return k.raw;
+        });
+        return await this.#build(held, raw, { size, read: reader.read }, 'delete', afterPasswordChange, onProgress, false, unchanged);
+      } finally {
+        await reader.close();
+      }
+    });
+    return built && this.#record(held, (await key).raw, built, afterPasswordChange);
   }
 
   /**
@@ -101,24 +146,40 @@ export class Generations {
   async commit(
     held: Held, key: Uint8Array, snapshot: string, journalMode: JournalMode, afterPasswordChange: boolean, onProgress?: OnProgress, skipUnchanged = false,
   ): Promise<BackupResult & { unchanged?: boolean }> {
+    const r = await this.#build(held, key, snapshot, journalMode, afterPasswordChange, onProgress, skipUnchanged);
+    return this.#record(held, key, r, afterPasswordChange);
+  }
+
+  /** backupGeneration into this store, under the rollback anchor this service keeps for the key. */
+  async #build(
+    held: Held, key: Uint8Array | Promise<Uint8Array>, snapshot: string | SnapshotSource, journalMode: JournalMode, afterPasswordChange: boolean,
+    onProgress: OnProgress | undefined, skipUnchanged: boolean, beforeCommit?: () => Promise<void>,
+  ): Promise<GenerationResult & { started: number }> {
     const { c } = this;
     this.refuseSidecars();
     const started = Date.now();
-    const keyId = await GenerationKeys.keyIdOf(key);
-    const anchor = afterPasswordChange ? undefined : await this.keys.anchorFor(keyId);
+    const anchor = afterPasswordChange ? undefined : Promise.resolve(key).then(async (k) => this.keys.anchorFor(await GenerationKeys.keyIdOf(k)));
+    anchor?.catch(() => {});
     if (await this.store.ensureDir(this.dir)) await this.store.restrictToOwner(this.dir, 'dir');
     const r = await backupGeneration(this.store, this.dir, snapshot, key, c.profile.cipher, {
       now: c.clock(), lock: held.dir, retention: this.retention, journalMode, purgeOtherKeys: afterPasswordChange,
-      ...(anchor ? { anchor } : {}), full: afterPasswordChange, skipUnchanged: skipUnchanged && !afterPasswordChange, onProgress: asServiceProgress(onProgress),
+      ...(anchor ? { anchor } : {}), ...(beforeCommit ? { beforeCommit } : {}),
+      full: afterPasswordChange, skipUnchanged: skipUnchanged && !afterPasswordChange, onProgress: asServiceProgress(onProgress),
     });
+    return { ...r, started };
+  }
+
+  /** Once a generation is built: the anchor moves to it, its salt is noted, and the result says what was made. */
+  async #record(held: Held, key: Uint8Array, r: GenerationResult & { started: number }, afterPasswordChange: boolean): Promise<BackupResult & { unchanged?: boolean }> {
+    const { c } = this;
     if (r.unchanged) {
       c.log.info(`generation ${r.generation} already holds this backup: none made`);
       return { success: true, backupPath: this.dir, sizeBytes: 0, generation: r.generation, pagesWritten: 0, full: false, unchanged: true };
     }
-    await this.keys.writeAnchor({ keyId, seq: r.seq, digest: r.digest }, held.db);
-    await this.keys.noteSalt(await c.files.read(snapshot, 0, 16), afterPasswordChange);
+    await this.keys.writeAnchor({ keyId: await GenerationKeys.keyIdOf(key), seq: r.seq, digest: r.digest }, held.db);
+    await this.keys.noteSalt(r.salt, afterPasswordChange);
     for (const w of [...r.warnings, ...r.cleanup.warnings]) c.log.warn(`incremental backup: ${w}`);
-    c.log.info(`created generation ${r.generation} (${r.full ? 'full' : 'incremental'}: ${r.pagesWritten} of ${r.pageCount} pages, ${r.bytesWritten} bytes) in ${Date.now() - started} ms`);
+    c.log.info(`created generation ${r.generation} (${r.full ? 'full' : 'incremental'}: ${r.pagesWritten} of ${r.pageCount} pages, ${r.bytesWritten} bytes) in ${Date.now() - r.started} ms`);
     return { success: true, backupPath: this.dir, sizeBytes: r.bytesWritten, generation: r.generation, pagesWritten: r.pagesWritten, full: r.full };
   }
 
@@ -225,11 +286,12 @@ export class Generations {
   }
 }
 
-/** Page-store progress in the service's phases: pages scanned or checked are 'verify', pages restored 'copy'. */
+/** Page-store progress in the service's phases: the database read is 'export', pages checked 'verify', pages restored 'copy'. */
 function asServiceProgress(onProgress?: OnProgress): OnPageStoreProgress | undefined {
   if (!onProgress) return undefined;
   return (p) => {
-    if (p.phase === 'scan' || p.phase === 'verify') return onProgress({ phase: 'verify', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+    if (p.phase === 'scan') return onProgress({ phase: 'export', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
+    if (p.phase === 'verify') return onProgress({ phase: 'verify', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
     if (p.phase === 'restore') return onProgress({ phase: 'copy', bytesDone: p.bytesDone, bytesTotal: p.bytesTotal });
     return undefined;
   };

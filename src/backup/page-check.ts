@@ -144,10 +144,15 @@ export interface PageVerifier {
   check(page: Uint8Array, pgno: number): boolean;
 }
 
+/** Offset in a page of its HMAC: after the ciphertext and the IV (the reserve's last 64 or 32 bytes). */
+export function hmacOffsetOf(settings: Pick<PageSettings, 'pageSize' | 'hmacAlgorithm'>): number {
+  return settings.pageSize - (settings.hmacAlgorithm === 'SHA512' ? 64 : 32);
+}
+
 /** A PageVerifier for the file whose salt is `salt`: the same derivation and layout as checkPageHmacs. */
 export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, settings: PageSettings): Promise<PageVerifier> {
   const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
-  const covered = pageSize - (IV_BYTES + (hmacAlgorithm === 'SHA512' ? 64 : 32)) + IV_BYTES;
+  const covered = hmacOffsetOf(settings);
   const macBytes = HMAC_BYTES[hmacAlgorithm];
   const base = await crypto.subtle.importKey('raw', key.slice(), 'PBKDF2', false, ['deriveBits']);
   const hmacSalt = salt.slice(0, SALT_BYTES).map((b) => b ^ 0x3a);

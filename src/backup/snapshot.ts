@@ -25,7 +25,7 @@
  * (see `materialize`). When the checks fail the copy is thrown away and taken
  * again, a bounded number of times; then BusyError.
  */
-import { BusyError } from '../engine/errors.ts';
+import { BusyError, CorruptDatabaseError, WrongKeyError } from '../engine/errors.ts';
 import type { Database, JournalMode } from '../engine/database.ts';
 import type { FileStore } from '../files/file-store.ts';
 
@@ -106,6 +106,61 @@ export async function copySnapshot(files: FileStore, source: string, target: str
     await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
   }
 }
+
+/** The live file was written while it was read in place: what was read is thrown away and read again. */
+export class SnapshotChangedError extends BusyError {}
+
+/**
+ * For a database at rest (no WAL with a header, no live journal): runs `read`
+ * on the live file itself, without a copy, and returns its answer. `read`
+ * calls `unchanged()` once it has read all it needs and before it keeps
+ * anything: that looks again, as copySnapshot does after its copy (same size,
+ * same page 1, still no WAL or journal), and throws SnapshotChangedError when
+ * a writer came; then `read` is run again, a bounded number of times. A
+ * CorruptDatabaseError or WrongKeyError from `read` counts as the file's only
+ * when nothing wrote to it meanwhile. Resolves null when the database is not
+ * at rest, or `read` throws NotAtRestError: take a copy (copySnapshot) instead.
+ */
+export async function readAtRest<T>(
+  files: FileStore, source: string, read: (size: number, unchanged: () => Promise<void>) => Promise<T>,
+  options: Pick<SnapshotOptions, 'timeoutMs' | 'readLock'> = {},
+): Promise<T | null> {
+  const deadline = Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
+  for (let attempt = 1, delay = 2; ; attempt++, delay = Math.min(delay * 2, 100)) {
+    let unlock = await options.readLock?.(Math.max(0, deadline - Date.now()));
+    try {
+      const before = await observe(files, source);
+      if (before.wal || before.journal) return null;
+      const unchanged = async () => {
+        const after = await observe(files, source);
+        // The last look lets this process's writers go on.
+        unlock?.();
+        unlock = undefined;
+        if (after.wal || after.journal || after.mainSize !== before.mainSize || !same(before.page1, after.page1)) {
+          throw new SnapshotChangedError(`${files.basename(source)} was written while it was read`);
+        }
+      };
+      try {
+        return await read(before.mainSize, unchanged);
+      } catch (e) {
+        if (e instanceof NotAtRestError) return null;
+        if (e instanceof CorruptDatabaseError || e instanceof WrongKeyError) await unchanged(); // throws if a writer came
+        if (!(e instanceof SnapshotChangedError)) throw e;
+      }
+    } catch (e) {
+      if (!(e instanceof SnapshotChangedError)) throw e;
+    } finally {
+      unlock?.();
+    }
+    if (Date.now() + delay > deadline) {
+      throw new BusyError(`another process kept writing ${files.basename(source)}: no consistent read after ${attempt} attempts in ${options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS} ms`);
+    }
+    await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+  }
+}
+
+/** Thrown by readAtRest's `read` when what it found needs a copy taken after all (e.g. page 1 says WAL mode). */
+export class NotAtRestError extends Error {}
 
 /**
  * Applies the copied WAL or journal to the copy through SQLite, on the copy

@@ -8,7 +8,7 @@ import fsCallback, { constants as C } from 'node:fs';
 import nodePath from 'node:path';
 import { StorageFullError, UnsafeDirectoryError } from '../engine/errors.ts';
 import { acquireLockDir } from './node-lock.ts';
-import type { FileInfo, FileStore, FileWriter, HeldLock } from './file-store.ts';
+import type { FileInfo, FileReader, FileStore, FileWriter, HeldLock } from './file-store.ts';
 
 const FULL = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 const errno = (e: unknown) => (e as NodeJS.ErrnoException)?.code;
@@ -27,7 +27,7 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 
-/** Writes of at least this much go through the thread pool (see create). */
+/** Writes and reads of at least this much go through the thread pool (see create, openReader). */
 const OFF_THREAD_WRITE_BYTES = 1 << 20;
 export class NodeFileStore implements FileStore {
   join = (dir: string, name: string) => nodePath.join(dir, name);
@@ -82,6 +82,30 @@ export class NodeFileStore implements FileStore {
     } finally {
       await handle.close();
     }
+  }
+
+  async openReader(path: string): Promise<FileReader> {
+    const fd = await new Promise<number>((resolve, reject) => fsCallback.open(path, 'r', (e, fd) => (e ? reject(e) : resolve(fd))));
+    let closed = false;
+    return {
+      async read(offset, into) {
+        let done = 0;
+        while (done < into.length) {
+          // As create's writes: small reads synchronously, a trip through the thread pool costs more than they do.
+          const n = into.length - done < OFF_THREAD_WRITE_BYTES
+            ? fsCallback.readSync(fd, into, done, into.length - done, offset + done)
+            : await new Promise<number>((resolve, reject) => fsCallback.read(fd, into, done, into.length - done, offset + done, (e, n) => (e ? reject(e) : resolve(n))));
+          if (n === 0) break;
+          done += n;
+        }
+        return done;
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        fsCallback.closeSync(fd);
+      },
+    };
   }
 
   async create(path: string): Promise<FileWriter> {

@@ -10,7 +10,8 @@ import { resolveSettings, type CipherSettings } from '../../engine/cipher.ts';
 import type { JournalMode } from '../../engine/database.ts';
 import { CorruptDatabaseError, DatabaseNotFoundError, InvalidArgumentError, WrongKeyError } from '../../engine/errors.ts';
 import { readInto, type FileStore, type HeldLock } from '../../files/file-store.ts';
-import { createPageVerifier } from '../page-check.ts';
+import { createPageVerifier, hmacOffsetOf } from '../page-check.ts';
+import { SnapshotChangedError } from '../snapshot.ts';
 import { cleanupStore, removeStaleTmps, type CleanupResult } from './gc.ts';
 import { encodeLogical, FINGERPRINT_BYTES, locate, SALT_BYTES, toRuns, type Logical, type RetainedEntry } from './format.ts';
 import { bytesEqual, toHex } from '../../engine/bytes.ts';
@@ -42,9 +43,15 @@ export interface BackupGenerationOptions {
   /** The database's journal mode, recorded for whoever restores it (default 'delete'). */
   journalMode?: JournalMode;
   /** The newest generation the caller saw committed: refuse to build on a store rolled back past it. */
-  anchor?: Anchor;
+  anchor?: Anchor | Promise<Anchor | undefined>;
   /** Write every page, even if the parent has it. */
   full?: boolean;
+  /**
+   * Called once every new page is packed, before the manifest is written: a
+   * snapshot read in place checks here that nothing wrote to it meanwhile
+   * (throwing, it leaves nothing behind).
+   */
+  beforeCommit?: () => Promise<void>;
   /** When the parent holds exactly these pages (same salt, count, every trailer), commit nothing: the result says `unchanged`. */
   skipUnchanged?: boolean;
 }
@@ -59,6 +66,8 @@ export interface GenerationResult {
   /** Pack and manifest bytes written. */
   bytesWritten: number;
   pageCount: number;
+  /** The snapshot's salt (its first 16 bytes). */
+  salt: Uint8Array;
   full: boolean;
   /** Retention and garbage collection after the commit (their failures are warnings: the generation stands). */
   cleanup: CleanupResult;
@@ -82,11 +91,12 @@ export interface SnapshotSource {
 /**
  * Backs up a snapshot copy (a materialized copy: see snapshot.ts), given by
  * its path in `store` or as a SnapshotSource, into the page store at `dir`.
- * `key` is the database's 32-byte raw key. Callers hold the store's lock:
- * one writer at a time.
+ * `key` is the database's 32-byte raw key, or its derivation still under
+ * way: the first pass over the snapshot needs none. Callers hold the store's
+ * lock: one writer at a time.
  */
 export async function backupGeneration(
-  store: FileStore, dir: string, snapshot: string | SnapshotSource, key: Uint8Array, settings: CipherSettings, options: BackupGenerationOptions,
+  store: FileStore, dir: string, snapshot: string | SnapshotSource, key: Uint8Array | Promise<Uint8Array>, settings: CipherSettings, options: BackupGenerationOptions,
 ): Promise<GenerationResult> {
   const s = resolveSettings(settings);
   // A generation records a file by its salt and page 1 as they are in the file: a plaintext header holds neither.
@@ -95,7 +105,6 @@ export async function backupGeneration(
   if (!Number.isInteger(packBytes) || packBytes < s.pageSize) throw new InvalidArgumentError('packBytes must be an integer of at least one page');
   if (options.retention) validateRetention(options.retention);
   if (!(options.now instanceof Date) || Number.isNaN(options.now.getTime())) throw new InvalidArgumentError('now must be a valid Date');
-  const keys = await deriveStoreKeys(key);
   const holding = holdingOf(options.lock);
 
   const source = typeof snapshot === 'string' ? await fromStore(store, snapshot) : snapshot;
@@ -103,6 +112,15 @@ export async function backupGeneration(
   if (info.size === 0 || info.size % s.pageSize !== 0) {
     throw new CorruptDatabaseError(`snapshot of ${info.size} bytes is not a whole number of ${s.pageSize}-byte pages`);
   }
+  const pageCount = info.size / s.pageSize;
+  const hmacOffset = hmacOffsetOf(s);
+  // Pass 1 needs no key, so it runs while the caller's key is still being derived: every page's fingerprint, and the salt.
+  const fingerprints = new Uint8Array(pageCount * FINGERPRINT_BYTES);
+  const buffer = new Uint8Array(Math.min(Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize)), pageCount) * s.pageSize);
+  const salt = await readFingerprints(source, s.pageSize, hmacOffset, fingerprints, buffer, options.onProgress);
+  const raw = await key;
+  const keys = await deriveStoreKeys(raw);
+
   await store.ensureDir(dir);
   const scan = await scanStore(store, dir);
   await removeStaleTmps(store, scan, holding);
@@ -111,19 +129,17 @@ export async function backupGeneration(
     throw new CorruptDatabaseError(`page store: the newest manifest ${head.stored.name} is damaged (${head.detail}); verify the store, and delete that file to go on from the generation before it`);
   }
   const headSeq = head.kind === 'ok' ? head.stored.seq : 0;
-  if (options.anchor && (headSeq < options.anchor.seq || (headSeq === options.anchor.seq && options.anchor.digest && head.kind === 'ok' && toHex(head.manifest.digest) !== options.anchor.digest))) {
-    throw new CorruptDatabaseError(`page store rolled back: generation ${options.anchor.seq} was committed, the newest now is ${headSeq || 'none'}`);
+  const anchor = await options.anchor;
+  if (anchor && (headSeq < anchor.seq || (headSeq === anchor.seq && anchor.digest && head.kind === 'ok' && toHex(head.manifest.digest) !== anchor.digest))) {
+    throw new CorruptDatabaseError(`page store rolled back: generation ${anchor.seq} was committed, the newest now is ${headSeq || 'none'}`);
   }
 
-  const salt = new Uint8Array(SALT_BYTES);
-  if ((await source.read(0, salt)) !== SALT_BYTES) throw new CorruptDatabaseError('snapshot ended before its salt');
   const parent = head.kind === 'ok' ? head.manifest : null;
   const pl = parent?.body.logical;
   const full = !!options.full || !pl || !bytesEqual(pl.salt, salt) || pl.pageSize !== s.pageSize
     || pl.hmacAlgorithm !== s.hmacAlgorithm || pl.kdfAlgorithm !== s.kdfAlgorithm;
   const seq = Math.max(0, ...scan.manifests.map((m) => m.seq)) + 1;
-  const pageCount = info.size / s.pageSize;
-  const verifier = await createPageVerifier(key, salt, s);
+  const verifier = await createPageVerifier(raw, salt, s);
 
   // Where the parent keeps each page, and which packs the new manifest names.
   const packNames: string[] = [];
@@ -136,7 +152,6 @@ export async function backupGeneration(
   let healed = 0;
   const locPack = new Uint32Array(pageCount);
   const locSlot = new Uint32Array(pageCount);
-  const fingerprints = new Uint8Array(pageCount * FINGERPRINT_BYTES);
   const packs = new PackWriter(store, dir, holding.token, s.pageSize, packBytes);
   const placed = (pgno: number, pack: string, slot: number) => {
     locPack[pgno - 1] = indexOf(pack);
@@ -145,52 +160,63 @@ export async function backupGeneration(
 
   let newPages = 0;
   let committed = false;
-  const buffer = new Uint8Array(Math.min(Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize)), pageCount) * s.pageSize);
   const pause = yielder();
   try {
-    const chunkPages = Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize));
-    for (let first = 0; first < pageCount; first += chunkPages) {
-      const want = Math.min(chunkPages, pageCount - first) * s.pageSize;
-      const chunk = buffer.subarray(0, want);
-      if ((await source.read(first * s.pageSize, chunk)) !== want) throw new CorruptDatabaseError(`snapshot ended early, within pages ${first + 1}…${first + want / s.pageSize}`);
-      let changedFrom = -1; // start (page index in chunk) of the current run of changed pages
-      const count = want / s.pageSize;
-      for (let i = 0; i <= count; i++) {
-        let changed = false;
-        if (i < count) {
-          const pgno = first + i + 1;
-          const page = chunk.subarray(i * s.pageSize, (i + 1) * s.pageSize);
-          const fp = page.subarray(verifier.hmacOffset, verifier.hmacOffset + FINGERPRINT_BYTES);
-          fingerprints.set(fp, (pgno - 1) * FINGERPRINT_BYTES);
-          const had = parentAt && pgno <= pl!.pageCount ? pl!.fingerprints.subarray((pgno - 1) * FINGERPRINT_BYTES, pgno * FINGERPRINT_BYTES) : null;
-          const same = had !== null && bytesEqual(fp, had);
-          const reusable = same && packSize[parentAt!.pack[pgno - 1]!]! >= (parentAt!.slot[pgno - 1]! + 1) * s.pageSize;
-          if (same && !reusable) healed++;
-          if (reusable) {
-            locPack[pgno - 1] = indexOf(parentAt!.names[parentAt!.pack[pgno - 1]!]!);
-            locSlot[pgno - 1] = parentAt!.slot[pgno - 1]!;
-          } else {
-            if (!verifier.check(page, pgno)) {
-              if (pgno === 1) throw new WrongKeyError('the snapshot does not open with this key (page 1 failed its HMAC check)');
-              throw new CorruptDatabaseError(`snapshot page ${pgno} failed its HMAC check`);
-            }
-            changed = true;
-            newPages++;
-          }
+    // The new manifest's index of each parent pack, looked up once per pack rather than once per page.
+    const reusedAs = new Int32Array(parentAt?.names.length ?? 0).fill(-1);
+    const reused = (pack: number) => (reusedAs[pack]! >= 0 ? reusedAs[pack]! : (reusedAs[pack] = indexOf(parentAt!.names[pack]!)));
+    const fresh = new Uint8Array(pageCount);
+    let freshBytes = 0;
+    for (let pgno = 1; pgno <= pageCount; pgno++) {
+      const same = !!parentAt && pgno <= pl!.pageCount && sameAt(fingerprints, pl!.fingerprints, (pgno - 1) * FINGERPRINT_BYTES, FINGERPRINT_BYTES);
+      if (same && packSize[parentAt!.pack[pgno - 1]!]! >= (parentAt!.slot[pgno - 1]! + 1) * s.pageSize) {
+        locPack[pgno - 1] = reused(parentAt!.pack[pgno - 1]!);
+        locSlot[pgno - 1] = parentAt!.slot[pgno - 1]!;
+      } else {
+        if (same) healed++;
+        fresh[pgno - 1] = 1;
+        freshBytes += s.pageSize;
+      }
+    }
+    // Pass 2: pages whose fingerprint the parent does not have (or whose pack is gone) are read again, in runs, checked
+    // at their page number and packed. Each must still be what pass 1 saw: a live file (readAtRest) may have moved on.
+    const bufferPages = buffer.length / s.pageSize;
+    let checked = 0;
+    for (let pgno = 1; pgno <= pageCount; ) {
+      if (!fresh[pgno - 1]) {
+        pgno++;
+        continue;
+      }
+      let count = 1;
+      while (count < bufferPages && pgno + count <= pageCount && fresh[pgno + count - 1]) count++;
+      const run = buffer.subarray(0, count * s.pageSize);
+      if ((await source.read((pgno - 1) * s.pageSize, run)) !== run.length) throw new SnapshotChangedError(`snapshot ended early, within pages ${pgno}…${pgno + count - 1}`);
+      for (let i = 0; i < count; i++) {
+        const page = run.subarray(i * s.pageSize, (i + 1) * s.pageSize);
+        if (!sameAt(page, fingerprints, hmacOffset, FINGERPRINT_BYTES, (pgno + i - 1) * FINGERPRINT_BYTES)) {
+          throw new SnapshotChangedError(`page ${pgno + i} changed while the snapshot was read`);
         }
-        if (changed && changedFrom < 0) changedFrom = i;
-        if (!changed && changedFrom >= 0) {
-          await packs.add(chunk.subarray(changedFrom * s.pageSize, i * s.pageSize), first + changedFrom + 1, placed);
-          changedFrom = -1;
+        if (!verifier.check(page, pgno + i)) {
+          if (pgno + i === 1) throw new WrongKeyError('the snapshot does not open with this key (page 1 failed its HMAC check)');
+          throw new CorruptDatabaseError(`snapshot page ${pgno + i} failed its HMAC check`);
         }
       }
-      await options.onProgress?.({ phase: 'scan', bytesDone: first * s.pageSize + want, bytesTotal: info.size });
-      await pause.next();
+      await packs.add(run, pgno, placed);
+      newPages += count;
+      pgno += count;
+      // Progress and a turn for the event loop every 4 MiB, not every run: a run is often one page.
+      if (Math.floor((checked + run.length) / CHUNK_BYTES) > Math.floor(checked / CHUNK_BYTES)) {
+        await options.onProgress?.({ phase: 'verify', bytesDone: checked + run.length, bytesTotal: freshBytes });
+        await pause.next();
+      }
+      checked += run.length;
     }
+    if (checked % CHUNK_BYTES) await options.onProgress?.({ phase: 'verify', bytesDone: checked, bytesTotal: freshBytes });
     await packs.finish();
+    await options.beforeCommit?.();
     if (options.skipUnchanged && !full && newPages === 0 && pageCount === pl!.pageCount) {
       return {
-        generation: String(pl!.seq), seq: pl!.seq, digest: toHex(parent!.digest), pagesWritten: 0, bytesWritten: 0, pageCount, full: false,
+        generation: String(pl!.seq), seq: pl!.seq, digest: toHex(parent!.digest), pagesWritten: 0, bytesWritten: 0, pageCount, salt, full: false,
         cleanup: { deleted: [], packsDeleted: 0, bytesFreed: 0, repack: { packs: 0, pagesMoved: 0, manifestsRewritten: 0 }, warnings: [] }, warnings: [], unchanged: true,
       };
     }
@@ -207,18 +233,51 @@ export async function backupGeneration(
     await options.onProgress?.({ phase: 'commit', bytesDone: info.size, bytesTotal: info.size });
     const written = await writeManifest(store, dir, keys, holding, packNames, { logical, runs: toRuns(locPack, locSlot, pageCount), retained }, false, logicalBytes);
     committed = true;
-    const cleanup = await cleanupStore(store, dir, key, keys, holding, {
+    const cleanup = await cleanupStore(store, dir, raw, keys, holding, {
       purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: options.repackBelow, repackMaxBytes: options.repackMaxBytes, packBytes, onProgress: options.onProgress, head: written.manifest,
     });
     return {
       generation: String(seq), seq, digest: toHex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,
-      pageCount, full, cleanup,
+      pageCount, salt, full, cleanup,
       warnings: healed ? [`${healed} unchanged pages were written again: the packs that held them are missing or cut short (see verify)`] : [],
     };
   } catch (e) {
     // Not committed: nothing names these packs (a crash leaves them to the next run's collection).
     if (!committed) await packs.discard();
     throw e;
+  } finally {
+    pause.close();
+  }
+}
+
+/** Whether `a` at `at` and `b` at `bAt` (default: `at`) hold the same `length` bytes, without a view of either. */
+function sameAt(a: Uint8Array, b: Uint8Array, at: number, length: number, bAt = at): boolean {
+  for (let k = 0; k < length; k++) if (a[at + k] !== b[bAt + k]) return false;
+  return true;
+}
+
+/**
+ * Pass 1: reads the snapshot whole, through `buffer`, and keeps every page's fingerprint; returns its salt. Only
+ * bytes are copied (no key needed): it runs while the key is derived.
+ */
+async function readFingerprints(
+  source: SnapshotSource, pageSize: number, hmacOffset: number, fingerprints: Uint8Array, buffer: Uint8Array, onProgress?: OnPageStoreProgress,
+): Promise<Uint8Array> {
+  const salt = new Uint8Array(SALT_BYTES);
+  const pause = yielder();
+  try {
+    for (let offset = 0; offset < source.size; offset += buffer.length) {
+      const chunk = buffer.subarray(0, Math.min(buffer.length, source.size - offset));
+      if ((await source.read(offset, chunk)) !== chunk.length) throw new SnapshotChangedError(`snapshot ended early, within bytes ${offset}…${offset + chunk.length}`);
+      if (offset === 0) salt.set(chunk.subarray(0, SALT_BYTES));
+      // Byte by byte: a view per page (128 000 of them in 500 MB) cost more than the copy.
+      for (let at = hmacOffset, fp = (offset / pageSize) * FINGERPRINT_BYTES; at < chunk.length; at += pageSize) {
+        for (let k = 0; k < FINGERPRINT_BYTES; k++) fingerprints[fp++] = chunk[at + k]!;
+      }
+      await onProgress?.({ phase: 'scan', bytesDone: offset + chunk.length, bytesTotal: source.size });
+      await pause.next();
+    }
+    return salt;
   } finally {
     pause.close();
   }

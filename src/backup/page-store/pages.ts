@@ -9,6 +9,11 @@ import { createPageVerifier, type PageVerifier } from '../page-check.ts';
 import { FINGERPRINT_BYTES, type Logical } from './format.ts';
 import { bytesEqual } from '../../engine/bytes.ts';
 
+/**
+ * A backup reads the snapshot whole ('scan'), then checks and packs its new
+ * pages ('verify': `bytesTotal` is theirs), commits and cleans up; a restore
+ * assembles ('restore'); a verify checks pages ('verify').
+ */
 export interface PageStoreProgress {
   phase: 'scan' | 'commit' | 'cleanup' | 'restore' | 'verify';
   bytesDone: number;
