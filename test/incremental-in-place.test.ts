@@ -1,0 +1,121 @@
+/**
+ * Incremental backups of a database at rest read it in place (no snapshot
+ * copy): a commit by another connection while it is read must not be
+ * half-kept, and databases that need their WAL or journal applied, or whose
+ * file holds more than its pages, are copied first as before.
+ */
+import { describe, it } from './timeouts.ts';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BackupService, NodeFileStore, nodeBackupHost, sqlcipher4 } from '../src/node.ts';
+import type { FileReader } from '../src/files/file-store.ts';
+import { nativeQuery, tempDir, withNative } from './helpers.ts';
+
+const PRAGMAS = ["key = 'pw'", 'kdf_iter = 1000'];
+const PROFILE = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
+const ROWS = 3000;
+
+/** ~12 MB in rollback-journal mode, written by native SQLCipher: one 3 KB row per page, every tag 'old'. */
+function makeDb(file: string, mode: 'delete' | 'wal' = 'delete'): void {
+  withNative(file, PRAGMAS, (db) => {
+    db.pragma(`journal_mode = ${mode}`);
+    db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, tag TEXT, pad BLOB);
+      WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${ROWS}) INSERT INTO t SELECT i, 'old', zeroblob(3000) FROM c`);
+  });
+}
+
+/** What the store was asked to do: files created, kernel copies, and in-place readers opened. */
+class Recording extends NodeFileStore {
+  readonly created: string[] = [];
+  readonly copied: string[] = [];
+  readers = 0;
+  /** Run once, just before the first read at or past 4 MiB (pass 1's second chunk). */
+  beforeLateRead: (() => void) | null = null;
+
+  override async create(p: string) {
+    this.created.push(p);
+    return super.create(p);
+  }
+
+  override async copyPrefix(from: string, to: string, length: number) {
+    this.copied.push(to);
+    return super.copyPrefix(from, to, length);
+  }
+
+  override async openReader(p: string): Promise<FileReader> {
+    this.readers++;
+    const reader = await super.openReader(p);
+    return {
+      read: async (offset, into) => {
+        if (offset >= 4 << 20 && this.beforeLateRead) {
+          const write = this.beforeLateRead;
+          this.beforeLateRead = null;
+          write();
+        }
+        return reader.read(offset, into);
+      },
+      close: reader.close,
+    };
+  }
+}
+
+function setup(label: string, mode: 'delete' | 'wal' = 'delete') {
+  const dir = tempDir(label);
+  const db = path.join(dir, 'app.db');
+  makeDb(db, mode);
+  const files = new Recording();
+  const backups = path.join(dir, 'backups');
+  const svc = new BackupService({ databasePath: db, password: 'pw', backupDir: backups, keyProfile: PROFILE, incremental: true, host: { ...nodeBackupHost(), files } });
+  /** Files made in the backup directory itself: a staged snapshot copy (generations go in their store below it). */
+  const staged = () => [...files.created, ...files.copied].filter((p) => path.dirname(p) === backups);
+  return { db, files, svc, staged };
+}
+
+async function restoredTags(svc: BackupService, db: string): Promise<unknown[]> {
+  const r = await svc.restoreGeneration('latest');
+  assert.equal(r.success, true, r.error);
+  return nativeQuery(db, PRAGMAS, 'SELECT id, tag FROM t WHERE id IN (1, 3000) ORDER BY id');
+}
+
+describe('incremental backups of a database at rest: read in place', () => {
+  it('no copy is made; a commit while the file is read is noticed, and the generation is read again', async () => {
+    const { db, files, svc, staged } = setup('in-place');
+    const first = await svc.createBackup();
+    assert.equal(first.success, true, first.error);
+    assert.equal(files.readers, 1);
+    assert.deepEqual(staged(), [], 'the database was read in place, not copied');
+
+    // Another connection commits after the first 4 MiB were read: the row on an early page (and page 1) as they were,
+    // the row on a late page as it is now. Nothing else changed since generation 1, so only the late page would be
+    // read again: only looking at the file once more, before the manifest commits, tells the two apart.
+    files.beforeLateRead = () => withNative(db, PRAGMAS, (n) => n.exec("UPDATE t SET tag = 'new' WHERE id IN (1, 3000)"));
+    const second = await svc.createBackup();
+    assert.equal(second.success, true, second.error);
+    assert.equal(second.generation, '2');
+    assert.equal(files.readers, 3, 'the read disturbed by the commit was thrown away and taken again');
+    assert.deepEqual(staged(), []);
+    assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'new' }, { id: 3000, tag: 'new' }]);
+  });
+
+  it('a WAL-mode database is copied first (its header says WAL, even with no -wal beside it), and restores', async () => {
+    const { db, files, svc, staged } = setup('in-place-wal', 'wal');
+    assert.equal(fs.existsSync(`${db}-wal`), false);
+    const r = await svc.createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.equal(staged().length > 0, true, 'a snapshot copy was staged');
+    withNative(db, PRAGMAS, (n) => n.exec("UPDATE t SET tag = 'new' WHERE id = 3000"));
+    assert.equal((await svc.createBackup()).success, true);
+    assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'old' }, { id: 3000, tag: 'new' }]);
+    assert.deepEqual(nativeQuery(db, PRAGMAS, 'PRAGMA journal_mode'), [{ journal_mode: 'wal' }]);
+  });
+
+  it('a file that holds more than its pages (padded past them) is copied first, cut to its pages', async () => {
+    const { db, svc, staged } = setup('in-place-padded');
+    fs.appendFileSync(db, new Uint8Array(64 * 4096));
+    const r = await svc.createBackup();
+    assert.equal(r.success, true, r.error);
+    assert.equal(staged().length > 0, true, 'a snapshot copy was staged');
+    assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'old' }, { id: 3000, tag: 'old' }]);
+  });
+});
