@@ -68,7 +68,7 @@ if (method === 'native') {
   });
   const t2 = now();
   if (!r.success) throw new Error(r.error);
-  result = { openMs: 0, exportMs: verifyStart - exportStart, verifyMs: t2 - verifyStart, totalMs: t2 - t1, bytes: r.sizeBytes, rssBeforeMB, peakRssMB: status('VmHWM'), ...(incremental ? { pagesWritten: r.pagesWritten ?? 0 } : {}) };
+  result = { openMs: 0, exportMs: verifyStart - exportStart, verifyMs: t2 - verifyStart, totalMs: t2 - t1, bytes: r.sizeBytes, rssBeforeMB, peakRssMB: status('VmHWM'), ...(incremental ? { pagesWritten: r.pagesWritten ?? 0, full: r.full ? 1 : 0 } : {}) };
 }
 if (!incremental) fs.rmSync(work, { recursive: true, force: true });
 console.log(JSON.stringify(result));

@@ -1,7 +1,6 @@
 /**
  * One measured page-store step in a fresh process (so its peak memory is its own):
  *   page-store-op.ts full <db> <target>            copy + page HMAC check of the whole file (a full backup's work)
- *   page-store-op.ts generation <db> <store> <day> snapshot copy, then backupGeneration (30 kept)
  *   page-store-op.ts restore <store> <target>      restoreGeneration of the newest generation
  *   page-store-op.ts restore-copying <store> <target>     the same through a store without readInto (a new buffer per read)
  *   page-store-op.ts copy <file> <target>          a plain file copy with fsync
@@ -98,23 +97,6 @@ if (op === 'full' || op === 'copy' || op === 'copy-verify') {
   const verifyMs = op === 'copy' ? 0 : await checkFile(b);
   result = { copyMs, verifyMs, totalMs: copyMs + verifyMs, bytes: fs.statSync(b).size, ...memory() };
   if (op === 'copy') fs.rmSync(b);
-} else if (op === 'generation') {
-  const snap = `${b}.snapshot`;
-  await discard(files, snap);
-  const t0 = now();
-  const copied = await copySnapshot(files, a, snap);
-  const db = await openDatabase(snap, { key });
-  await materialize(db, copied.pending);
-  const snapshotMs = now() - t0;
-  const memory = memoryFrom();
-  const t1 = now();
-  // Read through the snapshot's open connection into one reused buffer, as the backup service does.
-  const source = { size: fs.statSync(snap).size, read: (offset: number, into: Uint8Array) => db.readRaw(offset, into) };
-  const r = await backupGeneration(files, b, source, key, settings, { now: new Date(Date.UTC(2026, 2, 1) + Number(c) * 86_400_000), retention: { keepLast: 30 } });
-  const backupMs = now() - t1;
-  await db.close();
-  result = { snapshotMs, backupMs, totalMs: snapshotMs + backupMs, ...memory(), ...r, cleanup: undefined, warnings: r.cleanup.warnings };
-  await discard(files, snap);
 } else if (op === 'restore' || op === 'restore-copying') {
   fs.rmSync(b, { force: true });
   const memory = memoryFrom();

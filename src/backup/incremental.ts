@@ -80,13 +80,13 @@ export class Generations {
     // Derived while the file is read (or copied).
     const key = c.copies.sourceKey(secret);
     key.catch(() => {});
+    // Room for a snapshot copy and a generation as large: what a full generation read in place may need too.
+    await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
     // Nothing to send on (targets take a file): a database at rest is read in place, with no copy.
     if (!then) {
       const made = await this.#inPlace(held, key, onProgress, afterPasswordChange);
       if (made) return made;
     }
-    // The snapshot copy is staged whole; the generation itself is at most as large again.
-    await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
     await c.removeQuietly(staged);
     try {
       await onProgress?.({ phase: 'export', bytesDone: 0, bytesTotal: source.size });
@@ -113,27 +113,24 @@ export class Generations {
   async #inPlace(held: Held, sourceKey: Promise<SourceKey>, onProgress: OnProgress | undefined, afterPasswordChange: boolean): Promise<BackupResult | null> {
     const { c } = this;
     const settings = resolveSettings(c.profile.cipher);
-    const key = sourceKey.then(async ({ raw, salt }) => {
-      if (raw.key === undefined || !salt) throw new NotAtRestError();
-      const header = await readHeader(c.files, c.databasePath, raw.key, settings);
-      const now = await identityOf(c.files, c.databasePath);
-      if (!header || header.wal || header.bytes === null || !now || !sameIdentity(now, salt)) throw new NotAtRestError();
-      return { raw: raw.key, bytes: header.bytes };
-    });
-    key.catch(() => {});
+    let raw: Uint8Array | undefined;
     const built = await c.copies.readAtRest(async (size, unchanged) => {
+      if (size % settings.pageSize !== 0) throw new NotAtRestError();
+      // Page 1 is judged within the read (after its first look), under the key derived from the salt it has.
+      const key = sourceKey.then(async (k) => {
+        if (k.raw.key === undefined || !k.salt) throw new NotAtRestError();
+        const [header, salt] = await Promise.all([readHeader(c.files, c.databasePath, k.raw.key, settings), identityOf(c.files, c.databasePath)]);
+        if (!header || header.wal || header.bytes !== size || !salt || !sameIdentity(salt, k.salt)) throw new NotAtRestError();
+        return (raw = k.raw.key);
+      });
       const reader = await openReader(c.files, c.databasePath);
       try {
-        const raw = key.then((k) => {
-          if (k.bytes !== size) throw new NotAtRestError();
-          return k.raw;
-        });
-        return await this.#build(held, raw, { size, read: reader.read }, 'delete', afterPasswordChange, onProgress, false, unchanged);
+        return await this.#build(held, key, { size, read: reader.read }, 'delete', afterPasswordChange, onProgress, false, unchanged);
       } finally {
         await reader.close();
       }
     });
-    return built && this.#record(held, (await key).raw, built, afterPasswordChange);
+    return built && this.#record(held, raw!, built, afterPasswordChange);
   }
 
   /**

@@ -18,8 +18,16 @@
  *   it in the main file, so rolling the copied journal back over the copied
  *   main file gives the state before that transaction — provided it is the
  *   same transaction throughout (the journal header's nonce) and no other
- *   transaction committed during the copy (every commit rewrites page 1, and
- *   an encrypted page rewritten gets a fresh IV, so its bytes change).
+ *   transaction committed during the copy: a commit rewrites page 1 (its
+ *   change counter; an encrypted page rewritten gets a fresh IV, so its
+ *   bytes change), except in exclusive locking mode after the first one, and
+ *   it changes the file's modification time, which is compared too — once
+ *   the file was last modified longer ago than a timestamp's grain, so a
+ *   write after the look cannot carry the same time.
+ *
+ * Not covered, as without locks it cannot be: journal_mode MEMORY or OFF,
+ * where a transaction still open may have written pages to the main file
+ * with no journal on disk to say so.
  *
  * The replay and the rollback are SQLite's own, run on the copy by opening it
  * (see `materialize`). When the checks fail the copy is thrown away and taken
@@ -40,6 +48,9 @@ const PAGE1_PROBE_BYTES = 512;
 
 interface Observation {
   mainSize: number;
+  /** The main file's modification time, and when it was looked at (ms since the epoch). */
+  mtimeMs: number;
+  at: number;
   page1: Uint8Array;
   /** The WAL header, or null when there is no WAL with a header. */
   wal: Uint8Array | null;
@@ -94,7 +105,7 @@ export async function copySnapshot(files: FileStore, source: string, target: str
       pending === 'wal' ? same(before.wal, after.wal) && same(before.wal, await files.read(`${target}-wal`, 0, WAL_HEADER_BYTES))
       : after.wal === null && same(before.journal, after.journal) && (pending === 'journal'
         ? same(before.journal, journalIdentity(await files.read(`${target}-journal`, 0, JOURNAL_HEADER_BYTES)))
-        : after.mainSize === before.mainSize && same(before.page1, after.page1)));
+        : settled(before) && sameMain(before, after)));
     if (consistent) {
       await options.onCopied?.(before.mainSize);
       return { pending, attempts: attempt, durable };
@@ -107,60 +118,58 @@ export async function copySnapshot(files: FileStore, source: string, target: str
   }
 }
 
-/** The live file was written while it was read in place: what was read is thrown away and read again. */
+/** The live file was written while it was read in place (or a snapshot read twice differed). */
 export class SnapshotChangedError extends BusyError {}
 
+/** Thrown by readAtRest's `read` when what it found needs a copy taken after all (e.g. page 1 says WAL mode). */
+export class NotAtRestError extends Error {}
+
 /**
- * For a database at rest (no WAL with a header, no live journal): runs `read`
- * on the live file itself, without a copy, and returns its answer. `read`
- * calls `unchanged()` once it has read all it needs and before it keeps
- * anything: that looks again, as copySnapshot does after its copy (same size,
- * same page 1, still no WAL or journal), and throws SnapshotChangedError when
- * a writer came; then `read` is run again, a bounded number of times. A
- * CorruptDatabaseError or WrongKeyError from `read` counts as the file's only
- * when nothing wrote to it meanwhile. Resolves null when the database is not
- * at rest, or `read` throws NotAtRestError: take a copy (copySnapshot) instead.
+ * For a database at rest (no WAL with a header, no live journal, not
+ * modified just now): runs `read` on the live file itself, without a copy,
+ * and returns its answer. `read` must call `unchanged()` once it has read all
+ * it needs and before it keeps anything: that looks again, as copySnapshot
+ * does after its copy, and throws SnapshotChangedError when a writer came.
+ * Resolves null — take a copy instead (copySnapshot, whose window is shorter
+ * and which retries) — when the database is not at rest, when a writer came,
+ * or when `read` throws NotAtRestError. A CorruptDatabaseError or
+ * WrongKeyError from before that look counts as the file's only when nothing
+ * wrote to it meanwhile.
  */
 export async function readAtRest<T>(
   files: FileStore, source: string, read: (size: number, unchanged: () => Promise<void>) => Promise<T>,
   options: Pick<SnapshotOptions, 'timeoutMs' | 'readLock'> = {},
 ): Promise<T | null> {
-  const deadline = Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
-  for (let attempt = 1, delay = 2; ; attempt++, delay = Math.min(delay * 2, 100)) {
-    let unlock = await options.readLock?.(Math.max(0, deadline - Date.now()));
-    try {
-      const before = await observe(files, source);
-      if (before.wal || before.journal) return null;
-      const unchanged = async () => {
-        const after = await observe(files, source);
-        // The last look lets this process's writers go on.
-        unlock?.();
-        unlock = undefined;
-        if (after.wal || after.journal || after.mainSize !== before.mainSize || !same(before.page1, after.page1)) {
-          throw new SnapshotChangedError(`${files.basename(source)} was written while it was read`);
-        }
-      };
-      try {
-        return await read(before.mainSize, unchanged);
-      } catch (e) {
-        if (e instanceof NotAtRestError) return null;
-        if (e instanceof CorruptDatabaseError || e instanceof WrongKeyError) await unchanged(); // throws if a writer came
-        if (!(e instanceof SnapshotChangedError)) throw e;
-      }
-    } catch (e) {
-      if (!(e instanceof SnapshotChangedError)) throw e;
-    } finally {
+  let unlock = await options.readLock?.(options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
+  let looked = false;
+  try {
+    const before = await observe(files, source);
+    if (before.wal || before.journal || !settled(before)) return null;
+    const unchanged = async () => {
+      looked = true;
+      const after = await observe(files, source);
+      // The last look lets this process's writers go on.
       unlock?.();
+      unlock = undefined;
+      if (after.wal || after.journal || !sameMain(before, after)) throw new SnapshotChangedError(`${files.basename(source)} was written while it was read`);
+    };
+    try {
+      return await read(before.mainSize, unchanged);
+    } catch (e) {
+      if (e instanceof NotAtRestError || e instanceof SnapshotChangedError) return null;
+      if (!looked && (e instanceof CorruptDatabaseError || e instanceof WrongKeyError)) {
+        const disturbed = await unchanged().then(() => false, (c: unknown) => {
+          if (c instanceof SnapshotChangedError) return true;
+          throw c;
+        });
+        if (disturbed) return null;
+      }
+      throw e;
     }
-    if (Date.now() + delay > deadline) {
-      throw new BusyError(`another process kept writing ${files.basename(source)}: no consistent read after ${attempt} attempts in ${options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS} ms`);
-    }
-    await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+  } finally {
+    unlock?.();
   }
 }
-
-/** Thrown by readAtRest's `read` when what it found needs a copy taken after all (e.g. page 1 says WAL mode). */
-export class NotAtRestError extends Error {}
 
 /**
  * Applies the copied WAL or journal to the copy through SQLite, on the copy
@@ -188,6 +197,7 @@ export async function discard(files: FileStore, target: string): Promise<void> {
 export const SIDE_FILES = ['-wal', '-journal', '-shm'] as const;
 
 async function observe(files: FileStore, source: string): Promise<Observation> {
+  const at = Date.now();
   const [main, page1, wal, journal] = await Promise.all([
     files.stat(source),
     readIfExists(files, source, PAGE1_PROBE_BYTES),
@@ -196,6 +206,8 @@ async function observe(files: FileStore, source: string): Promise<Observation> {
   ]);
   return {
     mainSize: main?.size ?? 0,
+    mtimeMs: main?.mtimeMs ?? 0,
+    at,
     page1: page1 ?? new Uint8Array(0),
     wal: wal?.length === WAL_HEADER_BYTES ? wal : null,
     journal: journalIdentity(journal ?? new Uint8Array(0)),
@@ -244,6 +256,29 @@ function journalIdentity(header: Uint8Array): Uint8Array | null {
   const id = header.slice();
   id.fill(0, 8, 12); // the record count grows within one transaction
   return id;
+}
+
+/**
+ * The main file as it was: same size, same page 1, not modified. Page 1 alone
+ * does not tell: in exclusive locking mode SQLite rewrites it (its change
+ * counter) only on the first commit, and later commits write only the pages
+ * they change. The modification time does.
+ */
+function sameMain(before: Observation, after: Observation): boolean {
+  return after.mainSize === before.mainSize && after.mtimeMs === before.mtimeMs && same(before.page1, after.page1);
+}
+
+/**
+ * Whether the file was last modified long enough before it was looked at
+ * that a write after the look cannot carry the same modification time.
+ * Timestamps are as coarse as the kernel's clock tick (a few ms), or whole
+ * seconds on some file systems (a time on a whole second suggests one). A
+ * time in the future (a skewed clock) tells nothing either way.
+ */
+function settled(o: Observation): boolean {
+  const grain = o.mtimeMs % 1000 === 0 ? 2000 : 50;
+  const age = o.at - o.mtimeMs;
+  return age > grain || age < -grain;
 }
 
 function same(a: Uint8Array | null, b: Uint8Array | null): boolean {

@@ -89,6 +89,7 @@ export class NodeFileStore implements FileStore {
     let closed = false;
     return {
       async read(offset, into) {
+        if (closed) throw new Error(`${path} was read after its reader was closed`);
         let done = 0;
         while (done < into.length) {
           // As create's writes: small reads synchronously, a trip through the thread pool costs more than they do.

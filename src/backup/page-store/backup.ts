@@ -114,11 +114,15 @@ export async function backupGeneration(
   }
   const pageCount = info.size / s.pageSize;
   const hmacOffset = hmacOffsetOf(s);
-  // Pass 1 needs no key, so it runs while the caller's key is still being derived: every page's fingerprint, and the salt.
+  // Pass 1 needs no key, so it runs while the caller's key is still being derived: every page's fingerprint, and the
+  // salt. A key that fails (a database the caller then copies instead) ends it at once.
+  const keyed = Promise.resolve(key);
+  let keyFailed: { error: unknown } | null = null;
+  keyed.catch((error: unknown) => void (keyFailed = { error }));
   const fingerprints = new Uint8Array(pageCount * FINGERPRINT_BYTES);
   const buffer = new Uint8Array(Math.min(Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize)), pageCount) * s.pageSize);
-  const salt = await readFingerprints(source, s.pageSize, hmacOffset, fingerprints, buffer, options.onProgress);
-  const raw = await key;
+  const salt = await readFingerprints(source, s.pageSize, hmacOffset, fingerprints, buffer, options.onProgress, () => keyFailed);
+  const raw = await keyed;
   const keys = await deriveStoreKeys(raw);
 
   await store.ensureDir(dir);
@@ -190,7 +194,7 @@ export async function backupGeneration(
       let count = 1;
       while (count < bufferPages && pgno + count <= pageCount && fresh[pgno + count - 1]) count++;
       const run = buffer.subarray(0, count * s.pageSize);
-      if ((await source.read((pgno - 1) * s.pageSize, run)) !== run.length) throw new SnapshotChangedError(`snapshot ended early, within pages ${pgno}…${pgno + count - 1}`);
+      if ((await source.read((pgno - 1) * s.pageSize, run)) !== run.length) throw new CorruptDatabaseError(`snapshot ended early, within pages ${pgno}…${pgno + count - 1}`);
       for (let i = 0; i < count; i++) {
         const page = run.subarray(i * s.pageSize, (i + 1) * s.pageSize);
         if (!sameAt(page, fingerprints, hmacOffset, FINGERPRINT_BYTES, (pgno + i - 1) * FINGERPRINT_BYTES)) {
@@ -261,14 +265,17 @@ function sameAt(a: Uint8Array, b: Uint8Array, at: number, length: number, bAt = 
  * bytes are copied (no key needed): it runs while the key is derived.
  */
 async function readFingerprints(
-  source: SnapshotSource, pageSize: number, hmacOffset: number, fingerprints: Uint8Array, buffer: Uint8Array, onProgress?: OnPageStoreProgress,
+  source: SnapshotSource, pageSize: number, hmacOffset: number, fingerprints: Uint8Array, buffer: Uint8Array, onProgress: OnPageStoreProgress | undefined,
+  stop: () => { error: unknown } | null,
 ): Promise<Uint8Array> {
   const salt = new Uint8Array(SALT_BYTES);
   const pause = yielder();
   try {
     for (let offset = 0; offset < source.size; offset += buffer.length) {
+      const stopped = stop();
+      if (stopped) throw stopped.error;
       const chunk = buffer.subarray(0, Math.min(buffer.length, source.size - offset));
-      if ((await source.read(offset, chunk)) !== chunk.length) throw new SnapshotChangedError(`snapshot ended early, within bytes ${offset}…${offset + chunk.length}`);
+      if ((await source.read(offset, chunk)) !== chunk.length) throw new CorruptDatabaseError(`snapshot ended early, within bytes ${offset}…${offset + chunk.length}`);
       if (offset === 0) salt.set(chunk.subarray(0, SALT_BYTES));
       // Byte by byte: a view per page (128 000 of them in 500 MB) cost more than the copy.
       for (let at = hmacOffset, fp = (offset / pageSize) * FINGERPRINT_BYTES; at < chunk.length; at += pageSize) {
