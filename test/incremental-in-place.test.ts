@@ -80,13 +80,9 @@ async function restoredTags(svc: BackupService, db: string): Promise<unknown[]> 
   return nativeQuery(db, PRAGMAS, 'SELECT id, tag FROM t WHERE id IN (1, 3000) ORDER BY id');
 }
 
-/** A file modified this recently is not read in place (its next write could carry the same mtime): wait it out. */
-const settle = () => new Promise((r) => setTimeout(r, 120));
-
 describe('incremental backups of a database at rest: read in place', () => {
   it('no copy is made; a commit while the file is read is noticed, and a copy is taken instead', async () => {
     const { db, files, svc, staged } = setup('in-place');
-    await settle();
     const first = await svc.createBackup();
     assert.equal(first.success, true, first.error);
     assert.equal(files.readers, 1);
@@ -112,10 +108,8 @@ describe('incremental backups of a database at rest: read in place', () => {
       writer.pragma('locking_mode = EXCLUSIVE');
       // The first commit in exclusive mode bumps page 1's change counter; later ones write only the pages they change.
       writer.exec("UPDATE t SET tag = 'first' WHERE id = 2");
-      await settle();
-      assert.equal((await svc.createBackup()).success, true);
-      await settle();
-      const page1 = fs.readFileSync(db).subarray(0, 512);
+        assert.equal((await svc.createBackup()).success, true);
+        const page1 = fs.readFileSync(db).subarray(0, 512);
       files.beforeLateRead = () => writer.exec("UPDATE t SET tag = 'new' WHERE id IN (1, 3000)");
       const r = await svc.createBackup();
       assert.equal(r.success, true, r.error);

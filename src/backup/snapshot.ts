@@ -90,7 +90,7 @@ export async function copySnapshot(files: FileStore, source: string, target: str
     let before: Observation, after: Observation, copied: boolean, pending: Snapshot['pending'];
     let durable: Promise<void> = Promise.resolve();
     try {
-      before = await observe(files, source);
+      before = await observeSettled(files, source, deadline);
       const held = (await options.databaseBytes?.()) ?? before.mainSize;
       ({ durable } = await copyPrefix(files, source, target, Math.min(held, before.mainSize), before.mainSize));
       durable.catch(() => {}); // awaited by the caller of a copy that is kept
@@ -143,7 +143,7 @@ export async function readAtRest<T>(
   let unlock = await options.readLock?.(options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
   let looked = false;
   try {
-    const before = await observe(files, source);
+    const before = await observeSettled(files, source, Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS));
     if (before.wal || before.journal || !settled(before)) return null;
     const unchanged = async () => {
       looked = true;
@@ -276,9 +276,19 @@ function sameMain(before: Observation, after: Observation): boolean {
  * time in the future (a skewed clock) tells nothing either way.
  */
 function settled(o: Observation): boolean {
-  const grain = o.mtimeMs % 1000 === 0 ? 2000 : 50;
   const age = o.at - o.mtimeMs;
-  return age > grain || age < -grain;
+  return age > grainOf(o) || age < -grainOf(o);
+}
+
+const grainOf = (o: Observation) => (o.mtimeMs % 1000 === 0 ? 2000 : 50);
+
+/** A look at `source` once it has settled, waiting for that up to `deadline` (a WAL or live journal needs no wait). */
+async function observeSettled(files: FileStore, source: string, deadline: number): Promise<Observation> {
+  for (;;) {
+    const o = await observe(files, source);
+    if (o.wal || o.journal || settled(o) || Date.now() >= deadline) return o;
+    await new Promise((r) => setTimeout(r, Math.min(grainOf(o) - (o.at - o.mtimeMs) + 1, Math.max(1, deadline - Date.now()))));
+  }
 }
 
 function same(a: Uint8Array | null, b: Uint8Array | null): boolean {

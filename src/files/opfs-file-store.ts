@@ -5,7 +5,7 @@
  * usage; the lock is a Web Lock, shared by every tab and worker of the origin.
  */
 import { LockTimeoutError, StorageFullError } from '../engine/errors.ts';
-import { platformLock, type FileInfo, type FileStore, type FileWriter, type HeldLock } from './file-store.ts';
+import { platformLock, type FileInfo, type FileReader, type FileStore, type FileWriter, type HeldLock } from './file-store.ts';
 
 const isNotFound = (e: unknown) => ['NotFoundError', 'TypeMismatchError'].includes((e as DOMException)?.name);
 const COPY_CHUNK_BYTES = 4 << 20;
@@ -35,13 +35,6 @@ export async function fileHandle(path: string): Promise<FileSystemFileHandle | n
 
 type SyncReader = { read(into: Uint8Array, o: { at: number }): number; close(): void };
 
-/**
- * Reads `handle` while the engine may hold it open: through a sync access
- * handle in the engine's own mode ('readwrite-unsafe', only read here), as
- * handles of one mode can be shared where a 'read-only' one is refused; in a
- * browser without handle modes (which would take the file for itself), or
- * outside a worker, or when a writer holds the file, through Blob reads.
- */
 /** Fills `into` from `offset` through a sync access handle, as far as the file goes; returns the count. */
 function readFully(sync: SyncReader, offset: number, into: Uint8Array): number {
   let done = 0;
@@ -53,6 +46,13 @@ function readFully(sync: SyncReader, offset: number, into: Uint8Array): number {
   return done;
 }
 
+/**
+ * Reads `handle` while the engine may hold it open: through a sync access
+ * handle in the engine's own mode ('readwrite-unsafe', only read here), as
+ * handles of one mode can be shared where a 'read-only' one is refused; in a
+ * browser without handle modes (which would take the file for itself), or
+ * outside a worker, or when a writer holds the file, through Blob reads.
+ */
 export async function openSharedReader(handle: FileSystemFileHandle): Promise<{ read(offset: number, into: Uint8Array): Promise<number>; close(): void }> {
   const handleClass = (globalThis as { FileSystemSyncAccessHandle?: { prototype: object } }).FileSystemSyncAccessHandle;
   const modes = handleClass !== undefined && 'mode' in handleClass.prototype;
@@ -159,6 +159,24 @@ export class OpfsFileStore implements FileStore {
   }
 
   readonly #readers = new TakingTurns();
+
+  /** One shared sync access handle for every read (openSharedReader): the engine may hold the file open meanwhile. */
+  async openReader(path: string): Promise<FileReader> {
+    const handle = await fileHandle(path);
+    if (!handle) throw new DOMException(`no such file: ${path}`, 'NotFoundError');
+    const reader = await openSharedReader(handle);
+    let closed = false;
+    return {
+      read: async (offset, into) => {
+        if (closed) throw new DOMException(`${path} was read after its reader was closed`, 'InvalidStateError');
+        return reader.read(offset, into);
+      },
+      close: async () => {
+        if (!closed) reader.close();
+        closed = true;
+      },
+    };
+  }
 
   /**
    * The snapshot's whole-file copy (snapshot.ts) through one buffer: a Blob

@@ -1,6 +1,6 @@
 /**
  * The FileStore contract for reads: `read`, `readInto` (which fills the
- * caller's buffer) and `copyPrefix` where a store has it, the same on every store — memory and the Node/Deno
+ * caller's buffer), `copyPrefix` and `openReader` where a store has them, the same on every store — memory and the Node/Deno
  * filesystem (test/file-store.test.ts), OPFS in a worker in Chromium
  * (test/browser/file-store.spec.ts). Written without node:assert so the same
  * cases run in a browser worker: each returns what it found, and the runner
@@ -121,6 +121,29 @@ export async function fileStoreReadCases(files: FileStore, dir: string): Promise
     }
     if (!refused) fail('a copy onto an existing file was not refused');
     if (!same(await files.read(path, 0, data.length), data)) fail('the existing file was changed');
+  });
+
+  // The page store's read of a live database in place (src/backup/incremental.ts): many small reads, one opening.
+  await run('openReader, where the store has it: its reads are readInto\'s, into the caller\'s buffer; after close, none', async (fail) => {
+    if (!files.openReader) return;
+    const reader = await files.openReader(path);
+    try {
+      for (const [offset, length] of [[0, 4096], [4096 * 300 + 17, 9000], [data.length - 100, 4096], [(1 << 20) - 5, 10]] as const) {
+        const into = new Uint8Array(length);
+        const n = await reader.read(offset, into);
+        const want = data.subarray(offset, offset + length);
+        if (n !== want.length || !same(into.subarray(0, n), want)) fail(`read at ${offset} (${length}): ${n} bytes`);
+      }
+    } finally {
+      await reader.close();
+    }
+    let refused = false;
+    try {
+      await reader.read(0, new Uint8Array(10));
+    } catch {
+      refused = true;
+    }
+    if (!refused) fail('a read after close was answered');
   });
   return results;
 }
