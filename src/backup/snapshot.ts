@@ -20,10 +20,12 @@
  *   same transaction throughout (the journal header's nonce) and no other
  *   transaction committed during the copy: a commit rewrites page 1 (its
  *   change counter; an encrypted page rewritten gets a fresh IV, so its
- *   bytes change), except in exclusive locking mode after the first one, and
- *   it changes the file's modification time, which is compared too — once
- *   the file was last modified longer ago than a timestamp's grain, so a
- *   write after the look cannot carry the same time.
+ *   bytes change), except in exclusive locking mode after the first one; and
+ *   it changes the file's modification time, which is compared too. Where a
+ *   `-journal` is kept between transactions (as exclusive locking mode
+ *   keeps one), the look is trusted only once the file was last modified
+ *   longer ago than a timestamp's grain, so that a write after the look
+ *   cannot carry the same time.
  *
  * Not covered, as without locks it cannot be: journal_mode MEMORY or OFF,
  * where a transaction still open may have written pages to the main file
@@ -56,6 +58,8 @@ interface Observation {
   wal: Uint8Array | null;
   /** The identity of a live journal (magic, nonce, sizes: not its record count), or null. */
   journal: Uint8Array | null;
+  /** Whether a `-journal` exists at all, live or not (kept between transactions: PERSIST, TRUNCATE, exclusive locking mode). */
+  journalFile: boolean;
 }
 
 export interface SnapshotOptions {
@@ -105,7 +109,7 @@ export async function copySnapshot(files: FileStore, source: string, target: str
       pending === 'wal' ? same(before.wal, after.wal) && same(before.wal, await files.read(`${target}-wal`, 0, WAL_HEADER_BYTES))
       : after.wal === null && same(before.journal, after.journal) && (pending === 'journal'
         ? same(before.journal, journalIdentity(await files.read(`${target}-journal`, 0, JOURNAL_HEADER_BYTES)))
-        : settled(before) && sameMain(before, after)));
+        : trusted(before) && sameMain(before, after)));
     if (consistent) {
       await options.onCopied?.(before.mainSize);
       return { pending, attempts: attempt, durable };
@@ -144,7 +148,7 @@ export async function readAtRest<T>(
   let looked = false;
   try {
     const before = await observeSettled(files, source, Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS));
-    if (before.wal || before.journal || !settled(before)) return null;
+    if (before.wal || before.journal || !trusted(before)) return null;
     const unchanged = async () => {
       looked = true;
       const after = await observe(files, source);
@@ -211,6 +215,7 @@ async function observe(files: FileStore, source: string): Promise<Observation> {
     page1: page1 ?? new Uint8Array(0),
     wal: wal?.length === WAL_HEADER_BYTES ? wal : null,
     journal: journalIdentity(journal ?? new Uint8Array(0)),
+    journalFile: journal !== null,
   };
 }
 
@@ -269,6 +274,17 @@ function sameMain(before: Observation, after: Observation): boolean {
 }
 
 /**
+ * Whether a look can tell every later commit by page 1 or the modification
+ * time. With no `-journal` between transactions (DELETE mode), each commit
+ * makes one and rewrites page 1. With one kept (PERSIST, TRUNCATE, or
+ * exclusive locking mode, which rewrites page 1 only on its first commit),
+ * only the modification time tells, and only once the file has settled.
+ */
+function trusted(o: Observation): boolean {
+  return !o.journalFile || settled(o);
+}
+
+/**
  * Whether the file was last modified long enough before it was looked at
  * that a write after the look cannot carry the same modification time.
  * Timestamps are as coarse as the kernel's clock tick (a few ms), or whole
@@ -282,11 +298,11 @@ function settled(o: Observation): boolean {
 
 const grainOf = (o: Observation) => (o.mtimeMs % 1000 === 0 ? 2000 : 50);
 
-/** A look at `source` once it has settled, waiting for that up to `deadline` (a WAL or live journal needs no wait). */
+/** A look at `source` that can be trusted (see trusted), waiting for that up to `deadline` (a WAL or live journal needs no wait). */
 async function observeSettled(files: FileStore, source: string, deadline: number): Promise<Observation> {
   for (;;) {
     const o = await observe(files, source);
-    if (o.wal || o.journal || settled(o) || Date.now() >= deadline) return o;
+    if (o.wal || o.journal || trusted(o) || Date.now() >= deadline) return o;
     await new Promise((r) => setTimeout(r, Math.min(grainOf(o) - (o.at - o.mtimeMs) + 1, Math.max(1, deadline - Date.now()))));
   }
 }
