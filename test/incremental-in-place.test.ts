@@ -27,11 +27,12 @@ function makeDb(file: string, mode: 'delete' | 'wal' = 'delete'): void {
   });
 }
 
-/** What the store was asked to do: files created, kernel copies, and in-place readers opened. */
+/** What the store was asked to do: files created, kernel copies, and readers opened. */
 class Recording extends NodeFileStore {
   readonly created: string[] = [];
   readonly copied: string[] = [];
-  readers = 0;
+  /** Paths opened with openReader: the live database's are reads in place. */
+  readonly opened: string[] = [];
   /** Run once, just before the first read at or past 4 MiB (pass 1's second chunk). */
   beforeLateRead: (() => void) | null = null;
 
@@ -46,7 +47,7 @@ class Recording extends NodeFileStore {
   }
 
   override async openReader(p: string): Promise<FileReader> {
-    this.readers++;
+    this.opened.push(p);
     const reader = await super.openReader(p);
     return {
       read: async (offset, into) => {
@@ -71,7 +72,9 @@ function setup(label: string, mode: 'delete' | 'wal' = 'delete') {
   const svc = new BackupService({ databasePath: db, password: 'pw', backupDir: backups, keyProfile: PROFILE, incremental: true, host: { ...nodeBackupHost(), files } });
   /** Files made in the backup directory itself: a staged snapshot copy (generations go in their store below it). */
   const staged = () => [...files.created, ...files.copied].filter((p) => path.dirname(p) === backups);
-  return { db, files, svc, staged };
+  /** Reads of the live database in place begun so far. */
+  const inPlace = () => files.opened.filter((p) => p === db).length;
+  return { db, files, svc, staged, inPlace };
 }
 
 async function restoredTags(svc: BackupService, db: string): Promise<unknown[]> {
@@ -82,10 +85,10 @@ async function restoredTags(svc: BackupService, db: string): Promise<unknown[]> 
 
 describe('incremental backups of a database at rest: read in place', () => {
   it('no copy is made; a commit while the file is read is noticed, and a copy is taken instead', async () => {
-    const { db, files, svc, staged } = setup('in-place');
+    const { db, files, svc, staged, inPlace } = setup('in-place');
     const first = await svc.createBackup();
     assert.equal(first.success, true, first.error);
-    assert.equal(files.readers, 1);
+    assert.equal(inPlace(), 1);
     assert.deepEqual(staged(), [], 'the database was read in place, not copied');
 
     // Another connection commits after the first 4 MiB were read: the row on an early page (and page 1) as they were,
@@ -95,25 +98,26 @@ describe('incremental backups of a database at rest: read in place', () => {
     const second = await svc.createBackup();
     assert.equal(second.success, true, second.error);
     assert.equal(second.generation, '2');
-    assert.equal(files.readers, 2);
+    assert.equal(inPlace(), 2);
     assert.equal(staged().length > 0, true, 'the read disturbed by the commit was thrown away, and a copy taken');
     assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'new' }, { id: 3000, tag: 'new' }]);
   });
 
   it('a commit in exclusive locking mode (page 1 not rewritten) while the file is read is noticed too', async () => {
-    const { db, files, svc, staged } = setup('in-place-exclusive');
+    const { db, files, svc, staged, inPlace } = setup('in-place-exclusive');
     const writer = new NativeDatabase(db);
     try {
       for (const p of PRAGMAS) writer.pragma(p);
       writer.pragma('locking_mode = EXCLUSIVE');
       // The first commit in exclusive mode bumps page 1's change counter; later ones write only the pages they change.
       writer.exec("UPDATE t SET tag = 'first' WHERE id = 2");
-        assert.equal((await svc.createBackup()).success, true);
-        const page1 = fs.readFileSync(db).subarray(0, 512);
+      assert.equal((await svc.createBackup()).success, true);
+      const page1 = fs.readFileSync(db).subarray(0, 512);
       files.beforeLateRead = () => writer.exec("UPDATE t SET tag = 'new' WHERE id IN (1, 3000)");
       const r = await svc.createBackup();
       assert.equal(r.success, true, r.error);
       assert.deepEqual(fs.readFileSync(db).subarray(0, 512), page1, 'the commit left page 1 as it was');
+      assert.equal(inPlace(), 2, 'both backups were read in place first');
       assert.equal(staged().length > 0, true, 'the disturbed read was thrown away, and a copy taken');
     } finally {
       writer.close();
@@ -121,14 +125,16 @@ describe('incremental backups of a database at rest: read in place', () => {
     assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'new' }, { id: 3000, tag: 'new' }]);
   });
 
-  it('a WAL-mode database is copied first (its header says WAL, even with no -wal beside it), and restores', async () => {
-    const { db, files, svc, staged } = setup('in-place-wal', 'wal');
+  it('a WAL-mode database is copied first (its header says WAL, even with no -wal beside it), at once the next time, and restores', async () => {
+    const { db, svc, staged, inPlace } = setup('in-place-wal', 'wal');
     assert.equal(fs.existsSync(`${db}-wal`), false);
     const r = await svc.createBackup();
     assert.equal(r.success, true, r.error);
     assert.equal(staged().length > 0, true, 'a snapshot copy was staged');
     withNative(db, PRAGMAS, (n) => n.exec("UPDATE t SET tag = 'new' WHERE id = 3000"));
+    const readers = inPlace();
     assert.equal((await svc.createBackup()).success, true);
+    assert.equal(inPlace(), readers, 'the last generation found WAL mode: the next is copied at once, not read in place first');
     assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'old' }, { id: 3000, tag: 'new' }]);
     assert.deepEqual(nativeQuery(db, PRAGMAS, 'PRAGMA journal_mode'), [{ journal_mode: 'wal' }]);
   });

@@ -14,13 +14,19 @@ import type { KeyProfile } from './key-profiles.ts';
 import { fromHex, toHex } from '../engine/bytes.ts';
 import { deriveStoreKeys } from './page-store/seal.ts';
 import { scanStore, type Anchor } from './page-store/state.ts';
+import type { JournalMode } from '../engine/database.ts';
 
 const SALT_NOTE_PREFIX = 'salt-';
 const ANCHOR_MAX_BYTES = 4096;
 
-/** The anchor as kept: which key's generations it speaks for (the store's public key id), and the newest one committed. */
+/**
+ * The anchor as kept: which key's generations it speaks for (the store's
+ * public key id), and the newest one committed — with, as a hint, the
+ * database's journal mode then (a WAL-mode database is copied first).
+ */
 export interface KeptAnchor extends Required<Anchor> {
   keyId: string;
+  journalMode?: JournalMode;
 }
 
 export class GenerationKeys {
@@ -58,7 +64,7 @@ export class GenerationKeys {
     if (!a || !Number.isSafeInteger(a.seq) || a.seq! < 1 || !/^[0-9a-f]{64}$/.test(String(a.digest)) || !/^[0-9a-f]{32}$/.test(String(a.keyId))) {
       throw new CorruptDatabaseError(`the incremental backups' anchor ${this.files.basename(this.anchorPath)} is damaged; delete it to accept the page store as it is now`);
     }
-    return { seq: a.seq!, digest: a.digest!, keyId: a.keyId! };
+    return { seq: a.seq!, digest: a.digest!, keyId: a.keyId!, ...(a.journalMode === 'wal' || a.journalMode === 'delete' ? { journalMode: a.journalMode } : {}) };
   }
 
   /**
@@ -76,7 +82,7 @@ export class GenerationKeys {
     const tmp = `${this.anchorPath}.${lock.token}.tmp`;
     const writer = await this.files.create(tmp);
     try {
-      await writer.write(new TextEncoder().encode(JSON.stringify({ keyId: anchor.keyId, seq: anchor.seq, digest: anchor.digest })));
+      await writer.write(new TextEncoder().encode(JSON.stringify({ keyId: anchor.keyId, seq: anchor.seq, digest: anchor.digest, journalMode: anchor.journalMode })));
       await writer.close();
     } catch (e) {
       await writer.abort().catch(() => {});

@@ -82,8 +82,9 @@ export class Generations {
     key.catch(() => {});
     // Room for a snapshot copy and a generation as large: what a full generation read in place may need too.
     await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
-    // Nothing to send on (targets take a file): a database at rest is read in place, with no copy.
-    if (!then) {
+    // Nothing to send on (targets take a file): a database at rest is read in place, with no copy — unless it was in
+    // WAL mode at the last generation: only its key says so, and by then a read in place would have to end in a copy.
+    if (!then && (await this.keys.readAnchor().catch(() => null))?.journalMode !== 'wal') {
       const made = await this.#inPlace(held, key, onProgress, afterPasswordChange);
       if (made) return made;
     }
@@ -130,7 +131,7 @@ export class Generations {
         await reader.close();
       }
     });
-    return built && this.#record(held, raw!, built, afterPasswordChange);
+    return built && this.#record(held, raw!, { ...built, journalMode: 'delete' }, afterPasswordChange);
   }
 
   /**
@@ -144,7 +145,7 @@ export class Generations {
     held: Held, key: Uint8Array, snapshot: string, journalMode: JournalMode, afterPasswordChange: boolean, onProgress?: OnProgress, skipUnchanged = false,
   ): Promise<BackupResult & { unchanged?: boolean }> {
     const r = await this.#build(held, key, snapshot, journalMode, afterPasswordChange, onProgress, skipUnchanged);
-    return this.#record(held, key, r, afterPasswordChange);
+    return this.#record(held, key, { ...r, journalMode }, afterPasswordChange);
   }
 
   /** backupGeneration into this store, under the rollback anchor this service keeps for the key. */
@@ -167,13 +168,15 @@ export class Generations {
   }
 
   /** Once a generation is built: the anchor moves to it, its salt is noted, and the result says what was made. */
-  async #record(held: Held, key: Uint8Array, r: GenerationResult & { started: number }, afterPasswordChange: boolean): Promise<BackupResult & { unchanged?: boolean }> {
+  async #record(
+    held: Held, key: Uint8Array, r: GenerationResult & { started: number; journalMode: JournalMode }, afterPasswordChange: boolean,
+  ): Promise<BackupResult & { unchanged?: boolean }> {
     const { c } = this;
     if (r.unchanged) {
       c.log.info(`generation ${r.generation} already holds this backup: none made`);
       return { success: true, backupPath: this.dir, sizeBytes: 0, generation: r.generation, pagesWritten: 0, full: false, unchanged: true };
     }
-    await this.keys.writeAnchor({ keyId: await GenerationKeys.keyIdOf(key), seq: r.seq, digest: r.digest }, held.db);
+    await this.keys.writeAnchor({ keyId: await GenerationKeys.keyIdOf(key), seq: r.seq, digest: r.digest, journalMode: r.journalMode }, held.db);
     await this.keys.noteSalt(r.salt, afterPasswordChange);
     for (const w of [...r.warnings, ...r.cleanup.warnings]) c.log.warn(`incremental backup: ${w}`);
     c.log.info(`created generation ${r.generation} (${r.full ? 'full' : 'incremental'}: ${r.pagesWritten} of ${r.pageCount} pages, ${r.bytesWritten} bytes) in ${Date.now() - r.started} ms`);

@@ -32,8 +32,9 @@ export interface BackupHost {
   open(path: string, options: OpenOptions): Promise<Database>;
   /**
    * Optional: a reader's lock on the database among the host engine's own
-   * connections (HostVFS.readLock), held while a snapshot is copied, so
-   * writers in this process wait instead of disturbing the copy.
+   * connections (HostVFS.readLock), held while a snapshot is copied (or, for
+   * an incremental backup of a database at rest, read in place until its last
+   * look), so writers in this process wait instead of disturbing it.
    */
   readLock?(path: string, timeoutMs: number): Promise<() => void>;
   /**
