@@ -19,9 +19,8 @@ const PROFILE = { ...sqlcipher4, cipher: { kdfIterations: 1000 } };
 const ROWS = 3000;
 
 /** ~12 MB in rollback-journal mode, written by native SQLCipher: one 3 KB row per page, every tag 'old'. */
-function makeDb(file: string, mode: 'delete' | 'wal' = 'delete'): void {
+function makeDb(file: string): void {
   withNative(file, PRAGMAS, (db) => {
-    db.pragma(`journal_mode = ${mode}`);
     db.exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, tag TEXT, pad BLOB);
       WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < ${ROWS}) INSERT INTO t SELECT i, 'old', zeroblob(3000) FROM c`);
   });
@@ -63,10 +62,10 @@ class Recording extends NodeFileStore {
   }
 }
 
-function setup(label: string, mode: 'delete' | 'wal' = 'delete') {
+function setup(label: string) {
   const dir = tempDir(label);
   const db = path.join(dir, 'app.db');
-  makeDb(db, mode);
+  makeDb(db);
   const files = new Recording();
   const backups = path.join(dir, 'backups');
   const svc = new BackupService({ databasePath: db, password: 'pw', backupDir: backups, keyProfile: PROFILE, incremental: true, host: { ...nodeBackupHost(), files } });
@@ -84,12 +83,15 @@ async function restoredTags(svc: BackupService, db: string): Promise<unknown[]> 
 }
 
 describe('incremental backups of a database at rest: read in place', () => {
-  it('no copy is made; a commit while the file is read is noticed, and a copy is taken instead', async () => {
+  it('no copy is made after the first generation; a commit while the file is read is noticed, and a copy is taken instead', async () => {
     const { db, files, svc, staged, inPlace } = setup('in-place');
     const first = await svc.createBackup();
     assert.equal(first.success, true, first.error);
+    assert.equal(inPlace(), 0, 'the first generation (full) is made from a copy');
+    const copies = staged().length;
+    assert.equal((await svc.createBackup()).success, true);
     assert.equal(inPlace(), 1);
-    assert.deepEqual(staged(), [], 'the database was read in place, not copied');
+    assert.equal(staged().length, copies, 'the second was read in place, not copied');
 
     // Another connection commits after the first 4 MiB were read: the row on an early page (and page 1) as they were,
     // the row on a late page as it is now. Nothing else changed since generation 1, so only the late page would be
@@ -97,9 +99,9 @@ describe('incremental backups of a database at rest: read in place', () => {
     files.beforeLateRead = () => withNative(db, PRAGMAS, (n) => n.exec("UPDATE t SET tag = 'new' WHERE id IN (1, 3000)"));
     const second = await svc.createBackup();
     assert.equal(second.success, true, second.error);
-    assert.equal(second.generation, '2');
+    assert.equal(second.generation, '3');
     assert.equal(inPlace(), 2);
-    assert.equal(staged().length > 0, true, 'the read disturbed by the commit was thrown away, and a copy taken');
+    assert.equal(staged().length > copies, true, 'the read disturbed by the commit was thrown away, and a copy taken');
     assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'new' }, { id: 3000, tag: 'new' }]);
   });
 
@@ -112,39 +114,49 @@ describe('incremental backups of a database at rest: read in place', () => {
       // The first commit in exclusive mode bumps page 1's change counter; later ones write only the pages they change.
       writer.exec("UPDATE t SET tag = 'first' WHERE id = 2");
       assert.equal((await svc.createBackup()).success, true);
+      const copies = staged().length;
       const page1 = fs.readFileSync(db).subarray(0, 512);
       files.beforeLateRead = () => writer.exec("UPDATE t SET tag = 'new' WHERE id IN (1, 3000)");
       const r = await svc.createBackup();
       assert.equal(r.success, true, r.error);
       assert.deepEqual(fs.readFileSync(db).subarray(0, 512), page1, 'the commit left page 1 as it was');
-      assert.equal(inPlace(), 2, 'both backups were read in place first');
-      assert.equal(staged().length > 0, true, 'the disturbed read was thrown away, and a copy taken');
+      assert.equal(inPlace(), 1, 'the second backup was read in place first');
+      assert.equal(staged().length > copies, true, 'the disturbed read was thrown away, and a copy taken');
     } finally {
       writer.close();
     }
     assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'new' }, { id: 3000, tag: 'new' }]);
   });
 
-  it('a WAL-mode database is copied first (its header says WAL, even with no -wal beside it), at once the next time, and restores', async () => {
-    const { db, svc, staged, inPlace } = setup('in-place-wal', 'wal');
-    assert.equal(fs.existsSync(`${db}-wal`), false);
-    const r = await svc.createBackup();
-    assert.equal(r.success, true, r.error);
-    assert.equal(staged().length > 0, true, 'a snapshot copy was staged');
-    withNative(db, PRAGMAS, (n) => n.exec("UPDATE t SET tag = 'new' WHERE id = 3000"));
-    const readers = inPlace();
+  it('a database in WAL mode is copied (its header says so, with no -wal beside it), and at once the next time', async () => {
+    const { db, svc, staged, inPlace } = setup('in-place-wal');
     assert.equal((await svc.createBackup()).success, true);
-    assert.equal(inPlace(), readers, 'the last generation found WAL mode: the next is copied at once, not read in place first');
-    assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'old' }, { id: 3000, tag: 'new' }]);
+    withNative(db, PRAGMAS, (n) => {
+      n.pragma('journal_mode = WAL');
+      n.exec("UPDATE t SET tag = 'new' WHERE id = 3000");
+    });
+    assert.equal(fs.existsSync(`${db}-wal`), false);
+    let copies = staged().length;
+    assert.equal((await svc.createBackup()).success, true);
+    assert.equal(inPlace(), 1, 'read in place until its key told WAL mode');
+    assert.equal(staged().length > copies, true, 'then copied');
+    withNative(db, PRAGMAS, (n) => n.exec("UPDATE t SET tag = 'newer' WHERE id = 3000"));
+    copies = staged().length;
+    assert.equal((await svc.createBackup()).success, true);
+    assert.equal(inPlace(), 1, 'the last generation found WAL mode: the next is copied at once, not read in place first');
+    assert.equal(staged().length > copies, true);
+    assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'old' }, { id: 3000, tag: 'newer' }]);
     assert.deepEqual(nativeQuery(db, PRAGMAS, 'PRAGMA journal_mode'), [{ journal_mode: 'wal' }]);
   });
 
   it('a file that holds more than its pages (padded past them) is copied first, cut to its pages', async () => {
     const { db, svc, staged } = setup('in-place-padded');
+    assert.equal((await svc.createBackup()).success, true);
+    const copies = staged().length;
     fs.appendFileSync(db, new Uint8Array(64 * 4096));
     const r = await svc.createBackup();
     assert.equal(r.success, true, r.error);
-    assert.equal(staged().length > 0, true, 'a snapshot copy was staged');
+    assert.equal(staged().length > copies, true, 'a snapshot copy was staged');
     assert.deepEqual(await restoredTags(svc, db), [{ id: 1, tag: 'old' }, { id: 3000, tag: 'old' }]);
   });
 

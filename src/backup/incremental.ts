@@ -82,10 +82,13 @@ export class Generations {
     key.catch(() => {});
     // Room for a snapshot copy and a generation as large: what a full generation read in place may need too.
     await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
-    // Nothing to send on (targets take a file): a database at rest is read in place, with no copy — unless it was in
-    // WAL mode at the last generation: only its key says so, and by then a read in place would have to end in a copy.
-    if (!then && (await this.keys.readAnchor().catch(() => null))?.journalMode !== 'wal') {
-      const made = await this.#inPlace(held, key, onProgress, afterPasswordChange);
+    // A database at rest is read in place, with no copy, for a generation that reads little twice: not the first or
+    // one after a password change (full: seconds of reading with this process's writers held off; a copy holds them
+    // for its own time only), and not with targets to send a file to. Nor when it was in WAL mode at the last
+    // generation: only its key says so, and by then a read in place would have to end in a copy.
+    const inPlace = !then && !afterPasswordChange && (await this.any()) && (await this.keys.readAnchor().catch(() => null))?.journalMode !== 'wal';
+    if (inPlace) {
+      const made = await this.#inPlace(held, key, onProgress);
       if (made) return made;
     }
     await c.removeQuietly(staged);
@@ -111,7 +114,7 @@ export class Generations {
    * otherwise (a WAL or live journal to apply, WAL mode in its header, a
    * padded file, a salt that changed), and the caller takes a copy.
    */
-  async #inPlace(held: Held, sourceKey: Promise<SourceKey>, onProgress: OnProgress | undefined, afterPasswordChange: boolean): Promise<BackupResult | null> {
+  async #inPlace(held: Held, sourceKey: Promise<SourceKey>, onProgress: OnProgress | undefined): Promise<BackupResult | null> {
     const { c } = this;
     const settings = resolveSettings(c.profile.cipher);
     let raw: Uint8Array | undefined;
@@ -124,14 +127,15 @@ export class Generations {
         if (!header || header.wal || header.bytes !== size || !salt || !sameIdentity(salt, k.salt)) throw new NotAtRestError();
         return (raw = k.raw.key);
       });
+      key.catch(() => {}); // awaited by backupGeneration, which may not get that far
       const reader = await openReader(c.files, c.databasePath);
       try {
-        return await this.#build(held, key, { size, read: reader.read }, 'delete', afterPasswordChange, onProgress, false, unchanged);
+        return await this.#build(held, key, { size, read: reader.read }, 'delete', false, onProgress, false, unchanged);
       } finally {
         await reader.close();
       }
     });
-    return built && this.#record(held, raw!, { ...built, journalMode: 'delete' }, afterPasswordChange);
+    return built && this.#record(held, raw!, { ...built, journalMode: 'delete' }, false);
   }
 
   /**

@@ -35,7 +35,7 @@
  * (see `materialize`). When the checks fail the copy is thrown away and taken
  * again, a bounded number of times; then BusyError.
  */
-import { BusyError, CorruptDatabaseError, WrongKeyError } from '../engine/errors.ts';
+import { BusyError } from '../engine/errors.ts';
 import type { Database, JournalMode } from '../engine/database.ts';
 import type { FileStore } from '../files/file-store.ts';
 
@@ -60,6 +60,8 @@ interface Observation {
   journal: Uint8Array | null;
   /** Whether a `-journal` exists at all, live or not (kept between transactions: PERSIST, TRUNCATE, exclusive locking mode). */
   journalFile: boolean;
+  /** The side files read the same before and after the main file (see observe). */
+  steady: boolean;
 }
 
 export interface SnapshotOptions {
@@ -90,27 +92,32 @@ export interface Snapshot {
 export async function copySnapshot(files: FileStore, source: string, target: string, options: SnapshotOptions = {}): Promise<Snapshot> {
   const deadline = Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
   for (let attempt = 1, delay = 2; ; attempt++, delay = Math.min(delay * 2, 100)) {
+    await untilTrusted(files, source, deadline); // not under the read lock: this process's writers go on meanwhile
     const unlock = await options.readLock?.(Math.max(0, deadline - Date.now()));
-    let before: Observation, after: Observation, copied: boolean, pending: Snapshot['pending'];
+    let before: Observation | null = null, after: Observation | null = null, copied = false, pending: Snapshot['pending'] = null;
     let durable: Promise<void> = Promise.resolve();
     try {
-      before = await observeSettled(files, source, deadline);
-      const held = (await options.databaseBytes?.()) ?? before.mainSize;
-      ({ durable } = await copyPrefix(files, source, target, Math.min(held, before.mainSize), before.mainSize));
-      durable.catch(() => {}); // awaited by the caller of a copy that is kept
-      pending = before.wal ? 'wal' : before.journal ? 'journal' : null;
-      // A side file that vanished between the look and the copy means a writer moved on: take it again.
-      copied = pending === null || (await copySide(files, `${source}-${pending}`, `${target}-${pending}`));
-      after = await observe(files, source);
+      const look = await observe(files, source);
+      // Not trusted (a writer came since the wait): nothing is copied; look again.
+      if (look.wal || look.journal || trusted(look)) {
+        before = look;
+        const held = (await options.databaseBytes?.()) ?? before.mainSize;
+        ({ durable } = await copyPrefix(files, source, target, Math.min(held, before.mainSize), before.mainSize));
+        durable.catch(() => {}); // awaited by the caller of a copy that is kept
+        pending = before.wal ? 'wal' : before.journal ? 'journal' : null;
+        // A side file that vanished between the look and the copy means a writer moved on: take it again.
+        copied = pending === null || (await copySide(files, `${source}-${pending}`, `${target}-${pending}`));
+        after = await observe(files, source);
+      }
     } finally {
       unlock?.();
     }
-    const consistent = copied && (
+    const consistent = before !== null && after !== null && copied && after.steady && (
       pending === 'wal' ? same(before.wal, after.wal) && same(before.wal, await files.read(`${target}-wal`, 0, WAL_HEADER_BYTES))
       : after.wal === null && same(before.journal, after.journal) && (pending === 'journal'
         ? same(before.journal, journalIdentity(await files.read(`${target}-journal`, 0, JOURNAL_HEADER_BYTES)))
-        : trusted(before) && sameMain(before, after)));
-    if (consistent) {
+        : sameMain(before, after)));
+    if (before && consistent) {
       await options.onCopied?.(before.mainSize);
       return { pending, attempts: attempt, durable };
     }
@@ -129,39 +136,44 @@ export class SnapshotChangedError extends BusyError {}
 export class NotAtRestError extends Error {}
 
 /**
- * For a database at rest (no WAL with a header, no live journal, not
- * modified just now): runs `read` on the live file itself, without a copy,
- * and returns its answer. `read` must call `unchanged()` once it has read all
+ * For a database at rest (no WAL with a header, no live journal, last
+ * modified longer ago than its timestamps' grain — waited for a moment, as
+ * in exclusive locking mode page 1 does not tell commits apart): runs `read`
+ * on the live file itself, without a copy, and returns its answer. `read` must call `unchanged()` once it has read all
  * it needs and before it keeps anything: that looks again, as copySnapshot
  * does after its copy, and throws SnapshotChangedError when a writer came.
  * Resolves null — take a copy instead (copySnapshot, whose window is shorter
  * and which retries) — when the database is not at rest, when a writer came,
- * or when `read` throws NotAtRestError. A CorruptDatabaseError or
- * WrongKeyError from before that look counts as the file's only when nothing
- * wrote to it meanwhile.
+ * or when `read` throws NotAtRestError. Any other error from before that
+ * look (a page that failed its check, a read the host refused) counts only
+ * when nothing wrote to the file meanwhile.
  */
 export async function readAtRest<T>(
   files: FileStore, source: string, read: (size: number, unchanged: () => Promise<void>) => Promise<T>,
   options: Pick<SnapshotOptions, 'timeoutMs' | 'readLock'> = {},
 ): Promise<T | null> {
+  // Read in place only once settled, journal or not (exclusive locking mode with journal_mode MEMORY keeps no
+  // -journal and does not rewrite page 1): a file written just now is waited for a moment, then copied instead.
+  await untilTrusted(files, source, Date.now() + SETTLE_WAIT_MS, settled);
   let unlock = await options.readLock?.(options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS);
   let looked = false;
   try {
-    const before = await observeSettled(files, source, Date.now() + (options.timeoutMs ?? SNAPSHOT_TIMEOUT_MS));
-    if (before.wal || before.journal || !trusted(before)) return null;
+    const before = await observe(files, source);
+    if (before.wal || before.journal || !before.steady || !settled(before)) return null;
     const unchanged = async () => {
       looked = true;
       const after = await observe(files, source);
       // The last look lets this process's writers go on.
       unlock?.();
       unlock = undefined;
-      if (after.wal || after.journal || !sameMain(before, after)) throw new SnapshotChangedError(`${files.basename(source)} was written while it was read`);
+      if (after.wal || after.journal || !after.steady || !sameMain(before, after)) throw new SnapshotChangedError(`${files.basename(source)} was written while it was read`);
     };
     try {
       return await read(before.mainSize, unchanged);
     } catch (e) {
       if (e instanceof NotAtRestError || e instanceof SnapshotChangedError) return null;
-      if (!looked && (e instanceof CorruptDatabaseError || e instanceof WrongKeyError)) {
+      // A failed page check, or a read the host refused (OPFS: a File read after a write), may be a writer's doing.
+      if (!looked) {
         const disturbed = await unchanged().then(() => false, (c: unknown) => {
           if (c instanceof SnapshotChangedError) return true;
           throw c;
@@ -200,14 +212,19 @@ export async function discard(files: FileStore, target: string): Promise<void> {
 
 export const SIDE_FILES = ['-wal', '-journal', '-shm'] as const;
 
+/**
+ * One look at the database. The side files are read before the main file
+ * and again after it, and must agree (`steady`): a transaction that was
+ * writing the main file when page 1 was read then shows in the second read
+ * of its journal, and a commit done before the first read has rewritten the
+ * page 1 read after it — whatever order the host's reads would finish in.
+ */
 async function observe(files: FileStore, source: string): Promise<Observation> {
+  const sides = () => Promise.all([readIfExists(files, `${source}-wal`, WAL_HEADER_BYTES), readIfExists(files, `${source}-journal`, JOURNAL_HEADER_BYTES)]);
+  const first = await sides();
   const at = Date.now();
-  const [main, page1, wal, journal] = await Promise.all([
-    files.stat(source),
-    readIfExists(files, source, PAGE1_PROBE_BYTES),
-    readIfExists(files, `${source}-wal`, WAL_HEADER_BYTES),
-    readIfExists(files, `${source}-journal`, JOURNAL_HEADER_BYTES),
-  ]);
+  const [main, page1] = await Promise.all([files.stat(source), readIfExists(files, source, PAGE1_PROBE_BYTES)]);
+  const [wal, journal] = await sides();
   return {
     mainSize: main?.size ?? 0,
     mtimeMs: main?.mtimeMs ?? 0,
@@ -216,6 +233,7 @@ async function observe(files: FileStore, source: string): Promise<Observation> {
     wal: wal?.length === WAL_HEADER_BYTES ? wal : null,
     journal: journalIdentity(journal ?? new Uint8Array(0)),
     journalFile: journal !== null,
+    steady: same(first[0], wal) && same(first[1], journal),
   };
 }
 
@@ -281,7 +299,7 @@ function sameMain(before: Observation, after: Observation): boolean {
  * only the modification time tells, and only once the file has settled.
  */
 function trusted(o: Observation): boolean {
-  return !o.journalFile || settled(o);
+  return o.steady && (!o.journalFile || settled(o));
 }
 
 /**
@@ -292,18 +310,25 @@ function trusted(o: Observation): boolean {
  * time in the future (a skewed clock) tells nothing either way.
  */
 function settled(o: Observation): boolean {
-  const age = o.at - o.mtimeMs;
-  return age > grainOf(o) || age < -grainOf(o);
+  // No usable time (a host without one, or 0): never settled, so never trusted by it.
+  if (!Number.isFinite(o.mtimeMs) || o.mtimeMs <= 0) return false;
+  return o.at - o.mtimeMs > grainOf(o) || o.mtimeMs - o.at > FUTURE_MS;
 }
 
-const grainOf = (o: Observation) => (o.mtimeMs % 1000 === 0 ? 2000 : 50);
+/** 20 ms covers a kernel clock tick (1–10 ms); a time on a whole second suggests a file system that keeps only seconds. */
+const grainOf = (o: Observation) => (o.mtimeMs % 1000 === 0 ? 2000 : 20);
+/** A modification time this far ahead of the clock (a skewed server) is taken as settled: waiting would never end. */
+const FUTURE_MS = 60_000;
+/** How long readAtRest waits for a file written just now before it leaves it to a copy. */
+const SETTLE_WAIT_MS = 100;
 
-/** A look at `source` that can be trusted (see trusted), waiting for that up to `deadline` (a WAL or live journal needs no wait). */
-async function observeSettled(files: FileStore, source: string, deadline: number): Promise<Observation> {
+/** Waits, up to `deadline`, until a look passes `ok` (default: trusted), or shows a WAL or live journal (no wait for those). */
+async function untilTrusted(files: FileStore, source: string, deadline: number, ok: (o: Observation) => boolean = trusted): Promise<void> {
   for (;;) {
     const o = await observe(files, source);
-    if (o.wal || o.journal || trusted(o) || Date.now() >= deadline) return o;
-    await new Promise((r) => setTimeout(r, Math.min(grainOf(o) - (o.at - o.mtimeMs) + 1, Math.max(1, deadline - Date.now()))));
+    if (o.wal || o.journal || (o.steady && ok(o)) || Date.now() >= deadline) return;
+    const wait = Number.isFinite(o.mtimeMs) && o.mtimeMs > 0 ? grainOf(o) - (o.at - o.mtimeMs) + 1 : 5;
+    await new Promise((r) => setTimeout(r, Math.max(1, Math.min(wait, deadline - Date.now()))));
   }
 }
 
