@@ -27,9 +27,14 @@
  *   longer ago than a timestamp's grain, so that a write after the look
  *   cannot carry the same time.
  *
+ * Each look reads the side files before and after the main file (observe).
+ * A host with no modification times leaves page 1 as the only witness.
+ *
  * Not covered, as without locks it cannot be: journal_mode MEMORY or OFF,
  * where a transaction still open may have written pages to the main file
- * with no journal on disk to say so.
+ * with no journal on disk to say so (and, in exclusive locking mode, later
+ * commits leave no journal and page 1 as it was: only the modification
+ * time tells them).
  *
  * The replay and the rollback are SQLite's own, run on the copy by opening it
  * (see `materialize`). When the checks fail the copy is thrown away and taken
@@ -299,8 +304,11 @@ function sameMain(before: Observation, after: Observation): boolean {
  * only the modification time tells, and only once the file has settled.
  */
 function trusted(o: Observation): boolean {
-  return o.steady && (!o.journalFile || settled(o));
+  // A host with no modification times (0) leaves page 1 as the only witness, as it was before times were compared.
+  return o.steady && (!o.journalFile || !hasTime(o) || settled(o));
 }
+
+const hasTime = (o: Observation) => Number.isFinite(o.mtimeMs) && o.mtimeMs > 0;
 
 /**
  * Whether the file was last modified long enough before it was looked at
@@ -310,8 +318,8 @@ function trusted(o: Observation): boolean {
  * time in the future (a skewed clock) tells nothing either way.
  */
 function settled(o: Observation): boolean {
-  // No usable time (a host without one, or 0): never settled, so never trusted by it.
-  if (!Number.isFinite(o.mtimeMs) || o.mtimeMs <= 0) return false;
+  // No usable time (a host without one, or 0): never settled, so never read in place.
+  if (!hasTime(o)) return false;
   return o.at - o.mtimeMs > grainOf(o) || o.mtimeMs - o.at > FUTURE_MS;
 }
 
@@ -322,13 +330,12 @@ const FUTURE_MS = 60_000;
 /** How long readAtRest waits for a file written just now before it leaves it to a copy. */
 const SETTLE_WAIT_MS = 100;
 
-/** Waits, up to `deadline`, until a look passes `ok` (default: trusted), or shows a WAL or live journal (no wait for those). */
+/** Waits, up to `deadline`, until a look passes `ok` (default: trusted); not for a WAL or live journal, nor without times. */
 async function untilTrusted(files: FileStore, source: string, deadline: number, ok: (o: Observation) => boolean = trusted): Promise<void> {
   for (;;) {
     const o = await observe(files, source);
-    if (o.wal || o.journal || (o.steady && ok(o)) || Date.now() >= deadline) return;
-    const wait = Number.isFinite(o.mtimeMs) && o.mtimeMs > 0 ? grainOf(o) - (o.at - o.mtimeMs) + 1 : 5;
-    await new Promise((r) => setTimeout(r, Math.max(1, Math.min(wait, deadline - Date.now()))));
+    if (o.wal || o.journal || (o.steady && ok(o)) || !hasTime(o) || Date.now() >= deadline) return;
+    await new Promise((r) => setTimeout(r, Math.max(1, Math.min(grainOf(o) - (o.at - o.mtimeMs) + 1, deadline - Date.now()))));
   }
 }
 
