@@ -1,10 +1,13 @@
 /**
- * Making a generation from a snapshot copy of the database: pages whose HMAC
- * (the trailer SQLCipher rewrites with a fresh IV on every write of a page)
- * matches the parent generation's record are referenced where they already
- * are; every other page is checked at its page number and written into new
- * packs; the manifest is written last and its appearance commits the
- * generation. Nothing is decrypted and nothing is hashed but changed pages.
+ * Making a generation from a snapshot of the database (a copy, or the live
+ * file read in place: snapshot.ts's readAtRest), in two passes: the first
+ * records every page's HMAC (the trailer SQLCipher rewrites with a fresh IV
+ * on every write of a page) and needs no key; pages whose HMAC matches the
+ * parent generation's record are referenced where they already are; the
+ * second reads every other page again, checks it at its page number and
+ * writes it into new packs; the manifest is written last and its appearance
+ * commits the generation. Nothing is decrypted and nothing is hashed but
+ * changed pages.
  */
 import { resolveSettings, type CipherSettings } from '../../engine/cipher.ts';
 import type { JournalMode } from '../../engine/database.ts';
