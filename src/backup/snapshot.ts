@@ -144,9 +144,10 @@ export class NotAtRestError extends Error {}
  * For a database at rest (no WAL with a header, no live journal, last
  * modified longer ago than its timestamps' grain — waited for a moment, as
  * in exclusive locking mode page 1 does not tell commits apart): runs `read`
- * on the live file itself, without a copy, and returns its answer. `read` must call `unchanged()` once it has read all
- * it needs and before it keeps anything: that looks again, as copySnapshot
- * does after its copy, and throws SnapshotChangedError when a writer came.
+ * on the live file itself, without a copy, and returns its answer. `read`
+ * must call `unchanged()` once it has read all it needs and before it keeps
+ * anything: that looks again, as copySnapshot does after its copy, and
+ * throws SnapshotChangedError when a writer came.
  * Resolves null — take a copy instead (copySnapshot, whose window is shorter
  * and which retries) — when the database is not at rest, when a writer came,
  * or when `read` throws NotAtRestError. Any other error from before that
