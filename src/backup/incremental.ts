@@ -63,8 +63,9 @@ export class Generations {
   }
 
   /**
-   * A new generation from a snapshot written to `staged` (a temporary name
-   * in the backup directory, removed before returning). `afterPasswordChange`:
+   * A new generation: read from the database in place when it is at rest
+   * (see #inPlace), else from a snapshot written to `staged` (a temporary
+   * name in the backup directory, removed before returning). `afterPasswordChange`:
    * the generation is full and every generation under another key is deleted
    * once it commits. `then`: given the snapshot once the generation has
    * committed (still on disk, e.g. to send to targets), its answer goes in the result.
@@ -80,7 +81,7 @@ export class Generations {
     // Derived while the file is read (or copied).
     const key = c.copies.sourceKey(secret);
     key.catch(() => {});
-    // Room for a snapshot copy and a generation as large: what a full generation read in place may need too.
+    // Room for a snapshot copy and a generation as large (one read in place needs far less: checked the same).
     await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
     // A database at rest is read in place, with no copy, for a generation that reads little twice: not the first or
     // one after a password change (full: seconds of reading with this process's writers held off; a copy holds them
