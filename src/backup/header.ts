@@ -7,6 +7,7 @@
  */
 import type { CipherSettings } from '../engine/cipher.ts';
 import type { FileStore } from '../files/file-store.ts';
+import { hmacOffsetOf } from './page-check.ts';
 
 const SALT_BYTES = 16;
 const IV_BYTES = 16;
@@ -27,10 +28,9 @@ export async function headerBytes(files: FileStore, path: string, key: Uint8Arra
  * file is in WAL mode (read and write versions 2). null: too short to say.
  */
 export async function readHeader(files: FileStore, path: string, key: Uint8Array, settings: Required<CipherSettings>): Promise<{ bytes: number | null; wal: boolean } | null> {
-  const reserve = IV_BYTES + (settings.hmacAlgorithm === 'SHA512' ? 64 : 32);
   const [head, iv] = await Promise.all([
     files.read(path, SALT_BYTES, SPAN),
-    files.read(path, settings.pageSize - reserve, IV_BYTES),
+    files.read(path, hmacOffsetOf(settings) - IV_BYTES, IV_BYTES),
   ]);
   if (head.length < SPAN || iv.length < IV_BYTES) return null;
   const aes = await crypto.subtle.importKey('raw', key.slice(0, 32), 'AES-CBC', false, ['encrypt', 'decrypt']);

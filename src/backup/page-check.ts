@@ -28,7 +28,6 @@ import { bytesEqual } from '../engine/bytes.ts';
 const KDF_HASH: Record<HashAlgorithm, string> = { SHA1: 'SHA-1', SHA256: 'SHA-256', SHA512: 'SHA-512' };
 const HASHER = { SHA1: createSHA1, SHA256: createSHA256, SHA512: createSHA512 };
 const HMAC_BYTES: Record<HashAlgorithm, number> = { SHA1: 20, SHA256: 32, SHA512: 64 };
-const IV_BYTES = 16;
 const SALT_BYTES = 16;
 const CHUNK_BYTES = 4 << 20;
 
@@ -79,8 +78,7 @@ export async function checkPageHmacs(
   fromPage = 1,
 ): Promise<PageCheck> {
   const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
-  const reserve = IV_BYTES + (hmacAlgorithm === 'SHA512' ? 64 : 32);
-  const covered = pageSize - reserve + IV_BYTES; // ciphertext + IV
+  const covered = hmacOffsetOf(settings); // ciphertext + IV
   const macBytes = HMAC_BYTES[hmacAlgorithm];
   const salt = new Uint8Array(SALT_BYTES);
   if (settings.plaintextHeaderSize && settings.salt) salt.set(settings.salt);
