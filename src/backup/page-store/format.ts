@@ -119,6 +119,9 @@ export interface ManifestBody {
   retained: RetainedEntry[];
 }
 
+/** Whether this host stores a Uint32Array as the format does (little-endian): runs are then copied as bytes, not field by field. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 const LOGICAL_FIXED = 8 + 8 + 8 + DIGEST_BYTES + SALT_BYTES + 4 + 4 + 4 + 4;
 
 class Writer {
@@ -135,6 +138,9 @@ class Writer {
   u64(v: number) { this.view.setBigUint64(this.at, BigInt(v), true); this.at += 8; }
   raw(b: Uint8Array) { this.bytes.set(b, this.at); this.at += b.length; }
 }
+
+/** One decoder for every name in every header a listing reads. */
+const UTF8 = new TextDecoder();
 
 /** Thrown by the decoders: the bytes are not a well-formed version-1 manifest. */
 export class FormatError extends Error {}
@@ -161,6 +167,8 @@ class Reader {
     return Number(v);
   }
   raw(n: number) { this.need(n); const v = this.bytes.slice(this.at, this.at + n); this.at += n; return v; }
+  /** The next `n` bytes as a view, not a copy: for what is decoded at once. */
+  view8(n: number) { this.need(n); const v = this.bytes.subarray(this.at, this.at + n); this.at += n; return v; }
 }
 
 export function encodeHeader(h: Omit<ManifestHeader, 'headerLength' | 'version'>): Uint8Array {
@@ -191,7 +199,7 @@ export function encodeHeader(h: Omit<ManifestHeader, 'headerLength' | 'version'>
 export function decodeHeader(bytes: Uint8Array): ManifestHeader | null {
   const r = new Reader(bytes);
   try {
-    const magic = new TextDecoder().decode(r.raw(8));
+    const magic = UTF8.decode(r.view8(8));
     if (magic !== MANIFEST_MAGIC) throw new FormatError('not a page-store manifest (bad magic)');
     const version = r.u8();
     if (version !== FORMAT_VERSION) throw new FormatError(`unsupported manifest version ${version}`);
@@ -202,7 +210,7 @@ export function decodeHeader(bytes: Uint8Array): ManifestHeader | null {
     if (count > 1 << 24) throw new FormatError('implausible pack count');
     const packs: string[] = [];
     for (let i = 0; i < count; i++) {
-      const name = new TextDecoder().decode(r.raw(r.u8()));
+      const name = UTF8.decode(r.view8(r.u8()));
       if (!parsePackName(name)) throw new FormatError(`bad pack name in manifest: ${JSON.stringify(name.slice(0, 80))}`);
       packs.push(name);
     }
@@ -240,7 +248,8 @@ export function encodeBody(body: ManifestBody, logical = encodeLogical(body.logi
   const w = new Writer(logical.length + 4 + body.runs.length * 4 + 4 + body.retained.length * (16 + DIGEST_BYTES));
   w.raw(logical);
   w.u32(body.runs.length / RUN_FIELDS);
-  for (const v of body.runs) w.u32(v);
+  if (LITTLE_ENDIAN) w.raw(new Uint8Array(body.runs.buffer, body.runs.byteOffset, body.runs.byteLength));
+  else for (const v of body.runs) w.u32(v);
   w.u32(body.retained.length);
   for (const e of body.retained) {
     w.u64(e.seq);
@@ -274,10 +283,9 @@ export function decodeBody(bytes: Uint8Array, packCount: number): { body: Manife
   const logicalBytes = bytes.subarray(0, r.at);
   const runCount = r.u32();
   r.need(runCount * RUN_FIELDS * 4);
-  const runs = new Uint32Array(runCount * RUN_FIELDS);
+  const runs = LITTLE_ENDIAN ? new Uint32Array(r.raw(runCount * RUN_FIELDS * 4).buffer) : Uint32Array.from({ length: runCount * RUN_FIELDS }, () => r.u32());
   let next = 1;
   for (let i = 0; i < runs.length; i += RUN_FIELDS) {
-    for (let k = 0; k < RUN_FIELDS; k++) runs[i + k] = r.u32();
     if (runs[i] !== next || runs[i + 1]! < 1 || runs[i + 2]! >= packCount) throw new FormatError('runs do not cover the pages in order');
     next += runs[i + 1]!;
   }
@@ -317,8 +325,8 @@ export function locate(packs: string[], runs: Runs, pageCount: number): { names:
   const pack = new Uint32Array(pageCount);
   const slot = new Uint32Array(pageCount);
   for (let r = 0; r < runs.length; r += RUN_FIELDS) {
-    const [firstPgno, count, p, firstSlot] = [runs[r]!, runs[r + 1]!, runs[r + 2]!, runs[r + 3]!];
-    pack.fill(p, firstPgno - 1, firstPgno - 1 + count);
+    const firstPgno = runs[r]!, count = runs[r + 1]!, firstSlot = runs[r + 3]!;
+    pack.fill(runs[r + 2]!, firstPgno - 1, firstPgno - 1 + count);
     for (let k = 0; k < count; k++) slot[firstPgno - 1 + k] = firstSlot + k;
   }
   return { names: packs, pack, slot };
