@@ -138,7 +138,8 @@ export class NodeFileStore implements FileStore {
       },
       async close() {
         try {
-          fsCallback.fsyncSync(fd);
+          // In the thread pool: the caller may have other work for this thread meanwhile (the page store's next pack).
+          await new Promise<void>((resolve, reject) => fsCallback.fsync(fd, (e) => (e ? reject(e) : resolve())));
           finish();
           await syncDir(nodePath.dirname(path));
         } catch (e) {
