@@ -3,9 +3,9 @@
 // native hashes. Plain JavaScript on purpose: it starts the same from the
 // sources and from dist/, with no loader; and one file, so that whatever
 // copies it beside a bundle copies all of it. Layout as in
-// src/backup/page-check.ts. Imported outside a worker (tests), it only
-// exports pageMacCheck.
-import { parentPort } from 'node:worker_threads';
+// src/backup/page-check.ts. Imported outside the pool's threads (the
+// in-thread checks: nodePageMacs; tests), it only exports pageMacCheck.
+import { parentPort, workerData } from 'node:worker_threads';
 import crypto from 'node:crypto';
 import { openSync, readSync, closeSync } from 'node:fs';
 
@@ -13,7 +13,9 @@ const IV_BYTES = 16;
 const SALT_BYTES = 16;
 const CHUNK_BYTES = 1 << 20;
 
-parentPort?.on('message', (task) => {
+// Only in a thread the pool started: imported in another worker (cipherkeep run in a worker thread, whose
+// messages are its caller's), it must not answer them.
+if (workerData?.cipherkeepPageCheck) parentPort?.on('message', (task) => {
   try {
     parentPort.postMessage({ id: task.id, ...check(task) });
   } catch (e) {

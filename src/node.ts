@@ -1,7 +1,7 @@
 /**
  * cipherkeep for Node and Deno: one engine per thread over the filesystem VFS.
  */
-import { nodePageChecks } from './node-page-check.ts';
+import { nodePageChecks, nodePageMacs } from './node-page-check.ts';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -55,6 +55,7 @@ export function nodeBackupHost(): BackupHost {
     files: new NodeFileStore(),
     open: openDatabase,
     checkPages: pageChecks,
+    pageMacs: nodePageMacs,
     readLock: async (path, timeoutMs) => {
       const { engine, vfsName } = await nodeEngine();
       return engine.hostFor(vfsName).readLock(path, timeoutMs);

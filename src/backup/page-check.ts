@@ -147,18 +147,28 @@ export function hmacOffsetOf(settings: Pick<PageSettings, 'pageSize' | 'hmacAlgo
   return settings.pageSize - (settings.hmacAlgorithm === 'SHA512' ? 64 : 32);
 }
 
-/** A PageVerifier for the file whose salt is `salt`: the same derivation and layout as checkPageHmacs. */
-export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, settings: PageSettings): Promise<PageVerifier> {
+/**
+ * A host's own page MAC check (BackupHost.pageMacs), for the derived HMAC
+ * key: whether the page at `bytes[at]` carries at `covered` the HMAC of its
+ * bytes `skip`…`covered` followed by `pgno` (4 bytes, little-endian). null:
+ * the host has none here, and hash-wasm checks instead.
+ */
+export type PageMacs = (algorithm: HashAlgorithm, hmacKey: Uint8Array, covered: number) => Promise<((bytes: Uint8Array, at: number, skip: number, pgno: number) => boolean) | null>;
+
+/** A PageVerifier for the file whose salt is `salt`: the same derivation and layout as checkPageHmacs; `macs`, the host's faster MAC. */
+export async function createPageVerifier(key: Uint8Array, salt: Uint8Array, settings: PageSettings, macs?: PageMacs): Promise<PageVerifier> {
   const { pageSize, hmacAlgorithm, kdfAlgorithm } = settings;
   const covered = hmacOffsetOf(settings);
   const macBytes = HMAC_BYTES[hmacAlgorithm];
   const base = await crypto.subtle.importKey('raw', key.slice(), 'PBKDF2', false, ['deriveBits']);
   const hmacSalt = salt.slice(0, SALT_BYTES).map((b) => b ^ 0x3a);
-  const hmacKey = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: KDF_HASH[kdfAlgorithm], salt: hmacSalt, iterations: 2 }, base, 256);
-  const hmac = await createHMAC(HASHER[hmacAlgorithm](), new Uint8Array(hmacKey));
+  const hmacKey = new Uint8Array(await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: KDF_HASH[kdfAlgorithm], salt: hmacSalt, iterations: 2 }, base, 256));
+  const skip = page1Skip(settings);
+  const native = await macs?.(hmacAlgorithm, hmacKey, covered).catch(() => null);
+  if (native) return { hmacOffset: covered, check: (page, pgno) => page.length === pageSize && native(page, 0, pgno === 1 ? skip : 0, pgno) };
+  const hmac = await createHMAC(HASHER[hmacAlgorithm](), hmacKey);
   const pgnoBytes = new Uint8Array(4);
   const pgnoView = new DataView(pgnoBytes.buffer);
-  const skip = page1Skip(settings);
   return {
     hmacOffset: covered,
     check(page, pgno) {

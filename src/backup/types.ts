@@ -1,7 +1,7 @@
 /** The shapes the backup service takes and gives: progress, logging, its host, its results. */
 import type { Database, OpenOptions } from '../engine/database.ts';
 import type { CipherSettings, KeyMaterial } from '../engine/cipher.ts';
-import type { PageCheck } from './page-check.ts';
+import type { PageCheck, PageMacs } from './page-check.ts';
 import type { FileStore } from '../files/file-store.ts';
 import type { TargetResult, TargetSpec } from './targets.ts';
 import type { KeyProfile } from './key-profiles.ts';
@@ -44,6 +44,13 @@ export interface BackupHost {
    * threads gone) is no verdict on the file: the in-thread check runs instead.
    */
   checkPages?: PageChecks;
+  /**
+   * Optional: the host's own page MAC, faster than hash-wasm (Node and Deno:
+   * node:crypto's native hashes), for the pages incremental backups check one
+   * by one: changed pages as a generation is made, every page as one is
+   * restored or verified.
+   */
+  pageMacs?: PageMacs;
 }
 
 /** See BackupHost.checkPages. */

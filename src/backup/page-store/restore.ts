@@ -11,6 +11,7 @@ import { locate, manifestName } from './format.ts';
 import { toHex } from '../../engine/bytes.ts';
 import { fingerprintOf, PackReadError, PageGatherer, STRETCH_BYTES, PageChecker, yielder, type OnPageStoreProgress } from './pages.ts';
 import { deriveStoreKeys, type OpenedManifest } from './seal.ts';
+import type { PageMacs } from '../page-check.ts';
 import { checkConsistency, scanStore, type Anchor, type Checked, type GenerationState } from './state.ts';
 
 
@@ -50,6 +51,8 @@ export interface ReadOptions {
   onProgress?: OnPageStoreProgress;
   /** The newest generation the caller saw committed: a store rolled back past it is refused. */
   anchor?: Anchor;
+  /** The host's faster page MAC (BackupHost.pageMacs). */
+  pageMacs?: PageMacs;
 }
 
 export type GenerationVerifyFailure = 'missing' | 'damaged' | 'wrong-key' | 'rolled-back' | 'corrupt';
@@ -92,7 +95,7 @@ export async function restoreGeneration(
   // assembler's buffers outlast one write in flight.
   let writing: Promise<void> = Promise.resolve();
   try {
-    for await (const chunk of assemble(store, dir, manifest, key, true, options.onProgress)) {
+    for await (const chunk of assemble(store, dir, manifest, key, true, options)) {
       await writing;
       writing = writer.write(chunk);
       writing.catch(() => {}); // awaited at the next chunk or below
@@ -118,7 +121,7 @@ export async function* exportGeneration(
   store: FileStore, dir: string, generation: string, key: Uint8Array, options: ReadOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const { manifest } = await resolve(store, dir, generation, key, options.anchor);
-  yield* assemble(store, dir, manifest, key, false, options.onProgress);
+  yield* assemble(store, dir, manifest, key, false, options);
 }
 
 /** Checks a generation without writing: its manifest, its place in the chain, and every page. */
@@ -128,7 +131,7 @@ export async function verifyGeneration(
   try {
     const { manifest, problems } = await resolve(store, dir, generation, key, options.anchor);
     let bytes = 0;
-    for await (const chunk of assemble(store, dir, manifest, key, true, options.onProgress, 'verify')) bytes += chunk.length;
+    for await (const chunk of assemble(store, dir, manifest, key, true, options, 'verify')) bytes += chunk.length;
     return { ok: true, generation: String(manifest.body.logical.seq), pages: manifest.body.logical.pageCount, bytes, problems };
   } catch (e) {
     const reason: GenerationVerifyFailure = e instanceof DatabaseNotFoundError ? 'missing'
@@ -176,11 +179,11 @@ export function parseGeneration(id: string): number {
  * while it takes the next).
  */
 async function* assemble(
-  store: FileStore, dir: string, m: OpenedManifest, key: Uint8Array, reuse: boolean, onProgress?: OnPageStoreProgress,
+  store: FileStore, dir: string, m: OpenedManifest, key: Uint8Array, reuse: boolean, { onProgress, pageMacs }: ReadOptions,
   phase: 'restore' | 'verify' = 'restore',
 ): AsyncGenerator<Uint8Array> {
   const l = m.body.logical;
-  const checker = await PageChecker.create(key, l);
+  const checker = await PageChecker.create(key, l, pageMacs);
   const { names, pack, slot } = locate(m.header.packs, m.body.runs, l.pageCount);
   const pages = new PageGatherer(store, dir, names, pack, slot, l.pageSize);
   const chunkPages = Math.max(1, Math.floor(STRETCH_BYTES / l.pageSize));
