@@ -15,6 +15,7 @@ import {
   type GenerationList, type GenerationVerifyResult, type OnPageStoreProgress, type RetentionSettings,
 } from './page-store/index.ts';
 import { findHead, scanStore } from './page-store/state.ts';
+import { MANIFEST_PREFIX, parseManifestName } from './page-store/format.ts';
 import { deriveStoreKeys } from './page-store/seal.ts';
 import type { JournalMode } from '../engine/database.ts';
 import { keepPreRestore, putInPlace, stagedRestorePath, type RestoreOptions } from './restore.ts';
@@ -57,9 +58,9 @@ export class Generations {
     return c.files.join(backupDir, `${prefix}.${c.files.basename(c.databasePath)}.pages`);
   }
 
-  /** Whether the store holds any generation (of any key). */
+  /** Whether the store holds any generation (of any key): by the names it lists, no manifest read. */
   async any(): Promise<boolean> {
-    return (await scanStore(this.store, this.dir)).manifests.length > 0;
+    return (await this.store.list(this.dir, MANIFEST_PREFIX)).some((f) => parseManifestName(f.name) !== null);
   }
 
   /**
@@ -82,13 +83,16 @@ export class Generations {
     const key = c.copies.sourceKey(secret);
     key.catch(() => {});
     // Room for a snapshot copy and a generation as large (one read in place needs far less: checked the same).
-    await c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
+    const room = c.copies.checkRoom(key, source.size, (bytes) => c.checkFreeSpace(c.files.dirname(this.dir), bytes));
     // A database at rest is read in place, with no copy, for a generation that reads little twice: not the first or
     // one after a password change (full: seconds of reading with this process's writers held off; a copy holds them
     // for its own time only), and not with targets to send a file to. Nor when it was in WAL mode at the last
     // generation: only its key says so, and by then a read in place would have to end in a copy.
-    const inPlace = !then && !afterPasswordChange && (await this.any()) && (await this.keys.readAnchor().catch(() => null))?.journalMode !== 'wal';
-    if (inPlace) {
+    const inPlace = then || afterPasswordChange ? Promise.resolve(false)
+      : Promise.all([this.any(), this.keys.readAnchor().catch(() => null)]).then(([any, anchor]) => any && anchor?.journalMode !== 'wal');
+    inPlace.catch(() => {}); // awaited once there is room
+    await room;
+    if (await inPlace) {
       const made = await this.#inPlace(held, key, onProgress);
       if (made) return made;
     }
@@ -167,7 +171,7 @@ export class Generations {
     const r = await backupGeneration(this.store, this.dir, snapshot, key, c.profile.cipher, {
       now: c.clock(), lock: held.dir, retention: this.retention, journalMode, purgeOtherKeys: afterPasswordChange,
       ...(anchor ? { anchor } : {}), ...(beforeCommit ? { beforeCommit } : {}),
-      full: afterPasswordChange, skipUnchanged: skipUnchanged && !afterPasswordChange, onProgress: asServiceProgress(onProgress),
+      full: afterPasswordChange, skipUnchanged: skipUnchanged && !afterPasswordChange, onProgress: asServiceProgress(onProgress), pageMacs: c.host.pageMacs,
     });
     return { ...r, started };
   }
@@ -246,7 +250,7 @@ export class Generations {
       throw e;
     }
     const anchor = await this.keys.anchorFor(await GenerationKeys.keyIdOf(raw));
-    return verifyGeneration(this.store, this.dir, generation, raw, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(onProgress) });
+    return verifyGeneration(this.store, this.dir, generation, raw, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(onProgress), pageMacs: this.c.host.pageMacs });
   }
 
   /**
@@ -265,7 +269,9 @@ export class Generations {
     try {
       let assembled;
       try {
-        assembled = await restoreGeneration(this.store, this.dir, generation, raw, staged, { ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(options.onProgress) });
+        assembled = await restoreGeneration(this.store, this.dir, generation, raw, staged, {
+          ...(anchor ? { anchor } : {}), onProgress: asServiceProgress(options.onProgress), pageMacs: c.host.pageMacs,
+        });
       } catch (e) {
         if (e instanceof CorruptDatabaseError) return { success: false, error: `generation failed verification: ${e.message}`, errorCode: 'VERIFY_FAILED' };
         throw e;

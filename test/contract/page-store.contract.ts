@@ -304,6 +304,21 @@ export function pageStoreContract(label: string, host: PageStoreTestHost, runner
       await f.db.close();
     });
 
+    it('a backup looks for packs to repack only in every repackEvery-th generation, and then keeps every kept generation exact', async () => {
+      const f = await new Fixture(host).setup(3000);
+      const repacked: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        await f.change(80);
+        const r = await f.backup({ retention: { keepLast: 2 }, repackBelow: 0.95, repackEvery: 3 });
+        if (r.cleanup.repack.packs) repacked.push(r.generation);
+      }
+      // Generations 3 and 6 delete one and look (packs of the deleted ones are mostly dead at 0.95); the others delete without looking.
+      assert.deepEqual(repacked, ['3', '6']);
+      assert.deepEqual(await f.everyRetainedRestores(), ['7', '6']);
+      await assert.rejects(f.backup({ repackEvery: 0 }), { code: 'INVALID_ARGUMENT' });
+      await f.db.close();
+    });
+
     it('refuses bad input with typed errors and writes nothing', async () => {
       const f = await new Fixture(host).setup(100);
       const snap = await f.snapshot();
