@@ -5,7 +5,7 @@
  * to it. A pack is garbage until a committed manifest names it.
  */
 import { CorruptDatabaseError } from '../../engine/errors.ts';
-import type { FileStore } from '../../files/file-store.ts';
+import { readInto, type FileStore } from '../../files/file-store.ts';
 import { newPackName } from './format.ts';
 import { bytesEqual } from '../../engine/bytes.ts';
 
@@ -30,6 +30,7 @@ export class PackWriter {
   /** The pack being written from the other buffer (it never rejects: its failure waits in #failed). */
   #flushing: Promise<void> = Promise.resolve();
   #failed: { error: unknown } | null = null;
+  readonly #readBack = new Uint8Array(READ_BACK_BYTES);
 
   constructor(
     readonly store: FileStore,
@@ -110,10 +111,12 @@ export class PackWriter {
       await writer.abort().catch(() => {});
       throw e;
     }
-    // What the store holds must be what was checked: compare it (in pieces: little garbage) before any manifest names it.
+    // What the store holds must be what was checked: compare it (in pieces, into one buffer: no garbage) before any
+    // manifest names it.
     const size = (await this.store.stat(path))?.size;
     for (let at = 0; at < bytes.length && size === bytes.length; at += READ_BACK_BYTES) {
-      const back = await this.store.read(path, at, Math.min(READ_BACK_BYTES, bytes.length - at));
+      const piece = this.#readBack.subarray(0, Math.min(READ_BACK_BYTES, bytes.length - at));
+      const back = piece.subarray(0, await readInto(this.store, path, at, piece));
       if (!bytesEqual(back, bytes.subarray(at, at + back.length)) || back.length === 0) {
         await this.store.remove(path).catch(() => false);
         throw new CorruptDatabaseError(`pack ${name} read back different from what was written (at byte ${at})`);
