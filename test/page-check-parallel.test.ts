@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { openDatabase, BackupService, NodeFileStore } from '../src/node.ts';
-import { nodePageChecks } from '../src/node-page-check.ts';
-import { checkPageHmacs } from '../src/backup/page-check.ts';
+import { nodePageChecks, nodePageMacs } from '../src/node-page-check.ts';
+import { checkPageHmacs, createPageVerifier } from '../src/backup/page-check.ts';
 import { deriveKey, resolveSettings, type CipherSettings } from '../src/engine/cipher.ts';
 import { sqlcipher4 } from '../src/backup/key-profiles.ts';
 import { fixtureCommand, tempDir } from './helpers.ts';
@@ -36,6 +36,26 @@ const inThread = (file: string, key: Uint8Array, settings: Required<CipherSettin
 };
 
 describe('page checks on every core (Node/Deno worker threads)', () => {
+  it('the host page MAC (nodePageMacs) gives hash-wasm\'s verdict on every page, for SHA1, SHA256 and SHA512', async () => {
+    const dir = tempDir('page-macs');
+    assert.ok(await nodePageMacs('SHA512', new Uint8Array(32), 4032), 'the threads\' script loads here: the native MAC, not hash-wasm, is under test');
+    for (const cipher of [{ ...FAST }, { ...FAST, hmacAlgorithm: 'SHA256', kdfAlgorithm: 'SHA256', pageSize: 1024 }, { ...FAST, hmacAlgorithm: 'SHA1', kdfAlgorithm: 'SHA1', pageSize: 8192 }] as CipherSettings[]) {
+      const { file, key, settings } = await database(dir, cipher, 300);
+      const bytes = new Uint8Array(fs.readFileSync(file));
+      const salt = bytes.subarray(0, 16);
+      const [native, wasm] = await Promise.all([createPageVerifier(key, salt, settings, nodePageMacs), createPageVerifier(key, salt, settings)]);
+      const bad = bytes.slice();
+      bad[settings.pageSize + 5]! ^= 1; // page 2's ciphertext
+      bad[3 * settings.pageSize + native.hmacOffset + 1]! ^= 1; // page 4's MAC
+      const verdicts = (v: typeof native, b: Uint8Array, shift = 0) =>
+        Array.from({ length: b.length / settings.pageSize }, (_, i) => v.check(b.subarray(i * settings.pageSize, (i + 1) * settings.pageSize), i + 1 + shift));
+      for (const [b, shift] of [[bytes, 0], [bad, 0], [bytes, 1]] as const) assert.deepEqual(verdicts(native, b, shift), verdicts(wasm, b, shift), `${settings.hmacAlgorithm}`);
+      assert.ok(verdicts(native, bytes).every(Boolean), `${settings.hmacAlgorithm}: every page passes`);
+      assert.deepEqual(verdicts(native, bad).flatMap((ok, i) => (ok ? [] : [i + 1])), [2, 4], `${settings.hmacAlgorithm}: the damaged pages fail`);
+      assert.ok(verdicts(native, bytes, 1).every((ok) => !ok), 'a page checked at another number fails');
+    }
+  });
+
   it('agree with the in-thread check for SHA1, SHA256 and SHA512, with progress', async () => {
     const dir = tempDir('page-check-parallel');
     for (const cipher of [{ ...FAST }, { ...FAST, hmacAlgorithm: 'SHA256', kdfAlgorithm: 'SHA256', pageSize: 1024 }, { ...FAST, hmacAlgorithm: 'SHA1', kdfAlgorithm: 'SHA1', pageSize: 8192 }] as CipherSettings[]) {
