@@ -14,6 +14,7 @@ import { checkPageHmacs } from '../src/backup/page-check.ts';
 import { copySnapshot, discard, materialize } from '../src/backup/snapshot.ts';
 import { backupGeneration, restoreGeneration } from '../src/backup/page-store/index.ts';
 import { BackupService, NodeFileStore, nodeEngine, openDatabase } from '../src/node.ts';
+import { nodePageMacs } from '../src/node-page-check.ts';
 import type { FileStore } from '../src/files/file-store.ts';
 import { PASSWORD } from './workloads.ts';
 
@@ -78,7 +79,7 @@ async function warmUp(): Promise<void> {
       await backupGeneration(files, `${dir}/store`, `${dir}/s.db`, key, settings, { now: new Date(), retention: { keepLast: 30 } });
     }
     await db.close();
-    await restoreGeneration(files, `${dir}/store`, 'latest', key, `${dir}/r.db`);
+    await restoreGeneration(files, `${dir}/store`, 'latest', key, `${dir}/r.db`, { pageMacs: nodePageMacs });
     copyWithFsync(`${dir}/r.db`, `${dir}/c.db`);
     await checkFile(`${dir}/c.db`);
   } finally {
@@ -101,7 +102,8 @@ if (op === 'full' || op === 'copy' || op === 'copy-verify') {
   fs.rmSync(b, { force: true });
   const memory = memoryFrom();
   const t0 = now();
-  const r = await restoreGeneration(op === 'restore' ? files : withoutReadInto(new NodeFileStore()), a, 'latest', key, b);
+  // With the host's page MAC, as the service's restoreGeneration checks pages.
+  const r = await restoreGeneration(op === 'restore' ? files : withoutReadInto(new NodeFileStore()), a, 'latest', key, b, { pageMacs: nodePageMacs });
   result = { totalMs: now() - t0, ...memory(), ...r };
 } else if (op === 'service-restore') {
   fs.rmSync(b, { recursive: true, force: true });

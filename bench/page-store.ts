@@ -1,15 +1,18 @@
 /**
- * npm run bench:pages [-- --size 500 --days 30 --change 0.01 --reps 3 --mode delete|wal --name page-store --out dir]
+ * npm run bench:pages [-- --size 1000 --days 40 --change 0.01 --reps 3 --mode delete|wal --name page-store --out dir]
  *
  * Incremental backups (the page store) against full ones, side by side on
  * one database (notes-app shaped, written by native SQLCipher, cached under
  * bench/.data/): each day native SQLCipher rewrites rows on `change` of the
  * pages, then the service makes a generation: createBackup({ incremental:
  * true }) from the password, in a fresh process, as a scheduled CLI run
- * does. Measured, each step in a fresh process: the service's full
- * createBackup, and a full backup's bare work (copy + page HMAC check of the
- * whole file); each generation; the store's size after `days` generations;
- * restoring the newest against copying a full backup; peak memory growth.
+ * does, keeping the newest 30 (the service's default): from day 31 each
+ * generation also deletes the oldest, and every 7th looks for packs to
+ * repack. Measured, each step in a fresh process: the service's full
+ * createBackup (at the start and every 10 days: the disk's speed drifts),
+ * and a full backup's bare work (copy + page HMAC check of the whole file);
+ * each generation; the store's size after `days` generations; restoring
+ * the newest against copying a full backup; peak memory growth.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +24,7 @@ import { DATA_DIR, PASSWORD, workload } from './workloads.ts';
 
 const { values } = parseArgs({
   options: {
-    size: { type: 'string', default: '500' }, days: { type: 'string', default: '30' }, change: { type: 'string', default: '0.01' },
+    size: { type: 'string', default: '1000' }, days: { type: 'string', default: '40' }, change: { type: 'string', default: '0.01' },
     reps: { type: 'string', default: '3' }, mode: { type: 'string', default: 'delete' }, name: { type: 'string', default: 'page-store' }, out: { type: 'string' },
   },
 });
@@ -33,6 +36,8 @@ const here = import.meta.dirname;
 const results = path.resolve(values.out ?? path.join(here, 'results'));
 const work = path.join(DATA_DIR, `page-store-work-${process.pid}`);
 const MB = 1024 * 1024;
+/** The service's default: the newest 30 generations (DEFAULT_GENERATION_RETENTION). */
+const RETAINED = 30;
 const PAGE = 4096;
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -76,6 +81,8 @@ function mutate(db: string, fraction: number, pages: number): void {
   }
 }
 
+const storeDir = (backups: string) => path.join(backups, fs.readdirSync(backups).find((n) => n.endsWith('.pages'))!);
+
 function dirBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
 }
@@ -105,15 +112,20 @@ try {
     return { ...r, bytesWritten: r.bytes, pageCount: pages, rssGrowthMB: r.peakRssMB - r.rssBeforeMB };
   };
   const generations: Array<Record<string, any>> = [generation()];
+  let storeAtRetained = NaN;
   console.log(`generation 1 (full): ${generations[0]!.totalMs.toFixed(0)} ms, ${(generations[0]!.bytesWritten / MB).toFixed(1)} MB`);
   for (let day = 1; day < days; day++) {
+    if (day % 10 === 0) services.push(createBackup(live));
     mutate(live, change, pages);
     generations.push(generation());
     const g = generations.at(-1)!;
+    if (generations.length === RETAINED && days > RETAINED) storeAtRetained = dirBytes(storeDir(backups));
     console.log(`generation ${day + 1}: ${g.pagesWritten} pages (${((100 * g.pagesWritten) / g.pageCount).toFixed(2)}%), ${(g.bytesWritten / MB).toFixed(2)} MB, ${g.totalMs.toFixed(0)} ms, +${g.rssGrowthMB.toFixed(1)} MB`);
   }
-  const store = path.join(backups, fs.readdirSync(backups).find((n) => n.endsWith('.pages'))!);
+  const store = storeDir(backups);
   const storeBytes = dirBytes(store);
+  if (generations.length <= RETAINED) storeAtRetained = storeBytes;
+  const kept = Math.min(generations.length, RETAINED);
 
   const restored = path.join(work, 'restored.db');
   const restores = Array.from({ length: reps }, () => step(['restore', store, restored], key));
@@ -131,6 +143,11 @@ try {
   const serviceMs = median(services.map((r) => r.totalMs));
   const incBytes = median(incremental.map((g) => g.bytesWritten));
   const incMs = median(incremental.map((g) => g.totalMs));
+  // From generation 31 each deletes the oldest; the service's every 7th (seq % 7) of those also looks for packs to repack.
+  const steady = incremental.filter((_, i) => i + 2 > RETAINED);
+  const repackDays = steady.filter((_, i) => (i + RETAINED + 1) % 7 === 0);
+  const steadyMs = steady.length ? median(steady.filter((g) => !repackDays.includes(g)).map((g) => g.totalMs)) : NaN;
+  const repackMs = repackDays.length ? Math.max(...repackDays.map((g) => g.totalMs)) : NaN;
   const restoreMs = median(restores.map((r) => r.totalMs));
   const restoreCopyingMs = median(restoresCopying.map((r) => r.totalMs));
   const copyMs = median(copies.map((r) => r.totalMs));
@@ -144,9 +161,14 @@ try {
     incremental: {
       bytesWrittenMedian: incBytes, bytesVsDatabase: +(incBytes / dbBytes).toFixed(4),
       createBackupMsMedian: incMs, timeVsCreateBackup: +(incMs / serviceMs).toFixed(3), timeVsFull: +(incMs / fullMs).toFixed(3),
-      peakRssGrowthMBMax: Math.max(...generations.map((g) => g.rssGrowthMB)),
+      msMax: Math.max(...incremental.map((g) => g.totalMs)),
+      deletingOldestMsMedian: steadyMs, repackDayMsMax: repackMs, fullCreateBackupMsSamples: services.map((r) => Math.round(r.totalMs)),
+      peakRssGrowthMBMax: Math.max(...generations.map((g) => g.rssGrowthMB)), peakRssGrowthMBMedian: median(incremental.map((g) => g.rssGrowthMB)),
     },
-    store: { generations: generations.length, bytes: storeBytes, vsDatabase: +(storeBytes / dbBytes).toFixed(3), fullBackupsWouldBe: +(generations.length).toFixed(0) },
+    store: {
+      generations: generations.length, bytes: storeBytes, vsDatabase: +(storeBytes / dbBytes).toFixed(3), fullBackupsWouldBe: kept,
+      atRetainedBytes: storeAtRetained, atRetainedVsDatabase: +(storeAtRetained / dbBytes).toFixed(3),
+    },
     restore: {
       newestMs: restoreMs, copyFullBackupMs: copyMs, copyAndCheckFullBackupMs: copyVerifyMs,
       serviceRestoreBackupMs: serviceRestore.totalMs,
@@ -169,11 +191,13 @@ try {
     `| first generation (full) | ${f.firstGeneration.ms.toFixed(0)} ms, ${mb(f.firstGeneration.bytes)} | |`,
     `| incremental: bytes written (median) | ${mb(incBytes)} = ${(100 * f.incremental.bytesVsDatabase).toFixed(2)}% of the database | ≤ 2%: ${ok(f.incremental.bytesVsDatabase <= 0.02)} |`,
     // Both from the password in a fresh process: the key derivation (~120 ms alone) is in each.
-    `| incremental: createBackup({ incremental: true }) (median) | ${incMs.toFixed(0)} ms = ${f.incremental.timeVsCreateBackup}x createBackup (${f.incremental.timeVsFull}x copy + page check) | ≤ 0.2x createBackup: ${ok(f.incremental.timeVsCreateBackup <= 0.2)} |`,
-    `| ${generations.length} generations: store size | ${mb(storeBytes)} = ${f.store.vsDatabase}x the database (full backups: ${generations.length}x) | ≤ 1.5x: ${ok(f.store.vsDatabase <= 1.5)} |`,
+    `| incremental: createBackup({ incremental: true }) (median of generations 2–${generations.length}) | ${incMs.toFixed(0)} ms = ${f.incremental.timeVsCreateBackup}x createBackup (${serviceMs.toFixed(0)} ms, median of ${services.length}: ${f.incremental.fullCreateBackupMsSamples.join(', ')}); ${f.incremental.timeVsFull}x copy + page check | ≤ 0.2x createBackup: ${ok(f.incremental.timeVsCreateBackup <= 0.2)} |`,
+    ...(steady.length ? [`| of which, once 30 are kept: deleting the oldest (median) / the weekly repack (max) | ${steadyMs.toFixed(0)} ms = ${(steadyMs / serviceMs).toFixed(3)}x / ${repackMs.toFixed(0)} ms = ${(repackMs / serviceMs).toFixed(2)}x createBackup | |`] : []),
+    `| ${kept} generations: store size | ${mb(storeAtRetained)} = ${f.store.atRetainedVsDatabase}x the database (full backups: ${kept}x) | ≤ 1.5x: ${ok(f.store.atRetainedVsDatabase <= 1.5)} |`,
+    ...(generations.length > RETAINED ? [`| after ${generations.length} days (${RETAINED} kept, the oldest deleted each day): store size | ${mb(storeBytes)} = ${f.store.vsDatabase}x the database (dead pages stay until their pack is half dead: repackBelow) | |`] : []),
     `| restore newest generation (assemble + check every page) | ${restoreMs.toFixed(0)} ms = ${f.restore.vsCopyAndCheck}x copying a full backup + page check (${copyVerifyMs.toFixed(0)} ms); ${f.restore.vsCopy}x a plain copy (${copyMs.toFixed(0)} ms); ${f.restore.vsServiceRestoreBackup}x the service's restoreBackup of a full backup (${serviceRestore.totalMs.toFixed(0)} ms, one run) | ≤ 1.2x: ${ok(f.restore.vsCopyAndCheck <= 1.2)} (vs copy + check) |`,
     `| the same through a store without readInto (a new buffer per read) | ${restoreCopyingMs.toFixed(0)} ms = ${f.restore.withoutReadIntoVsCopyAndCheck}x copy + page check | |`,
-    `| peak memory growth: a generation / a restore / a restore without readInto / a full backup | ${f.incremental.peakRssGrowthMBMax.toFixed(1)} / ${f.restore.peakRssGrowthMB.toFixed(1)} / ${f.restore.withoutReadIntoPeakRssGrowthMB.toFixed(1)} / ${f.fullBackup.peakRssGrowthMB.toFixed(1)} MB | ≤ 64 MB: ${ok(Math.max(f.incremental.peakRssGrowthMBMax, f.restore.peakRssGrowthMB) <= 64)} |`,
+    `| peak memory growth: a generation (median, max) / a restore / a restore without readInto / a full backup | ${f.incremental.peakRssGrowthMBMedian.toFixed(1)}, ${f.incremental.peakRssGrowthMBMax.toFixed(1)} / ${f.restore.peakRssGrowthMB.toFixed(1)} / ${f.restore.withoutReadIntoPeakRssGrowthMB.toFixed(1)} / ${f.fullBackup.peakRssGrowthMB.toFixed(1)} MB | ≤ 64 MB on 500 MB: ${dbBytes < 600 * MB ? ok(Math.max(f.incremental.peakRssGrowthMBMax, f.restore.peakRssGrowthMB) <= 64) : 'see the 500 MB run'} |`,
   ];
   fs.writeFileSync(path.join(results, `${values.name}.txt`), `${lines.join('\n')}\n`);
   fs.writeFileSync(path.join(results, `${values.name}.json`), `${JSON.stringify({ ...figures, generations }, null, 2)}\n`);
