@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { MemoryFileStore, MemoryVFS, openDatabaseWith, type CipherSettings, type FileStore } from '../src/index.ts';
 import { NodeFileStore, nodeBackupHost, nodeEngine } from '../src/node.ts';
-import { planRetention } from '../src/backup/page-store/index.ts';
+import { backupGeneration, planRetention } from '../src/backup/page-store/index.ts';
 import { Fixture, pageStoreContract, readAll, type PageStoreTestHost } from './contract/page-store.contract.ts';
 import { scanStore } from '../src/backup/page-store/state.ts';
 import { pageStoreTamperContract } from './contract/page-store-tamper.contract.ts';
@@ -72,6 +72,24 @@ for (const [label, host] of hosts) {
   pageStoreTamperContract(label, host);
   if (!label.includes('readInto')) pageStoreCrashContract(label, host); // how packs are read changes nothing a crash can reach
 }
+
+describe('page store: a snapshot read that fails', { timeout: 60_000 }, () => {
+  it('while the first pass waits between chunks is the backup\'s error, not an unhandled rejection', async () => {
+    const dir = tempDir('page-store-read-fails');
+    const size = 64 * 4096 * 4; // several of the first pass's chunks
+    let reads = 0;
+    // The first read takes a while (so the pass then yields), the next one comes back short at once.
+    const source = {
+      size,
+      read: async (_offset: number, into: Uint8Array) => (++reads === 1 ? (await new Promise((r) => setTimeout(r, 30)), into.length) : 0),
+    };
+    await assert.rejects(
+      backupGeneration(new NodeFileStore(), path.join(dir, 'store'), source, new Uint8Array(32), {}, { now: new Date() }),
+      (e: Error & { code?: string }) => e.code === 'CORRUPT' && /ended early/.test(e.message),
+    );
+    assert.equal(reads, 2);
+  });
+});
 
 describe('page store retention rules', { timeout: 10_000 }, () => {
   const at = (iso: string, seq: number) => ({ seq, createdAtMs: Date.parse(iso) });

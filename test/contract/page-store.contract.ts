@@ -319,6 +319,42 @@ export function pageStoreContract(label: string, host: PageStoreTestHost, runner
       await f.db.close();
     });
 
+    it('with daily retention, the repackEvery-th generation looks for packs to repack though it deletes nothing itself', async () => {
+      const f = await new Fixture(host).setup(3000);
+      const day = (n: number) => new Date(T0 + n * DAY);
+      await f.change(80);
+      await f.backup({ now: day(0), retention: { keepLast: 0, daily: 2 }, repackBelow: 0.95, repackEvery: 3 });
+      await f.change(80);
+      // The same day: generation 2 drops generation 1 (the newest of a day is kept).
+      const second = await f.backup({ now: day(0), retention: { keepLast: 0, daily: 2 }, repackBelow: 0.95, repackEvery: 3 });
+      assert.deepEqual(second.cleanup.deleted, ['1']);
+      await f.change(80);
+      const third = await f.backup({ now: day(1), retention: { keepLast: 0, daily: 2 }, repackBelow: 0.95, repackEvery: 3 });
+      assert.deepEqual(third.cleanup.deleted, [], 'generation 3 deletes nothing');
+      assert.ok(third.cleanup.repack.packs > 0, 'but looks, and repacks generation 1\'s mostly dead packs');
+      assert.deepEqual(await f.everyRetainedRestores(), ['3', '2']);
+      await f.db.close();
+    });
+
+    it('a manifest renamed into place whose rename then fails keeps its packs: the generation restores', async () => {
+      const f = await new Fixture(host).setup(2000);
+      await f.backup();
+      await f.change(40);
+      // The rename happens, then the store reports a failure (a directory sync that failed after it).
+      const failingAfterRename = new Proxy(f.files, {
+        get: (target, name) => (name === 'rename'
+          ? async (from: string, to: string) => {
+            await target.rename(from, to);
+            throw new Error('directory sync failed');
+          }
+          : typeof target[name as keyof FileStore] === 'function' ? (target[name as keyof FileStore] as Function).bind(target) : target[name as keyof FileStore]),
+      });
+      await assert.rejects(f.backup({}, f.key, failingAfterRename), /directory sync failed/);
+      const v = await verifyGeneration(f.files, f.store, 'latest', f.key);
+      assert.deepEqual([v.ok, v.ok && v.generation], [true, '2'], JSON.stringify(v));
+      await f.db.close();
+    });
+
     it('refuses bad input with typed errors and writes nothing', async () => {
       const f = await new Fixture(host).setup(100);
       const snap = await f.snapshot();

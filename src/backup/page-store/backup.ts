@@ -51,8 +51,8 @@ export interface BackupGenerationOptions {
   repackMaxBytes?: number;
   /**
    * Look for packs to repack only in generations whose number is a multiple
-   * of this that delete one (default 7: weekly, for daily backups; 1: every
-   * one that deletes). Looking reads every retained manifest, and a repack
+   * of this, once any generation was deleted (default 7: weekly, for daily
+   * backups; 1: every time). Looking reads every retained manifest, and a repack
    * rewrites each that names a repacked pack: 30 manifests of 4 MB at 1 GB,
    * 1 s to look and 3-6 s to repack here, where a generation otherwise takes
    * 0.5 s. Packs lose live pages a generation at a time, so a week's wait
@@ -208,6 +208,7 @@ async function generationFrom(
 
   let newPages = 0;
   let committed = false;
+  let discardable = true;
   const pause = yielder();
   try {
     // The new manifest's index of each parent pack, looked up once per pack rather than once per page.
@@ -282,7 +283,11 @@ async function generationFrom(
     const logicalBytes = encodeLogical(logical);
     const digest = await generationDigest(logicalBytes);
     const retained = retainedAfter(parent, { seq, createdAtMs: logical.createdAtMs, digest }, options);
+    const lookForRepack = seq % repackEvery === 0;
     await options.onProgress?.({ phase: 'commit', bytesDone: info.size, bytesTotal: info.size });
+    // From here the packs stay even if this fails: the manifest naming them may be in place (renamed, its directory
+    // not synced), and the next run's collection deletes them if it is not.
+    discardable = false;
     const written = await writeManifest(store, dir, keys, holding, packNames, { logical, runs: toRuns(locPack, locSlot, pageCount), retained }, false, { digest, bytes: logicalBytes });
     committed = true;
     // The store as listed before pass 1 (the lock kept every other writer out), with what this generation added.
@@ -294,7 +299,8 @@ async function generationFrom(
     };
     const cleanup = await cleanupStore(store, dir, raw, keys, holding, {
       scan: listed,
-      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: seq % repackEvery === 0 ? options.repackBelow : 0, repackMaxBytes: options.repackMaxBytes, packBytes, onProgress: options.onProgress, head: written.manifest,
+      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: lookForRepack ? options.repackBelow : 0, repackAlways: lookForRepack && everDeleted(retained, seq),
+      repackMaxBytes: options.repackMaxBytes, packBytes, onProgress: options.onProgress, head: written.manifest,
     });
     return {
       generation: String(seq), seq, digest: toHex(digest), pagesWritten: newPages, bytesWritten: packs.bytesWritten + written.bytes,
@@ -303,7 +309,7 @@ async function generationFrom(
     };
   } catch (e) {
     // Not committed: nothing names these packs (a crash leaves them to the next run's collection).
-    if (!committed) await packs.discard();
+    if (discardable) await packs.discard();
     throw e;
   } finally {
     pause.close();
@@ -336,10 +342,14 @@ async function readFingerprints(
   const salt = new Uint8Array(SALT_BYTES);
   const fingerprintWords = new Uint32Array(fingerprints.buffer, fingerprints.byteOffset, fingerprints.length / 4);
   const step = buffers[0].length;
-  const readAt = async (offset: number, buffer: Uint8Array) => {
+  const readAt = (offset: number, buffer: Uint8Array) => {
     const chunk = buffer.subarray(0, Math.min(step, source.size - offset));
-    if ((await source.read(offset, chunk)) !== chunk.length) throw new CorruptDatabaseError(`snapshot ended early, within bytes ${offset}…${offset + chunk.length}`);
-    return chunk;
+    const read = (async () => {
+      if ((await source.read(offset, chunk)) !== chunk.length) throw new CorruptDatabaseError(`snapshot ended early, within bytes ${offset}…${offset + chunk.length}`);
+      return chunk;
+    })();
+    read.catch(() => {}); // awaited by the next turn, or in `finally`: failing meanwhile is not an unhandled rejection
+    return read;
   };
   const pause = yielder();
   let next: Promise<Uint8Array> | null = null;
@@ -367,6 +377,17 @@ async function readFingerprints(
     await next?.catch(() => {});
     pause.close();
   }
+}
+
+/**
+ * Whether a generation before `seq` is gone (the kept ones do not run from 1
+ * to it): only then can a pack have lost live pages. A backup that looks for
+ * packs to repack looks then even if it deleted nothing itself (with daily
+ * and weekly retention, the generations that delete need not be the ones
+ * whose number is a multiple of repackEvery).
+ */
+function everDeleted(retained: RetainedEntry[], seq: number): boolean {
+  return retained.length < seq;
 }
 
 /**

@@ -284,12 +284,7 @@ export function decodeBody(bytes: Uint8Array, packCount: number): { body: Manife
   const runCount = r.u32();
   r.need(runCount * RUN_FIELDS * 4);
   const runs = LITTLE_ENDIAN ? new Uint32Array(r.raw(runCount * RUN_FIELDS * 4).buffer) : Uint32Array.from({ length: runCount * RUN_FIELDS }, () => r.u32());
-  let next = 1;
-  for (let i = 0; i < runs.length; i += RUN_FIELDS) {
-    if (runs[i] !== next || runs[i + 1]! < 1 || runs[i + 2]! >= packCount) throw new FormatError('runs do not cover the pages in order');
-    next += runs[i + 1]!;
-  }
-  if (next !== pageCount + 1) throw new FormatError('runs do not cover every page');
+  checkRuns(runs, pageCount, packCount);
   const retainedCount = r.u32();
   r.need(retainedCount * (16 + DIGEST_BYTES));
   const retained: RetainedEntry[] = [];
@@ -300,6 +295,16 @@ export function decodeBody(bytes: Uint8Array, packCount: number): { body: Manife
     journalMode: journal === 1 ? 'wal' : 'delete', full: flags === 1, newPages, pageCount, fingerprints,
   };
   return { body: { logical, runs, retained }, logicalBytes };
+}
+
+/** Throws FormatError unless `runs` cover pages 1…pageCount in order, each in one of `packCount` packs. */
+export function checkRuns(runs: Runs, pageCount: number, packCount: number): void {
+  let next = 1;
+  for (let i = 0; i < runs.length; i += RUN_FIELDS) {
+    if (runs[i] !== next || runs[i + 1]! < 1 || runs[i + 2]! >= packCount) throw new FormatError('runs do not cover the pages in order');
+    next += runs[i + 1]!;
+  }
+  if (next !== pageCount + 1) throw new FormatError('runs do not cover every page');
 }
 
 /** Runs from per-page pack indexes and slots (index i is page i+1). */

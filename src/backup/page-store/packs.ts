@@ -114,9 +114,9 @@ export class PackWriter {
     // What the store holds must be what was checked: compare it (in pieces, into one buffer: no garbage) before any
     // manifest names it.
     const size = (await this.store.stat(path))?.size;
-    for (let at = 0; at < bytes.length && size === bytes.length; at += READ_BACK_BYTES) {
+    for (let at = 0, got = 0; at < bytes.length && size === bytes.length; at += got) {
       const piece = this.#readBack.subarray(0, Math.min(READ_BACK_BYTES, bytes.length - at));
-      const back = piece.subarray(0, await readInto(this.store, path, at, piece));
+      const back = piece.subarray(0, (got = await readInto(this.store, path, at, piece)));
       if (!bytesEqual(back, bytes.subarray(at, at + back.length)) || back.length === 0) {
         await this.store.remove(path).catch(() => false);
         throw new CorruptDatabaseError(`pack ${name} read back different from what was written (at byte ${at})`);

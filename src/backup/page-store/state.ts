@@ -7,7 +7,7 @@
 import { CorruptDatabaseError } from '../../engine/errors.ts';
 import type { FileStore, HeldLock } from '../../files/file-store.ts';
 import {
-  decodeHeader, manifestName, parseManifestName, parsePackName, parseTmpName, tmpName, MANIFEST_PREFIX, PACK_PREFIX, type ManifestBody, type ManifestHeader,
+  checkRuns, decodeHeader, manifestName, parseManifestName, parsePackName, parseTmpName, tmpName, MANIFEST_PREFIX, PACK_PREFIX, type ManifestBody, type ManifestHeader,
 } from './format.ts';
 import { bytesEqual, randomHex, toHex } from '../../engine/bytes.ts';
 import { isOpened, openManifest, sealManifest, type OpenedManifest, type OpenFailure, type StoreKeys } from './seal.ts';
@@ -52,23 +52,27 @@ export interface Scan {
 }
 
 const HEADER_PROBE_BYTES = 64 * 1024;
+const HEADERS_AT_ONCE = 8;
 
 export async function scanStore(store: FileStore, dir: string): Promise<Scan> {
-  const reading: Promise<StoredManifest>[] = [];
+  const named: Array<{ seq: number; name: string; path: string; size: number }> = [];
   const tmps: StoredFile[] = [];
-  const [named, packed] = await Promise.all([store.list(dir, MANIFEST_PREFIX), store.list(dir, PACK_PREFIX)]);
-  for (const f of named) {
+  const [listed, packed] = await Promise.all([store.list(dir, MANIFEST_PREFIX), store.list(dir, PACK_PREFIX)]);
+  for (const f of listed) {
     const path = store.join(dir, f.name);
     const seq = parseManifestName(f.name);
     if (seq !== null) {
-      reading.push(readHeader(store, path, f.size).then((h) => ({ seq, name: f.name, path, size: f.size, ...h })));
+      named.push({ seq, name: f.name, path, size: f.size });
       continue;
     }
     const tmp = parseTmpName(f.name);
     if (tmp) tmps.push({ name: f.name, path, size: f.size, token: tmp.token });
   }
-  // Headers read side by side: on a bucket each is a request.
-  const manifests = await Promise.all(reading);
+  // Headers read a few side by side (on a bucket each is a request; too many at once and it refuses some).
+  const manifests: StoredManifest[] = [];
+  for (let i = 0; i < named.length; i += HEADERS_AT_ONCE) {
+    manifests.push(...(await Promise.all(named.slice(i, i + HEADERS_AT_ONCE).map(async (m) => ({ ...m, ...(await readHeader(store, m.path, m.size)) })))));
+  }
   const packs: StoredFile[] = [];
   for (const f of packed) {
     const parsed = parsePackName(f.name);
@@ -237,6 +241,12 @@ export async function writeManifest(
   const seq = body.logical.seq;
   const final = store.join(dir, manifestName(seq));
   const tmp = store.join(dir, tmpName(manifestName(seq), holding.token));
+  // What a reader refuses is never written: runs that miss a page or name no pack.
+  try {
+    checkRuns(body.runs, body.logical.pageCount, packs.length);
+  } catch (e) {
+    throw new CorruptDatabaseError(`${manifestName(seq)} not written: ${(e as Error).message}`);
+  }
   const { header, sealed } = await sealManifest(keys, packs, body, logical.bytes);
   await store.remove(tmp).catch(() => false);
   try {
@@ -252,7 +262,12 @@ export async function writeManifest(
     const back = await store.read(tmp, 0, header.length + sealed.length + 1);
     const same = back.length === header.length + sealed.length && bytesEqual(back.subarray(0, header.length), header) && bytesEqual(back.subarray(header.length), sealed);
     if (!same) throw new CorruptDatabaseError(`manifest ${manifestName(seq)} read back different from what was written`);
-    // The store holds the bytes sealed from `body`: opening them would decrypt and decode 4 MB per 1 GB to get it back.
+    // The store holds the bytes sealed from `body`. A rewrite (rare: retention, repack) replaces a good manifest, so it
+    // is also opened and must be the same generation; a new one is not (4 MB to decrypt and decode per 1 GB).
+    const reopened = replace ? await openManifest(keys, back, seq) : null;
+    if (reopened && (!isOpened(reopened) || !bytesEqual(reopened.digest, logical.digest))) {
+      throw new CorruptDatabaseError(`manifest ${manifestName(seq)} does not open as the generation it rewrites`);
+    }
     const opened: OpenedManifest = { header: decodeHeader(header)!, body, digest: logical.digest };
     await holding.check();
     if (!replace && (await store.stat(final))) throw new CorruptDatabaseError(`${manifestName(seq)} appeared while this generation was being written: is another writer using the store without the lock?`);
