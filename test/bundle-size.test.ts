@@ -57,10 +57,11 @@ describe('bundle size (minified, gzipped)', () => {
 });
 
 describe('the tarball', () => {
-  // 1 MB until off-site targets and incremental backups reached the service, the worker and the command line (1.10 MB then; the engine is 575 kB of it).
-  it('is under 1.2 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
+  // 1 MB until off-site targets and incremental backups reached the service, the worker and the command line (1.10 MB
+  // then; the engine is 575 kB of it); 1.2 MB until the page store's speed-ups and the host page MAC (1.207 MB then).
+  it('is under 1.25 MB and holds the build, its sources, the command, README and LICENSE only', { timeout: 120_000 }, () => {
     const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 110_000 }));
-    assert.ok(pack.size < 1_200_000, `${pack.size} bytes`);
+    assert.ok(pack.size < 1_250_000, `${pack.size} bytes`);
     const files: string[] = pack.files.map((f: { path: string }) => f.path);
     const stray = files.filter((f) => !/^(dist\/|src\/|bin\/cipherkeep\.mjs$|README\.md$|LICENSE$|package\.json$)/.test(f));
     assert.deepEqual(stray, []);
