@@ -207,7 +207,6 @@ async function generationFrom(
   };
 
   let newPages = 0;
-  let committed = false;
   let discardable = true;
   const pause = yielder();
   try {
@@ -289,7 +288,6 @@ async function generationFrom(
     // not synced), and the next run's collection deletes them if it is not.
     discardable = false;
     const written = await writeManifest(store, dir, keys, holding, packNames, { logical, runs: toRuns(locPack, locSlot, pageCount), retained }, false, { digest, bytes: logicalBytes });
-    committed = true;
     // The store as listed before pass 1 (the lock kept every other writer out), with what this generation added.
     const name = manifestName(seq);
     const listed: Scan = {
@@ -308,7 +306,7 @@ async function generationFrom(
       warnings: healed ? [`${healed} unchanged pages were written again: the packs that held them are missing or cut short (see verify)`] : [],
     };
   } catch (e) {
-    // Not committed: nothing names these packs (a crash leaves them to the next run's collection).
+    // Before the manifest write nothing names these packs (a crash leaves them to the next run's collection).
     if (discardable) await packs.discard();
     throw e;
   } finally {

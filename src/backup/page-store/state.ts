@@ -87,7 +87,7 @@ async function readHeader(store: FileStore, path: string, size: number): Promise
     // A header names every pack its generation uses (300 at 1 GB, 16 KB): read in growing prefixes, not the whole file.
     let header = null;
     for (let probe = HEADER_PROBE_BYTES; ; probe *= 4) {
-      header = decodeHeader(await store.read(path, 0, Math.min(probe, size)));
+      header = decodeHeader(await store.read(path, 0, probe));
       if (header || probe >= size) break;
     }
     return header ? { header } : { header: null, headerError: 'truncated manifest header' };
