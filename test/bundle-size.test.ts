@@ -45,9 +45,10 @@ describe('bundle size (minified, gzipped)', () => {
   });
 
   // 70 KiB until the worker carried off-site targets (the S3 client, ~9.5 KiB) and incremental backups (the page store, ~14 KiB): 90.3 KiB then.
-  it('the shipped worker, dist/browser/worker.js, is under 100 KiB of JavaScript', () => {
+  // 100 KiB until the page store's speed-ups and review fixes (98.4 KiB before them, 99.5 after; Deno's gzip gives ~1 KiB more).
+  it('the shipped worker, dist/browser/worker.js, is under 105 KiB of JavaScript', () => {
     const size = kib(fs.readFileSync(path.join(root, 'dist/browser/worker.js')));
-    assert.ok(size < 100, `${size.toFixed(1)} KiB`);
+    assert.ok(size < 105, `${size.toFixed(1)} KiB`);
   });
 
   it('the shipped engine, dist/browser/mc-wa-sqlite.wasm, is under 600 KiB', () => {
