@@ -282,7 +282,7 @@ async function generationFrom(
     const logicalBytes = encodeLogical(logical);
     const digest = await generationDigest(logicalBytes);
     const retained = retainedAfter(parent, { seq, createdAtMs: logical.createdAtMs, digest }, options);
-    const lookForRepack = seq % repackEvery === 0;
+    const lookForRepack = seq % repackEvery === 0 && everDeleted(retained, seq);
     await options.onProgress?.({ phase: 'commit', bytesDone: info.size, bytesTotal: info.size });
     // From here the packs stay even if this fails: the manifest naming them may be in place (renamed, its directory
     // not synced), and the next run's collection deletes them if it is not.
@@ -297,7 +297,7 @@ async function generationFrom(
     };
     const cleanup = await cleanupStore(store, dir, raw, keys, holding, {
       scan: listed,
-      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: lookForRepack ? options.repackBelow : 0, repackAlways: lookForRepack && everDeleted(retained, seq),
+      purgeOtherKeys: !!options.purgeOtherKeys, repackBelow: lookForRepack ? options.repackBelow : 0, repackAlways: lookForRepack,
       repackMaxBytes: options.repackMaxBytes, packBytes, onProgress: options.onProgress, head: written.manifest,
     });
     return {
@@ -379,10 +379,10 @@ async function readFingerprints(
 
 /**
  * Whether a generation before `seq` is gone (the kept ones do not run from 1
- * to it): only then can a pack have lost live pages. A backup that looks for
- * packs to repack looks then even if it deleted nothing itself (with daily
- * and weekly retention, the generations that delete need not be the ones
- * whose number is a multiple of repackEvery).
+ * to it), now or earlier: only then can a pack have lost live pages. A
+ * backup that looks for packs to repack looks then even if it deleted
+ * nothing itself (with daily and weekly retention, the generations that
+ * delete need not be the ones whose number is a multiple of repackEvery).
  */
 function everDeleted(retained: RetainedEntry[], seq: number): boolean {
   return retained.length < seq;
