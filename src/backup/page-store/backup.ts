@@ -159,14 +159,15 @@ async function generationFrom(
   let keyFailed: { error: unknown } | null = null;
   keyed.catch((error: unknown) => void (keyFailed = { error }));
   const fingerprints = new Uint8Array(pageCount * FINGERPRINT_BYTES);
-  const buffer = new Uint8Array(Math.min(Math.max(1, Math.floor(CHUNK_BYTES / s.pageSize)), pageCount) * s.pageSize);
+  /** A buffer of whole pages, about `bytes` long (one page at least, the snapshot at most). */
+  const pagesBuffer = (bytes: number) => new Uint8Array(Math.min(Math.max(1, Math.floor(bytes / s.pageSize)), pageCount) * s.pageSize);
+  const buffer = pagesBuffer(CHUNK_BYTES);
   // The store is listed once the key is there (what follows the key derivation, e.g. reading page 1's header, would
   // otherwise queue behind the listing's hundreds of calls in the host's I/O threads), while pass 1 may still run.
   await store.ensureDir(dir);
   const scanning = keyed.then(() => scanStore(store, dir));
   scanning.catch(() => {}); // awaited below, unless pass 1 fails first
-  const scanBuffers = () => new Uint8Array(Math.min(Math.max(1, Math.floor(SCAN_CHUNK_BYTES / s.pageSize)), pageCount) * s.pageSize);
-  const salt = await readFingerprints(source, s.pageSize, hmacOffset, fingerprints, [scanBuffers(), scanBuffers()], options.onProgress, () => keyFailed);
+  const salt = await readFingerprints(source, s.pageSize, hmacOffset, fingerprints, [pagesBuffer(SCAN_CHUNK_BYTES), pagesBuffer(SCAN_CHUNK_BYTES)], options.onProgress, () => keyFailed);
   const raw = await keyed;
   const keys = await deriveStoreKeys(raw);
 
